@@ -1,0 +1,147 @@
+"""The pipeline config (`slipway.yaml`), validated into typed models with errors naming the bad key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from slipway.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(BaseModel):
+    """The reference dataset, its label and the fixed holdout used by every evaluation."""
+
+    model_config = _STRICT
+    reference: Literal["sklearn:breast_cancer"] = Field(
+        default="sklearn:breast_cancer", description="Built-in reference dataset the schema comes from."
+    )
+    label_column: str = Field(default="target", description="Name of the label column.")
+    holdout_fraction: float = Field(
+        default=0.25, gt=0.0, lt=0.9, description="Share of the reference rows kept out as the holdout."
+    )
+    holdout_seed: int = Field(default=7, description="Seed of the stratified holdout split.")
+
+
+class ValidationConfig(BaseModel):
+    """Which expectation suite gates a batch."""
+
+    model_config = _STRICT
+    suite: Path = Field(
+        default=Path("expectations/breast_cancer.json"),
+        description="Expectation suite JSON, relative to the config file.",
+    )
+
+
+class TrainingConfig(BaseModel):
+    """The training entrypoint (`module:function`) and its parameters."""
+
+    model_config = _STRICT
+    entrypoint: str = Field(
+        default="slipway.examples.breast_cancer:train",
+        description="`module:function` called as fn(request) -> TrainedModel.",
+    )
+    seed: int = Field(default=42, description="Seed passed to the entrypoint.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Free-form entrypoint parameters.")
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _module_colon_function(cls, value: str) -> str:
+        module, sep, func = value.partition(":")
+        if not sep or not module or not func:
+            raise ValueError(f"must look like 'package.module:function', got {value!r}")
+        return value
+
+
+class QualityGateConfig(BaseModel):
+    """Absolute floors on the holdout, and the allowed regression against the champion."""
+
+    model_config = _STRICT
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.9, "roc_auc": 0.95},
+        description="Minimum value per metric on the holdout (metric name -> floor).",
+    )
+    max_regression: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.02, "roc_auc": 0.01},
+        description="How far below the champion a metric may fall (absolute points as a fraction).",
+    )
+
+    @field_validator("thresholds", "max_regression")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        from slipway.evaluation.metrics import METRICS
+
+        unknown = sorted(set(value) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        return value
+
+
+class RegistryConfig(BaseModel):
+    """Where versions are registered."""
+
+    model_config = _STRICT
+    model_name: str = Field(default="breast-cancer-mlp", description="Registered model name.")
+    experiment: str = Field(default="slipway-breast-cancer", description="MLflow experiment for release runs.")
+
+
+class PipelineConfig(BaseModel):
+    """The whole `slipway.yaml`."""
+
+    model_config = _STRICT
+    project: str = Field(default="breast-cancer", description="Project name, shown in reports.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Reference data and holdout.")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig, description="Data gate.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training hand-off.")
+    quality_gate: QualityGateConfig = Field(default_factory=QualityGateConfig, description="Quality gate.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry.")
+    base_dir: Path = Field(
+        default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
+    )
+
+    def suite_path(self) -> Path:
+        """The suite file, resolved against the config's folder."""
+        path = self.validation.suite
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def training_hash(self) -> str:
+        """sha256 of the training section (entrypoint, seed, params) in canonical JSON."""
+        blob = json.dumps(self.training.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{key}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_config(raw: Any, *, source: str, base_dir: Path) -> PipelineConfig:
+    """Validate a parsed YAML document; raises ConfigError naming each bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return PipelineConfig.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config: {_describe(exc)}") from None
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate `slipway.yaml`; raises ConfigError if missing, unparsable or invalid."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (pass --config PATH or set SLIPWAY_CONFIG)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, source=str(path), base_dir=path.resolve().parent)

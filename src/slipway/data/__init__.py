@@ -1,0 +1,1 @@
+"""Data: the reference dataset, its fixed holdout, batch files and the batch generator."""

@@ -1,0 +1,27 @@
+"""Errors every layer raises; the CLI maps them to exit codes and one-line messages."""
+
+from __future__ import annotations
+
+
+class SlipwayError(Exception):
+    """Base of every error Slipway raises on purpose; its message names what is wrong."""
+
+
+class UsageError(SlipwayError):
+    """Bad input from the caller: unreadable file, wrong format, missing or invalid config (exit 2)."""
+
+
+class ConfigError(UsageError):
+    """`slipway.yaml` or a setting is missing or invalid; the message names the key."""
+
+
+class DataFormatError(UsageError):
+    """A data batch cannot be read as a table (missing file, unknown format, unparsable content)."""
+
+
+class ModelContractError(SlipwayError):
+    """A model does not honour the model contract (input/output shapes, loadability)."""
+
+
+class RegistryError(SlipwayError):
+    """The model registry refused an operation or is inconsistent."""

@@ -1,0 +1,73 @@
+"""Process settings (env prefix `SLIPWAY_`): where state lives and which servers to talk to.
+
+Nothing here touches the disk or the network: paths are resolved when asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Slipway keeps state. Every location can be pointed elsewhere by env or by argument."""
+
+    model_config = SettingsConfigDict(env_prefix="SLIPWAY_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".slipway"),
+        description="State folder of the embedded defaults (MLflow SQLite db, artifacts, GX, reports).",
+    )
+    config: Path = Field(
+        default=Path("slipway.yaml"),
+        description="Path of the pipeline config file.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking URI (e.g. http://mlflow:5000). Unset: MLFLOW_TRACKING_URI, "
+            "else SQLite at <home>/mlflow.db."
+        ),
+    )
+    mlflow_artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root for a new experiment. Unset: <home>/mlartifacts on SQLite, server default otherwise.",
+    )
+    gx_dir: Path | None = Field(
+        default=None,
+        description="Great Expectations project folder. Unset: <home>/gx.",
+    )
+    reports_dir: Path | None = Field(
+        default=None,
+        description="Folder for release reports (JSON decisions). Unset: <home>/reports.",
+    )
+
+    def home_path(self) -> Path:
+        """The absolute state folder (not created)."""
+        return self.home.expanduser().resolve()
+
+    def resolved_tracking_uri(self, *, env_uri: str | None) -> str:
+        """Tracking URI to use: explicit setting, then MLFLOW_TRACKING_URI, then local SQLite."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if env_uri:
+            return env_uri
+        return f"sqlite:///{self.home_path() / 'mlflow.db'}"
+
+    def resolved_artifact_location(self, *, tracking_uri: str) -> str | None:
+        """Artifact root for new experiments; None lets an MLflow server choose."""
+        if self.mlflow_artifact_location:
+            return self.mlflow_artifact_location
+        if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
+            return (self.home_path() / "mlartifacts").as_uri()
+        return None
+
+    def gx_path(self) -> Path:
+        """The Great Expectations project folder."""
+        return (self.gx_dir or self.home_path() / "gx").expanduser().resolve()
+
+    def reports_path(self) -> Path:
+        """The release reports folder."""
+        return (self.reports_dir or self.home_path() / "reports").expanduser().resolve()
