@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=None,
         description="Great Expectations project folder. Unset: <home>/gx.",
     )
+    data_docs_dir: Path | None = Field(
+        default=None,
+        description="Folder the Great Expectations Data Docs site is built in. Unset: <home>/data_docs.",
+    )
     reports_dir: Path | None = Field(
         default=None,
         description="Folder for release reports (JSON decisions). Unset: <home>/reports.",
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
     def gx_path(self) -> Path:
         """The Great Expectations project folder."""
         return (self.gx_dir or self.home_path() / "gx").expanduser().resolve()
+
+    def data_docs_path(self) -> Path:
+        """The Data Docs site folder."""
+        return (self.data_docs_dir or self.home_path() / "data_docs").expanduser().resolve()
 
     def reports_path(self) -> Path:
         """The release reports folder."""

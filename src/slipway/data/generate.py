@@ -72,7 +72,7 @@ def corrupt_batch(
         frame.loc[some, ref.label] = 7
     elif kind is Corruption.wrong_type:
         frame[ref.features[2]] = frame[ref.features[2]].astype(object)
-        frame.loc[some, ref.features[2]] = "n/a"
+        frame.loc[some, ref.features[2]] = "twelve"  # a string that CSV readers do not take for NA
     elif kind is Corruption.empty:
         return frame.iloc[0:0]
     elif kind is Corruption.duplicates:

@@ -1,0 +1,45 @@
+# Slipway: `make demo` runs a whole release on embedded defaults; `make test` runs every test tier.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DEMO_DIR ?= .slipway/demo
+
+# Embedded defaults that matter on small machines (see shared api notes): a fresh ephemeral
+# Prefect server needs up to ~30 s on 2 cores; nothing phones home.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export GX_ANALYTICS_ENABLED ?= false
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+
+.PHONY: install demo test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+demo: install ## one whole release on embedded defaults (ephemeral Prefect, SQLite MLflow)
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $$(date +%s)
+	$(BIN)/slipway release --data $(DEMO_DIR)/batch.csv
+
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint ## lint, types, then every test tier (unit, contract, integration, e2e)
+	$(BIN)/pytest
+
+test-fast: install ## unit and contract tests only (no flows, no subprocesses)
+	$(BIN)/pytest -m "not integration and not slow and not e2e"
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .slipway .pytest_cache .mypy_cache .ruff_cache

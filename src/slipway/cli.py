@@ -1,0 +1,195 @@
+"""`slipway` command line: data batches, validation, releases. Errors exit 2 with one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slipway.errors import SlipwayError, UsageError
+
+app = typer.Typer(
+    help="Slipway: validate, train, gate and register ML model releases (Prefect flows over one library).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Make and inspect data batches.", no_args_is_help=True)
+suite_app = typer.Typer(help="Maintain the expectation suite.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(suite_app, name="suite")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Pipeline config file (default: $SLIPWAY_CONFIG or ./slipway.yaml)."),
+]
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from slipway.settings import Settings
+
+    return Settings()
+
+
+def _config_path(config: Path | None) -> Path:
+    return config if config is not None else _settings().config
+
+
+def _err(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+@data_app.command("batch")
+def data_batch(
+    out: Annotated[Path, typer.Option("--out", help="File to write (.csv or .parquet).")],
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Rows to sample from the reference pool.")] = 400,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same batch.")] = 0,
+    drift: Annotated[float, typer.Option("--drift", help="Covariate shift in reference std units (0 = none).")] = 0.0,
+    corrupt: Annotated[
+        str | None,
+        typer.Option(
+            "--corrupt",
+            help="Corruption kind: missing-column, nulls, out-of-range, bad-labels, wrong-type, empty, "
+            "duplicates, flipped-labels.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write a batch: resampled reference rows with jitter, optional drift and corruption."""
+    from slipway.config import load_config
+    from slipway.data.batch_io import write_batch
+    from slipway.data.generate import Corruption, make_batch
+    from slipway.data.reference import load_reference
+
+    kind = None
+    if corrupt is not None:
+        try:
+            kind = Corruption(corrupt)
+        except ValueError:
+            raise UsageError(f"--corrupt {corrupt!r}: unknown kind; one of {[c.value for c in Corruption]}") from None
+    cfg = load_config(_config_path(config))
+    frame = make_batch(load_reference(cfg.data), rows=rows, seed=seed, drift=drift, corrupt=kind)
+    write_batch(frame, out)
+    typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {out}", err=True)
+
+
+@app.command("validate")
+def validate_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Batch file to validate (.csv or .parquet).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a batch against the suite: exit 0 valid, 1 invalid (every failure listed), 2 usage error."""
+    from slipway.config import load_config
+    from slipway.data.batch_io import read_batch
+    from slipway.runtime_env import apply_runtime_defaults
+    from slipway.validation.factory import make_validator
+    from slipway.validation.suite import load_suite, suite_hash
+
+    settings = _settings()
+    apply_runtime_defaults(settings)
+    cfg = load_config(_config_path(config))
+    suite = load_suite(cfg.suite_path())
+    frame = read_batch(data)
+    report = make_validator(settings).validate(
+        frame, suite=suite, suite_hash=suite_hash(suite), run_name=f"validate-{data.stem}"
+    )
+    verdict = "valid" if report.success else "INVALID"
+    typer.echo(f"{data}: {verdict}: {report.rows} rows, {report.evaluated} expectations, {len(report.failures)} failed")
+    for failure in report.failures:
+        typer.echo(f"  - {failure.line()}")
+    if report.data_docs:
+        typer.echo(f"Data Docs: {report.data_docs}")
+    raise typer.Exit(0 if report.success else 1)
+
+
+@app.command("release")
+def release_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Batch file to release from (.csv or .parquet).")],
+    model_uri: Annotated[
+        str | None,
+        typer.Option("--model-uri", help="Accept a model trained elsewhere (runs:/... or models:/...) instead of training."),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object on the last stdout line.")
+    ] = False,
+) -> None:
+    """Run the release flow: exit 0 registered, 1 rejected by a gate, 2 error."""
+    from slipway.release.steps import prepare
+    from slipway.runtime_env import apply_runtime_defaults
+
+    settings = _settings()
+    apply_runtime_defaults(settings)
+    cfg_path = _config_path(config)
+    prepare(config_path=cfg_path, data_path=data, model_uri=model_uri)  # usage errors before Prefect starts
+    from flows.release import release
+
+    result = release(data=str(data), model_uri=model_uri, config_path=str(cfg_path))
+    _print_result(result, as_json=as_json)
+    raise typer.Exit({"rejected": 1, "error": 2}.get(str(result["decision"]), 0))
+
+
+def _print_result(result: dict[str, object], *, as_json: bool) -> None:
+    typer.echo(f"release {result['decision']} at stage {result['stage']}", err=as_json)
+    for reason in result.get("reasons") or []:  # type: ignore[attr-defined]
+        typer.echo(f"  - {reason}", err=as_json)
+    if result.get("model_version"):
+        typer.echo(f"model {result['model_name']} version {result['model_version']} (alias challenger)", err=as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+
+
+@suite_app.command("generate")
+def suite_generate(
+    out: Annotated[Path, typer.Option("--out", help="Suite JSON file to write.")],
+    version: Annotated[int, typer.Option("--version", min=1, help="Suite version to stamp (bump on change).")],
+    margin: Annotated[float, typer.Option("--margin", min=0.0, help="Range padding, as a share of the range.")] = 0.25,
+    min_rows: Annotated[int, typer.Option("--min-rows", min=1, help="Minimum rows a batch must have.")] = 50,
+    max_duplicate_share: Annotated[
+        float, typer.Option("--max-duplicate-share", min=0.0, max=1.0, help="Largest tolerated share of duplicate rows.")
+    ] = 0.05,
+    config: ConfigOpt = None,
+) -> None:
+    """Derive the expectation suite from the reference data (review the diff before committing it)."""
+    from slipway.config import load_config
+    from slipway.data.reference import load_reference
+    from slipway.validation.suite import build_reference_suite, save_suite, suite_hash
+
+    cfg = load_config(_config_path(config))
+    spec = build_reference_suite(
+        load_reference(cfg.data),
+        name=cfg.project.replace("-", "_"),
+        version=version,
+        margin=margin,
+        min_rows=min_rows,
+        max_duplicate_share=max_duplicate_share,
+    )
+    save_suite(spec, out)
+    typer.echo(f"wrote {len(spec.expectations)} expectations to {out} (sha256 {suite_hash(spec)})", err=True)
+
+
+def main() -> None:
+    """Entry point: run the app, turning Slipway errors into `error: ...` and exit code 2."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except SlipwayError as exc:
+        _err(str(exc))
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.Abort:
+        _err("aborted")
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
+        if os.environ.get("SLIPWAY_DEBUG"):
+            raise
+        _err(f"{type(exc).__name__}: {exc} (set SLIPWAY_DEBUG=1 for a traceback)")
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

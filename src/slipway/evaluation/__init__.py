@@ -1,0 +1,1 @@
+"""Holdout evaluation: metrics and model scoring under the model contract."""

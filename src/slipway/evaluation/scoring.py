@@ -1,0 +1,44 @@
+"""Score a model under the model contract, with errors that say how the contract was broken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slipway.errors import ModelContractError
+from slipway.evaluation.metrics import compute_metrics
+
+
+def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
+    """Class probabilities [N, C] from a module that returns logits [N, C]."""
+    import torch
+
+    if not callable(module):
+        raise ModelContractError(f"model is a {type(module).__name__}, not a callable torch module")
+    if hasattr(module, "eval"):
+        module.eval()
+    with torch.no_grad():
+        try:
+            out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        except Exception as exc:  # the model's own code failed: report it as a contract breach
+            raise ModelContractError(
+                f"model failed on input float32[{x.shape[0]}, {x.shape[1]}]: {type(exc).__name__}: {exc}"
+            ) from None
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    logits = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[0] != x.shape[0] or logits.shape[1] < 2:
+        raise ModelContractError(
+            f"model output has shape {list(logits.shape)}; the contract is logits [{x.shape[0]}, n_classes>=2]"
+        )
+    if not np.isfinite(logits).all():
+        raise ModelContractError("model output contains NaN or Inf on the holdout")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+def evaluate(module: Any, *, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Every metric of the module on (x, y)."""
+    return compute_metrics(y, predict_proba(module, x))

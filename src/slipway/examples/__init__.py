@@ -1,0 +1,1 @@
+"""The example ML project Slipway releases out of the box."""

@@ -1,0 +1,1 @@
+"""Quality gate: a pure decision over holdout metrics, the champion's and the configured limits."""

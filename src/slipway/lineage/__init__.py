@@ -1,0 +1,1 @@
+"""Lineage: where a model came from (code, data, suite, config, environment)."""

@@ -1,0 +1,75 @@
+"""Collect lineage facts: git commit and dirty flag, package versions, content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+UNKNOWN = "unknown"
+_PACKAGES = ("torch", "onnx", "mlflow", "prefect", "great_expectations", "slipway")
+
+
+def git_state(repo: Path) -> dict[str, str]:
+    """`{"commit": sha, "dirty": "true"|"false"}`; "unknown" outside a git checkout or without git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": UNKNOWN, "dirty": UNKNOWN}
+    return {"commit": commit, "dirty": "true" if status.strip() else "false"}
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages a model depends on."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = UNKNOWN
+    return out
+
+
+def json_hash(obj: Any) -> str:
+    """sha256 of an object's canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def lineage_tags(
+    *,
+    git: dict[str, str],
+    data_sha256: str,
+    suite_sha256: str,
+    suite_version: int,
+    training_config_sha256: str,
+    training_code_sha256: str | None,
+    holdout_sha256: str,
+    source: str,
+) -> dict[str, str]:
+    """The tag set every registered version carries (keys under `slipway.`)."""
+    tags = {
+        "slipway.git_commit": git["commit"],
+        "slipway.git_dirty": git["dirty"],
+        "slipway.data_sha256": data_sha256,
+        "slipway.suite_sha256": suite_sha256,
+        "slipway.suite_version": str(suite_version),
+        "slipway.training_config_sha256": training_config_sha256,
+        "slipway.training_code_sha256": training_code_sha256 or "n/a (model trained elsewhere)",
+        "slipway.holdout_sha256": holdout_sha256,
+        "slipway.model_source": source,
+    }
+    tags.update({f"slipway.version.{k}": v for k, v in package_versions().items()})
+    return tags

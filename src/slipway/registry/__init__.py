@@ -1,0 +1,1 @@
+"""Model registry: the interface, the MLflow backend, an in-memory fake and the factory."""

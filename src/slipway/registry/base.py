@@ -1,0 +1,67 @@
+"""The model-registry interface. A version is only ever created complete (model + lineage tags)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+RELEASE_KEY_TAG = "slipway.release_key"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version as the pipeline sees it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        """`models:/NAME/VERSION`, loadable by any MLflow client."""
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Everything one registration writes: the model, how it was made, and why it passed."""
+
+    model_name: str
+    module: Any
+    input_example: np.ndarray
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    release_key: str
+    documents: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelRegistry(ABC):
+    """Where released models live; backends receive their clients."""
+
+    @abstractmethod
+    def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
+        """Non-blocking read; None when the model or the alias does not exist."""
+
+    @abstractmethod
+    def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
+        """Non-blocking read; the version registered for this release key, or None."""
+
+    @abstractmethod
+    def load_model(self, *, uri: str) -> Any:
+        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+
+    @abstractmethod
+    def register(self, reg: Registration) -> VersionInfo:
+        """Blocking; idempotent per release key; creates the version with all tags, then sets `challenger`."""
+
+    @abstractmethod
+    def record_rejection(self, reg: Registration, *, stage: str) -> str:
+        """Blocking; logs the rejected attempt (params, metrics, reasons) as a run, registers nothing; run id."""

@@ -1,0 +1,77 @@
+"""In-memory registry with the same contract as the MLflow backend (for fast unit tests)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from slipway.errors import ModelContractError
+from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Registration, VersionInfo
+
+
+class InMemoryRegistry(ModelRegistry):
+    """Keeps versions, aliases and modules in dicts; `models:/NAME/V` and `models:/NAME@ALIAS` resolve."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, list[VersionInfo]] = {}
+        self._modules: dict[tuple[str, str], Any] = {}
+        self._aliases: dict[str, dict[str, str]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def _info(self, name: str, version: str) -> VersionInfo:
+        base = next(v for v in self._versions[name] if v.version == version)
+        aliases = tuple(sorted(a for a, v in self._aliases.get(name, {}).items() if v == version))
+        return VersionInfo(name=name, version=version, run_id=base.run_id, tags=dict(base.tags), aliases=aliases)
+
+    def set_alias(self, *, model_name: str, alias: str, version: str) -> None:
+        """Point an alias at a version (tests use it to crown a champion)."""
+        self._aliases.setdefault(model_name, {})[alias] = version
+
+    def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
+        """Non-blocking read; None when the model or the alias does not exist."""
+        version = self._aliases.get(model_name, {}).get(alias)
+        return None if version is None else self._info(model_name, version)
+
+    def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
+        """Non-blocking read; the version registered for this release key, or None."""
+        for v in self._versions.get(model_name, []):
+            if v.tags.get(RELEASE_KEY_TAG) == release_key:
+                return self._info(model_name, v.version)
+        return None
+
+    def load_model(self, *, uri: str) -> Any:
+        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+        if not uri.startswith("models:/"):
+            raise ModelContractError(f"cannot load {uri!r}: the in-memory registry knows only models:/ URIs")
+        ref = uri.removeprefix("models:/")
+        name, sep, alias = ref.partition("@")
+        version = self._aliases.get(name, {}).get(alias) if sep else None
+        if not sep:
+            name, _, version = ref.partition("/")
+        module = self._modules.get((name, version or ""))
+        if module is None:
+            raise ModelContractError(f"cannot load {uri!r}: no such model version")
+        return copy.deepcopy(module)
+
+    def register(self, reg: Registration) -> VersionInfo:
+        """Blocking; idempotent per release key; creates the version with all tags, then sets `challenger`."""
+        existing = self.find_release(model_name=reg.model_name, release_key=reg.release_key)
+        if existing is None:
+            versions = self._versions.setdefault(reg.model_name, [])
+            version = str(len(versions) + 1)
+            run_id = uuid.uuid4().hex
+            self.runs[run_id] = {"params": reg.params, "metrics": reg.metrics, "documents": reg.documents}
+            tags = {**reg.tags, RELEASE_KEY_TAG: reg.release_key}
+            versions.append(VersionInfo(name=reg.model_name, version=version, run_id=run_id, tags=tags))
+            self._modules[(reg.model_name, version)] = copy.deepcopy(reg.module)
+        else:
+            version = existing.version
+        self.set_alias(model_name=reg.model_name, alias=CHALLENGER, version=version)
+        return self._info(reg.model_name, version)
+
+    def record_rejection(self, reg: Registration, *, stage: str) -> str:
+        """Blocking; logs the rejected attempt (params, metrics, reasons) as a run, registers nothing; run id."""
+        run_id = uuid.uuid4().hex
+        self.runs[run_id] = {"params": reg.params, "metrics": reg.metrics, "documents": reg.documents, "stage": stage}
+        return run_id

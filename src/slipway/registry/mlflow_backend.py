@@ -1,0 +1,126 @@
+"""MLflow backend: runs hold params/metrics/documents, versions carry lineage tags, aliases mark roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slipway.errors import ModelContractError, RegistryError
+from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Registration, VersionInfo
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in params.items()}
+
+
+class MlflowRegistry(ModelRegistry):
+    """Registry on an MLflow tracking server or SQLite store; receives its client."""
+
+    def __init__(self, *, client: Any, tracking_uri: str, experiment: str, artifact_location: str | None) -> None:
+        self._client = client
+        self._tracking_uri = tracking_uri
+        self._experiment = experiment
+        self._artifact_location = artifact_location
+
+    def _to_info(self, mv: Any) -> VersionInfo:
+        return VersionInfo(
+            name=mv.name,
+            version=str(mv.version),
+            run_id=mv.run_id,
+            tags=dict(mv.tags or {}),
+            aliases=tuple(sorted(mv.aliases or ())),
+        )
+
+    def _experiment_id(self) -> str:
+        exp = self._client.get_experiment_by_name(self._experiment)
+        if exp is not None:
+            return str(exp.experiment_id)
+        return str(self._client.create_experiment(self._experiment, artifact_location=self._artifact_location))
+
+    def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
+        """Non-blocking read; None when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._client.get_model_version_by_alias(model_name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise RegistryError(f"registry read of {model_name}@{alias} failed: {exc.message}") from None
+        return self._to_info(mv)
+
+    def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
+        """Non-blocking read; the version registered for this release key, or None."""
+        hits = self._client.search_model_versions(
+            f"name='{model_name}' and tag.`{RELEASE_KEY_TAG}`='{release_key}'",
+            order_by=["version_number ASC"],
+            max_results=1,
+        )
+        if not hits:
+            return None
+        # search results may lack aliases; read the version itself
+        return self._to_info(self._client.get_model_version(model_name, hits[0].version))
+
+    def load_model(self, *, uri: str) -> Any:
+        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        mlflow.set_tracking_uri(self._tracking_uri)
+        try:
+            return mlflow.pytorch.load_model(uri, map_location="cpu")
+        except MlflowException as exc:
+            raise ModelContractError(f"cannot load model {uri!r} as a PyTorch model: {exc.message}") from None
+        except OSError as exc:
+            raise ModelContractError(f"cannot load model {uri!r}: {exc}") from None
+
+    def register(self, reg: Registration) -> VersionInfo:
+        """Blocking; idempotent per release key; creates the version with all tags, then sets `challenger`."""
+        existing = self.find_release(model_name=reg.model_name, release_key=reg.release_key)
+        if existing is None:
+            existing = self._create_version(reg)
+        self._client.set_registered_model_alias(reg.model_name, CHALLENGER, existing.version)
+        return self._to_info(self._client.get_model_version(reg.model_name, existing.version))
+
+    def _log_run(self, reg: Registration, *, run_name: str, extra_tags: dict[str, str]) -> tuple[str, Any]:
+        import mlflow
+        import torch
+
+        mlflow.set_tracking_uri(self._tracking_uri)
+        with mlflow.start_run(experiment_id=self._experiment_id(), run_name=run_name) as run:
+            mlflow.log_params(_flat_params(reg.params))
+            mlflow.log_metrics(reg.metrics)
+            mlflow.set_tags({**reg.tags, **extra_tags, RELEASE_KEY_TAG: reg.release_key})
+            for fname, doc in reg.documents.items():
+                mlflow.log_dict(doc, fname)
+            info = None
+            if reg.module is not None:
+                info = mlflow.pytorch.log_model(
+                    reg.module,
+                    name="model",
+                    input_example=reg.input_example,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                )
+        return run.info.run_id, info
+
+    def _create_version(self, reg: Registration) -> VersionInfo:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        run_id, info = self._log_run(reg, run_name=f"release-{reg.release_key[:12]}", extra_tags={})
+        try:
+            mv = mlflow.register_model(
+                info.model_uri, reg.model_name, tags={**reg.tags, RELEASE_KEY_TAG: reg.release_key}
+            )
+        except MlflowException as exc:
+            raise RegistryError(f"registering {reg.model_name} from run {run_id} failed: {exc.message}") from None
+        return VersionInfo(name=mv.name, version=str(mv.version), run_id=run_id, tags=dict(mv.tags or {}))
+
+    def record_rejection(self, reg: Registration, *, stage: str) -> str:
+        """Blocking; logs the rejected attempt (params, metrics, reasons) as a run, registers nothing; run id."""
+        run_id, _ = self._log_run(
+            reg,
+            run_name=f"rejected-{stage}-{reg.release_key[:12]}",
+            extra_tags={"slipway.decision": "rejected", "slipway.rejected_at": stage},
+        )
+        return run_id

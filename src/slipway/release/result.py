@@ -1,0 +1,35 @@
+"""The release result: the JSON contract of `slipway release --json` and of the flow's return value."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Decision = Literal["registered", "rejected", "promoted", "rolled_back", "error"]
+
+
+class ReleaseResult(BaseModel):
+    """What a release ended in, where, and why."""
+
+    decision: Decision = Field(description="registered | rejected (later: promoted | rolled_back) | error.")
+    stage: str = Field(description="The last stage reached: validation, training, quality_gate, register.")
+    model_version: str | None = Field(default=None, description="Registered version, if any.")
+    model_name: str | None = Field(default=None, description="Registered model name.")
+    reasons: list[str] = Field(default_factory=list, description="Why: failed expectations or gate lines.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Challenger holdout metrics.")
+    champion_version: str | None = Field(default=None, description="Champion compared against, if any.")
+    lineage: dict[str, str] = Field(default_factory=dict, description="Lineage tags of the release.")
+    timings_s: dict[str, float] = Field(default_factory=dict, description="Wall seconds per stage.")
+    cached: list[str] = Field(default_factory=list, description="Stages whose result came from the cache.")
+    data_docs: str | None = Field(default=None, description="Data Docs page of the validation.")
+    mlflow_run_id: str | None = Field(default=None, description="MLflow run holding this attempt.")
+    flow_run_id: str | None = Field(default=None, description="Prefect flow run id.")
+
+    def exit_code(self) -> int:
+        """CLI contract: 0 reached the last stage, 1 a gate rejected it, 2 error."""
+        return {"rejected": 1, "error": 2}.get(self.decision, 0)
+
+    def as_json_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Human-readable renderings of stage results (Markdown for Prefect artifacts and reports)."""

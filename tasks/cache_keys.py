@@ -1,0 +1,28 @@
+"""Cache keys from the content hashes of a stage's real inputs (never from paths or timestamps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.context import TaskRunContext
+
+from slipway.release.steps import ReleaseInputs
+
+
+def _inputs(parameters: dict[str, Any]) -> ReleaseInputs:
+    inputs = parameters["inputs"]
+    if not isinstance(inputs, ReleaseInputs):
+        raise TypeError(f"expected ReleaseInputs, got {type(inputs).__name__}")
+    return inputs
+
+
+def validation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Same data bytes and same suite content -> same validation result."""
+    i = _inputs(parameters)
+    return f"slipway-validate-{i.data_sha256}-{i.suite_sha256}"
+
+
+def training_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Same data bytes, training config and training code -> same model."""
+    i = _inputs(parameters)
+    return f"slipway-train-{i.data_sha256}-{i.training_config_sha256}-{i.training_code_sha256}"
