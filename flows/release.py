@@ -10,16 +10,16 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-
-from slipway.data.reference import load_reference
-from slipway.release.clock import StageClock
-from slipway.release.result import ReleaseResult
-from slipway.release.steps import build_registration
 from tasks.evaluate import evaluate_challenger, evaluate_champion, gate
 from tasks.prepare import prepare_release
 from tasks.register import publish_decision, record_rejection, register
 from tasks.train import import_external, publish_training, train
 from tasks.validate import publish_validation, validate
+
+from slipway.data.reference import load_reference
+from slipway.release.clock import StageClock
+from slipway.release.result import ReleaseResult
+from slipway.release.steps import build_registration
 
 
 def _finish(result: ReleaseResult) -> dict[str, Any]:
@@ -40,12 +40,17 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         report = state.result()
         cached += ["validation"] if state.name == "Cached" else []
         publish_validation(report)
-    base = {"model_name": cfg.registry.model_name, "data_docs": report.data_docs, "cached": cached}
+    result = ReleaseResult(
+        decision="error",
+        stage="validation",
+        model_name=cfg.registry.model_name,
+        data_docs=report.data_docs,
+        cached=cached,
+        timings_s=clock.seconds,
+    )
     if not report.success:
         reasons = [f.line() for f in report.failures]
-        return _finish(
-            ReleaseResult(decision="rejected", stage="validation", reasons=reasons, timings_s=clock.seconds, **base)
-        )
+        return _finish(result.model_copy(update={"decision": "rejected", "reasons": reasons}))
     with clock.stage("training"):
         if model_uri:
             trained = import_external(inputs, model_uri)
@@ -58,34 +63,40 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         publish_training(trained, metrics)
         champion = evaluate_champion(inputs)
         decision = gate(inputs, metrics, champion)
-    ref = load_reference(cfg.data)
     registration = build_registration(
-        inputs, trained=trained, metrics=metrics, gate=decision, validation=report, ref=ref
+        inputs,
+        trained=trained,
+        metrics=metrics,
+        gate=decision,
+        validation=report,
+        ref=load_reference(cfg.data),
     )
-    common = {**base, "metrics": metrics, "champion_version": decision.champion_version, "lineage": registration.tags}
+    result = result.model_copy(
+        update={
+            "stage": "quality_gate",
+            "metrics": metrics,
+            "champion_version": decision.champion_version,
+            "lineage": registration.tags,
+            "reasons": decision.reasons,
+        }
+    )
     if not decision.passed:
         with clock.stage("record_rejection"):
             run_id = record_rejection(inputs, registration, stage="quality_gate")
-        return _finish(
-            ReleaseResult(
-                decision="rejected",
-                stage="quality_gate",
-                reasons=decision.reasons,
-                mlflow_run_id=run_id,
-                timings_s=clock.seconds,
-                **common,
-            )
-        )
+        return _finish(result.model_copy(update={"decision": "rejected", "mlflow_run_id": run_id}))
     with clock.stage("register"):
         version = register(inputs, registration)
     return _finish(
-        ReleaseResult(
-            decision="registered",
-            stage="register",
-            model_version=version.version,
-            reasons=[*decision.reasons, f"registered as version {version.version} with alias challenger"],
-            mlflow_run_id=version.run_id,
-            timings_s=clock.seconds,
-            **common,
+        result.model_copy(
+            update={
+                "decision": "registered",
+                "stage": "register",
+                "model_version": version.version,
+                "mlflow_run_id": version.run_id,
+                "reasons": [
+                    *decision.reasons,
+                    f"registered as version {version.version} with alias challenger",
+                ],
+            }
         )
     )

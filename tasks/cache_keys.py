@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from prefect.context import TaskRunContext
 
 from slipway.release.steps import ReleaseInputs
+from slipway.settings import Settings
 
 
 def _inputs(parameters: dict[str, Any]) -> ReleaseInputs:
@@ -17,9 +19,10 @@ def _inputs(parameters: dict[str, Any]) -> ReleaseInputs:
 
 
 def validation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Same data bytes and same suite content -> same validation result."""
+    """Same data bytes and same suite content (and the same Data Docs site) -> same validation result."""
     i = _inputs(parameters)
-    return f"slipway-validate-{i.data_sha256}-{i.suite_sha256}"
+    site = hashlib.sha256(str(Settings().data_docs_path()).encode()).hexdigest()[:12]
+    return f"slipway-validate-{i.data_sha256}-{i.suite_sha256}-{site}"
 
 
 def training_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from slipway.release.steps import ReleaseInputs, champion_metrics, holdout_metri
 from slipway.reporting.markdown import gate_markdown, gate_rows
 from slipway.settings import Settings
 from slipway.training.base import TrainedModel
+from tasks.retry import transient_only
 
 
 @task(name="evaluate-holdout", cache_policy=NO_CACHE, timeout_seconds=600)
@@ -22,7 +23,14 @@ def evaluate_challenger(inputs: ReleaseInputs, trained: TrainedModel) -> dict[st
     return holdout_metrics(trained.module, ref=load_reference(inputs.config().data))
 
 
-@task(name="evaluate-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], timeout_seconds=600)
+@task(
+    name="evaluate-champion",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=transient_only,
+    timeout_seconds=600,
+)
 def evaluate_champion(inputs: ReleaseInputs) -> tuple[VersionInfo, dict[str, float]] | None:
     """The champion's metrics on the same holdout, or None on a first release."""
     cfg = inputs.config()
@@ -36,5 +44,7 @@ def gate(
     """The decision, published as a table and a Markdown artifact."""
     decision = quality_gate(metrics=metrics, champion=champion, cfg=inputs.config())
     create_table_artifact(key="quality-gate", table=gate_rows(decision), description="Quality gate checks")
-    create_markdown_artifact(key="quality-gate-decision", markdown=gate_markdown(decision), description="Quality gate")
+    create_markdown_artifact(
+        key="quality-gate-decision", markdown=gate_markdown(decision), description="Quality gate"
+    )
     return decision

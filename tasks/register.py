@@ -15,9 +15,17 @@ from slipway.release.result import ReleaseResult
 from slipway.release.steps import ReleaseInputs
 from slipway.reporting.markdown import decision_markdown, registration_markdown
 from slipway.settings import Settings
+from tasks.retry import transient_only
 
 
-@task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], timeout_seconds=600)
+@task(
+    name="register-model",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=transient_only,
+    timeout_seconds=600,
+)
 def register(inputs: ReleaseInputs, registration: Registration) -> VersionInfo:
     """Register the challenger (idempotent per release key) and publish its lineage."""
     settings = Settings()
@@ -30,7 +38,14 @@ def register(inputs: ReleaseInputs, registration: Registration) -> VersionInfo:
     return version
 
 
-@task(name="record-rejection", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], timeout_seconds=600)
+@task(
+    name="record-rejection",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=transient_only,
+    timeout_seconds=600,
+)
 def record_rejection(inputs: ReleaseInputs, registration: Registration, stage: str) -> str:
     """Log the rejected attempt as an MLflow run (no model version is created)."""
     return make_registry(Settings(), inputs.config()).record_rejection(registration, stage=stage)
@@ -39,7 +54,9 @@ def record_rejection(inputs: ReleaseInputs, registration: Registration, stage: s
 @task(name="publish-decision", cache_policy=NO_CACHE)
 def publish_decision(result: ReleaseResult) -> str:
     """The final decision as a Markdown artifact and a JSON report under the state folder."""
-    create_markdown_artifact(key="release-decision", markdown=decision_markdown(result), description="Release")
+    create_markdown_artifact(
+        key="release-decision", markdown=decision_markdown(result), description="Release"
+    )
     folder = Settings().reports_path()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"release-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json"

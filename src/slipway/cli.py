@@ -6,11 +6,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from slipway.errors import SlipwayError, UsageError
+
+if TYPE_CHECKING:
+    from slipway.settings import Settings
 
 app = typer.Typer(
     help="Slipway: validate, train, gate and register ML model releases (Prefect flows over one library).",
@@ -29,7 +32,7 @@ ConfigOpt = Annotated[
 ]
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from slipway.settings import Settings
 
     return Settings()
@@ -48,7 +51,9 @@ def data_batch(
     out: Annotated[Path, typer.Option("--out", help="File to write (.csv or .parquet).")],
     rows: Annotated[int, typer.Option("--rows", min=0, help="Rows to sample from the reference pool.")] = 400,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same batch.")] = 0,
-    drift: Annotated[float, typer.Option("--drift", help="Covariate shift in reference std units (0 = none).")] = 0.0,
+    drift: Annotated[
+        float, typer.Option("--drift", help="Covariate shift in reference std units (0 = none).")
+    ] = 0.0,
     corrupt: Annotated[
         str | None,
         typer.Option(
@@ -70,7 +75,9 @@ def data_batch(
         try:
             kind = Corruption(corrupt)
         except ValueError:
-            raise UsageError(f"--corrupt {corrupt!r}: unknown kind; one of {[c.value for c in Corruption]}") from None
+            raise UsageError(
+                f"--corrupt {corrupt!r}: unknown kind; one of {[c.value for c in Corruption]}"
+            ) from None
     cfg = load_config(_config_path(config))
     frame = make_batch(load_reference(cfg.data), rows=rows, seed=seed, drift=drift, corrupt=kind)
     write_batch(frame, out)
@@ -98,7 +105,9 @@ def validate_cmd(
         frame, suite=suite, suite_hash=suite_hash(suite), run_name=f"validate-{data.stem}"
     )
     verdict = "valid" if report.success else "INVALID"
-    typer.echo(f"{data}: {verdict}: {report.rows} rows, {report.evaluated} expectations, {len(report.failures)} failed")
+    typer.echo(
+        f"{data}: {verdict}: {report.rows} rows, {report.evaluated} expectations, {len(report.failures)} failed"
+    )
     for failure in report.failures:
         typer.echo(f"  - {failure.line()}")
     if report.data_docs:
@@ -111,7 +120,10 @@ def release_cmd(
     data: Annotated[Path, typer.Option("--data", help="Batch file to release from (.csv or .parquet).")],
     model_uri: Annotated[
         str | None,
-        typer.Option("--model-uri", help="Accept a model trained elsewhere (runs:/... or models:/...) instead of training."),
+        typer.Option(
+            "--model-uri",
+            help="Accept a model trained elsewhere (runs:/... or models:/...) instead of training.",
+        ),
     ] = None,
     config: ConfigOpt = None,
     as_json: Annotated[
@@ -138,7 +150,9 @@ def _print_result(result: dict[str, object], *, as_json: bool) -> None:
     for reason in result.get("reasons") or []:  # type: ignore[attr-defined]
         typer.echo(f"  - {reason}", err=as_json)
     if result.get("model_version"):
-        typer.echo(f"model {result['model_name']} version {result['model_version']} (alias challenger)", err=as_json)
+        typer.echo(
+            f"model {result['model_name']} version {result['model_version']} (alias challenger)", err=as_json
+        )
     if as_json:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
 
@@ -146,11 +160,18 @@ def _print_result(result: dict[str, object], *, as_json: bool) -> None:
 @suite_app.command("generate")
 def suite_generate(
     out: Annotated[Path, typer.Option("--out", help="Suite JSON file to write.")],
-    version: Annotated[int, typer.Option("--version", min=1, help="Suite version to stamp (bump on change).")],
-    margin: Annotated[float, typer.Option("--margin", min=0.0, help="Range padding, as a share of the range.")] = 0.25,
+    version: Annotated[
+        int, typer.Option("--version", min=1, help="Suite version to stamp (bump on change).")
+    ],
+    margin: Annotated[
+        float, typer.Option("--margin", min=0.0, help="Range padding, as a share of the range.")
+    ] = 0.25,
     min_rows: Annotated[int, typer.Option("--min-rows", min=1, help="Minimum rows a batch must have.")] = 50,
     max_duplicate_share: Annotated[
-        float, typer.Option("--max-duplicate-share", min=0.0, max=1.0, help="Largest tolerated share of duplicate rows.")
+        float,
+        typer.Option(
+            "--max-duplicate-share", min=0.0, max=1.0, help="Largest tolerated share of duplicate rows."
+        ),
     ] = 0.05,
     config: ConfigOpt = None,
 ) -> None:
@@ -187,7 +208,7 @@ def main() -> None:
     except click.Abort:
         _err("aborted")
         sys.exit(2)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
+    except Exception as exc:
         if os.environ.get("SLIPWAY_DEBUG"):
             raise
         _err(f"{type(exc).__name__}: {exc} (set SLIPWAY_DEBUG=1 for a traceback)")

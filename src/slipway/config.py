@@ -88,7 +88,9 @@ class RegistryConfig(BaseModel):
 
     model_config = _STRICT
     model_name: str = Field(default="breast-cancer-mlp", description="Registered model name.")
-    experiment: str = Field(default="slipway-breast-cancer", description="MLflow experiment for release runs.")
+    experiment: str = Field(
+        default="slipway-breast-cancer", description="MLflow experiment for release runs."
+    )
 
 
 class PipelineConfig(BaseModel):

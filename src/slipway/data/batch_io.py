@@ -16,7 +16,9 @@ def batch_format(path: Path) -> str:
     """The format implied by the file suffix; DataFormatError for an unknown one."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise DataFormatError(f"{path}: unsupported batch format {path.suffix!r}; use one of {sorted(FORMATS)}")
+        raise DataFormatError(
+            f"{path}: unsupported batch format {path.suffix!r}; use one of {sorted(FORMATS)}"
+        )
     return fmt
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,7 @@ import pandas as pd
 from slipway.data.reference import Reference
 
 
-class Corruption(str, Enum):
+class Corruption(StrEnum):
     """Corruption kinds for tests and demos; each must be caught by the validation gate."""
 
     missing_column = "missing-column"

@@ -36,7 +36,7 @@ class Reference:
 def _breast_cancer(label: str) -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
     return frame.rename(columns={"target": label}).astype({label: "int64"})
 
 

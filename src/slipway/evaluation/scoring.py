@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
 
     if not callable(module):
         raise ModelContractError(f"model is a {type(module).__name__}, not a callable torch module")
-    if hasattr(module, "eval"):
+    # torch.export programs (MLflow's pt2 format) are inference graphs with no train/eval switch
+    with contextlib.suppress(AttributeError, NotImplementedError):
         module.eval()
     with torch.no_grad():
         try:

@@ -27,7 +27,9 @@ DEFAULTS: dict[str, Any] = {
 class MLP(nn.Module):
     """Standardise, then Linear/ReLU/Dropout blocks, then class logits."""
 
-    def __init__(self, *, mean: np.ndarray, std: np.ndarray, hidden: list[int], n_classes: int, dropout: float):
+    def __init__(
+        self, *, mean: np.ndarray, std: np.ndarray, hidden: list[int], n_classes: int, dropout: float
+    ):
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
@@ -40,7 +42,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)  # type: ignore[no-any-return]
+        scaled = (x - self.get_buffer("mean")) / self.get_buffer("std")
+        return self.net(scaled)  # type: ignore[no-any-return]
 
 
 def train(request: TrainingRequest) -> TrainedModel:
@@ -57,7 +60,9 @@ def train(request: TrainingRequest) -> TrainedModel:
         n_classes=int(max(2, y.max() + 1)),
         dropout=float(params["dropout"]),
     )
-    opt = torch.optim.Adam(model.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"]))
+    opt = torch.optim.Adam(
+        model.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"])
+    )
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     gen = torch.Generator().manual_seed(request.seed)
     loss_fn = nn.CrossEntropyLoss()

@@ -24,9 +24,10 @@ class MetricCheck(BaseModel):
         verdict = "ok" if self.passed else "FAIL"
         if self.kind == "threshold":
             return f"{verdict}: {self.metric} {self.value:.4f} >= floor {self.limit:.4f}"
+        champion = math.nan if self.champion is None else self.champion
         return (
-            f"{verdict}: {self.metric} {self.value:.4f} >= champion {self.champion:.4f} "
-            f"- margin {self.champion - self.limit:.4f} = {self.limit:.4f}"
+            f"{verdict}: {self.metric} {self.value:.4f} >= champion {champion:.4f} "
+            f"- margin {champion - self.limit:.4f} = {self.limit:.4f}"
         )
 
 
@@ -86,7 +87,9 @@ def decide(
     else:
         reasons.insert(0, f"compared with champion version {champion_version} on the same holdout")
     failed = [c.metric for c in checks if not c.passed]
-    reasons.append("gate passed" if passed else f"gate rejected: {', '.join(sorted(set(failed)))} below limit")
+    reasons.append(
+        "gate passed" if passed else f"gate rejected: {', '.join(sorted(set(failed)))} below limit"
+    )
     return GateDecision(
         passed=passed,
         first_release=champion is None,

@@ -18,7 +18,11 @@ def git_state(repo: Path) -> dict[str, str]:
     """`{"commit": sha, "dirty": "true"|"false"}`; "unknown" outside a git checkout or without git."""
     try:
         commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         status = subprocess.run(
             ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
@@ -45,7 +49,9 @@ def package_versions() -> dict[str, str]:
 
 def json_hash(obj: Any) -> str:
     """sha256 of an object's canonical JSON."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
 
 
 def lineage_tags(

@@ -22,7 +22,9 @@ class InMemoryRegistry(ModelRegistry):
     def _info(self, name: str, version: str) -> VersionInfo:
         base = next(v for v in self._versions[name] if v.version == version)
         aliases = tuple(sorted(a for a, v in self._aliases.get(name, {}).items() if v == version))
-        return VersionInfo(name=name, version=version, run_id=base.run_id, tags=dict(base.tags), aliases=aliases)
+        return VersionInfo(
+            name=name, version=version, run_id=base.run_id, tags=dict(base.tags), aliases=aliases
+        )
 
     def set_alias(self, *, model_name: str, alias: str, version: str) -> None:
         """Point an alias at a version (tests use it to crown a champion)."""
@@ -73,5 +75,10 @@ class InMemoryRegistry(ModelRegistry):
     def record_rejection(self, reg: Registration, *, stage: str) -> str:
         """Blocking; logs the rejected attempt (params, metrics, reasons) as a run, registers nothing; run id."""
         run_id = uuid.uuid4().hex
-        self.runs[run_id] = {"params": reg.params, "metrics": reg.metrics, "documents": reg.documents, "stage": stage}
+        self.runs[run_id] = {
+            "params": reg.params,
+            "metrics": reg.metrics,
+            "documents": reg.documents,
+            "stage": stage,
+        }
         return run_id

@@ -16,7 +16,9 @@ def _flat_params(params: dict[str, Any]) -> dict[str, str]:
 class MlflowRegistry(ModelRegistry):
     """Registry on an MLflow tracking server or SQLite store; receives its client."""
 
-    def __init__(self, *, client: Any, tracking_uri: str, experiment: str, artifact_location: str | None) -> None:
+    def __init__(
+        self, *, client: Any, tracking_uri: str, experiment: str, artifact_location: str | None
+    ) -> None:
         self._client = client
         self._tracking_uri = tracking_uri
         self._experiment = experiment
@@ -35,7 +37,9 @@ class MlflowRegistry(ModelRegistry):
         exp = self._client.get_experiment_by_name(self._experiment)
         if exp is not None:
             return str(exp.experiment_id)
-        return str(self._client.create_experiment(self._experiment, artifact_location=self._artifact_location))
+        return str(
+            self._client.create_experiment(self._experiment, artifact_location=self._artifact_location)
+        )
 
     def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
         """Non-blocking read; None when the model or the alias does not exist."""
@@ -113,7 +117,9 @@ class MlflowRegistry(ModelRegistry):
                 info.model_uri, reg.model_name, tags={**reg.tags, RELEASE_KEY_TAG: reg.release_key}
             )
         except MlflowException as exc:
-            raise RegistryError(f"registering {reg.model_name} from run {run_id} failed: {exc.message}") from None
+            raise RegistryError(
+                f"registering {reg.model_name} from run {run_id} failed: {exc.message}"
+            ) from None
         return VersionInfo(name=mv.name, version=str(mv.version), run_id=run_id, tags=dict(mv.tags or {}))
 
     def record_rejection(self, reg: Registration, *, stage: str) -> str:

@@ -17,10 +17,14 @@ def load_entrypoint(spec: str) -> TrainFn:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"training.entrypoint {spec!r}: cannot import module {module_name!r}: {exc}") from None
+        raise ConfigError(
+            f"training.entrypoint {spec!r}: cannot import module {module_name!r}: {exc}"
+        ) from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ConfigError(f"training.entrypoint {spec!r}: module {module_name!r} has no function {func_name!r}")
+        raise ConfigError(
+            f"training.entrypoint {spec!r}: module {module_name!r} has no function {func_name!r}"
+        )
     return cast(TrainFn, func)
 
 

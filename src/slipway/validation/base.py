@@ -45,5 +45,7 @@ class DataValidator(ABC):
     name: str = "abstract"
 
     @abstractmethod
-    def validate(self, frame: pd.DataFrame, *, suite: SuiteSpec, suite_hash: str, run_name: str) -> ValidationReport:
+    def validate(
+        self, frame: pd.DataFrame, *, suite: SuiteSpec, suite_hash: str, run_name: str
+    ) -> ValidationReport:
         """Blocking; pure w.r.t. the data (same input, same report); never raises on bad data, reports it."""

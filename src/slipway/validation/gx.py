@@ -76,10 +76,12 @@ class GreatExpectationsValidator(DataValidator):
             )
         return context
 
-    def validate(self, frame: pd.DataFrame, *, suite: SuiteSpec, suite_hash: str, run_name: str) -> ValidationReport:
+    def validate(
+        self, frame: pd.DataFrame, *, suite: SuiteSpec, suite_hash: str, run_name: str
+    ) -> ValidationReport:
         """Blocking (~0.5 s after import); idempotent; writes a Data Docs page per run."""
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction
         from great_expectations.core.result_format import ResultFormat
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -96,7 +98,9 @@ class GreatExpectationsValidator(DataValidator):
         ]
         gx_suite = context.suites.add_or_update(
             gx.ExpectationSuite(
-                name=suite.name, expectations=expectations, meta={"slipway_version": suite.version, "sha256": suite_hash}
+                name=suite.name,
+                expectations=expectations,
+                meta={"slipway_version": suite.version, "sha256": suite_hash},
             )
         )
         vd = context.validation_definitions.add_or_update(

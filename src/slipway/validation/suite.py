@@ -68,7 +68,9 @@ def load_suite(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: invalid suite at {key}: {first['msg']}") from None
     unknown = sorted({e.type for e in spec.expectations} - SUPPORTED_TYPES)
     if unknown:
-        raise ConfigError(f"{path}: unsupported expectation type(s) {unknown}; supported: {sorted(SUPPORTED_TYPES)}")
+        raise ConfigError(
+            f"{path}: unsupported expectation type(s) {unknown}; supported: {sorted(SUPPORTED_TYPES)}"
+        )
     return spec
 
 
@@ -100,16 +102,24 @@ def build_reference_suite(
         pad = (hi - lo) * margin
         exps += [
             ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": col}),
-            ExpectationSpec(type="expect_column_values_to_be_of_type", kwargs={"column": col, "type_": "float64"}),
+            ExpectationSpec(
+                type="expect_column_values_to_be_of_type", kwargs={"column": col, "type_": "float64"}
+            ),
             ExpectationSpec(
                 type="expect_column_values_to_be_between",
-                kwargs={"column": col, "min_value": round(max(0.0, lo - pad), 6), "max_value": round(hi + pad, 6)},
+                kwargs={
+                    "column": col,
+                    "min_value": round(max(0.0, lo - pad), 6),
+                    "max_value": round(hi + pad, 6),
+                },
                 meta={"reference_min": lo, "reference_max": hi, "margin": margin},
             ),
         ]
     exps += [
         ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": ref.label}),
-        ExpectationSpec(type="expect_column_values_to_be_of_type", kwargs={"column": ref.label, "type_": "int64"}),
+        ExpectationSpec(
+            type="expect_column_values_to_be_of_type", kwargs={"column": ref.label, "type_": "int64"}
+        ),
         ExpectationSpec(
             type="expect_column_values_to_be_in_set",
             kwargs={"column": ref.label, "value_set": sorted(int(v) for v in ref.pool[ref.label].unique())},
