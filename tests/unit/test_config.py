@@ -39,7 +39,7 @@ def test_suite_path_resolves_against_the_config_folder_not_the_cwd(
 ) -> None:
     sub = tmp_path / "proj"
     sub.mkdir()
-    path = _write(sub, "validation: {suite: suites/s.json}\n")
+    _write(sub, "validation: {suite: suites/s.json}\n")
     monkeypatch.chdir(tmp_path)
     assert load_config(Path("proj/slipway.yaml")).suite_path() == (sub / "suites" / "s.json").resolve()
 

@@ -211,6 +211,17 @@ def test_non_finite_output_is_a_contract_error(module: nn.Module) -> None:
         predict_proba(module, _x(4))
 
 
+def test_output_that_is_not_a_tensor_is_a_contract_error() -> None:
+    class DictOut(nn.Module):  # e.g. a Hugging Face style model returning {"logits": ...}
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"logits": torch.zeros(x.shape[0], 2)}
+
+    with pytest.raises(
+        ModelContractError, match=r"output is a dict, not a logits tensor \[4, n_classes>=2\]"
+    ):
+        predict_proba(DictOut(), _x(4))
+
+
 def test_non_callable_model_is_a_contract_error() -> None:
     with pytest.raises(ModelContractError, match="not a callable torch module"):
         predict_proba({"weights": [1, 2]}, _x(2))

@@ -29,7 +29,12 @@ def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
             ) from None
     if isinstance(out, (tuple, list)):
         out = out[0]
-    logits = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
+    try:
+        logits = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # e.g. a dict of outputs: not a logits tensor
+        raise ModelContractError(
+            f"model output is a {type(out).__name__}, not a logits tensor [{x.shape[0]}, n_classes>=2]: {exc}"
+        ) from None
     if logits.ndim != 2 or logits.shape[0] != x.shape[0] or logits.shape[1] < 2:
         raise ModelContractError(
             f"model output has shape {list(logits.shape)}; the contract is logits [{x.shape[0]}, n_classes>=2]"

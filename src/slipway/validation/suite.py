@@ -61,11 +61,12 @@ def load_suite(path: Path) -> SuiteSpec:
     if not path.is_file():
         raise ConfigError(f"expectation suite not found: {path} (validation.suite in slipway.yaml)")
     try:
-        spec = SuiteSpec.model_validate_json(path.read_text())
+        spec = SuiteSpec.model_validate_json(path.read_bytes())
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: invalid suite at {key}: {first['msg']}") from None
+        where = f"at {key}" if key else "(not valid JSON)"
+        raise ConfigError(f"{path}: invalid suite {where}: {first['msg']}") from None
     unknown = sorted({e.type for e in spec.expectations} - SUPPORTED_TYPES)
     if unknown:
         raise ConfigError(

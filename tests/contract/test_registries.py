@@ -1,0 +1,388 @@
+"""One registry contract, run against the in-memory fake and the MLflow backend (SQLite store).
+
+The pipeline only talks to `ModelRegistry`; the fake stands in for MLflow in fast tests, so both must
+behave the same for every case below. Subclasses only say how to build the registry and how to crown
+a champion (the one write the pipeline itself never does).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from slipway.config import PipelineConfig
+from slipway.data.generate import make_batch
+from slipway.data.reference import load_reference
+from slipway.errors import ModelContractError
+from slipway.evaluation.scoring import predict_proba
+from slipway.examples.breast_cancer import train
+from slipway.registry.base import CHALLENGER, CHAMPION, RELEASE_KEY_TAG, ModelRegistry, Registration
+from slipway.registry.fake import InMemoryRegistry
+from slipway.training.base import TrainingRequest
+
+NAME = "contract-model"
+TAGS = {
+    "slipway.git_commit": "0123456789abcdef0123456789abcdef01234567",
+    "slipway.data_sha256": "d" * 64,
+    "slipway.quality_gate": "passed",
+    "team": "ml-platform",
+}
+PARAMS: dict[str, Any] = {"epochs": 2, "hidden": [8, 4], "lr": 0.01, "entrypoint": "pkg.mod:train"}
+METRICS = {"holdout_accuracy": 0.93, "holdout_roc_auc": 0.975, "holdout_f1": 0.94, "train_loss": 0.31}
+DOCUMENTS: dict[str, Any] = {
+    "slipway/quality_gate.json": {"passed": True, "reasons": ["first release", "gate passed"]},
+    "slipway/validation.json": {"success": True, "failed": []},
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # tiny models: intra-op threads only fight other processes for the cores
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def holdout_x() -> np.ndarray:
+    x, _ = load_reference(PipelineConfig().data).holdout_xy()
+    return x
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    """The example MLP, trained for 2 epochs on a few rows: real architecture, float32 [N,30] -> [N,2]."""
+    ref = load_reference(PipelineConfig().data)
+    frame = make_batch(ref, rows=48, seed=0)
+    request = TrainingRequest(
+        frame=frame, features=ref.features, label=ref.label, params={"epochs": 2, "hidden": [8, 4]}, seed=0
+    )
+    return train(request).module
+
+
+def registration(
+    module: nn.Module | None, x: np.ndarray, *, key: str, name: str = NAME, tags: dict[str, str] | None = None
+) -> Registration:
+    return Registration(
+        model_name=name,
+        module=module,
+        input_example=x[:2],
+        params=dict(PARAMS),
+        metrics=dict(METRICS),
+        tags=dict(TAGS if tags is None else tags),
+        release_key=key,
+        documents=copy.deepcopy(DOCUMENTS),
+    )
+
+
+def outputs(module: Any, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return np.asarray(module(torch.from_numpy(x)).numpy())
+
+
+class RegistryContract(ABC):
+    """The behaviour every `ModelRegistry` backend must show. Not collected itself (no `Test` prefix)."""
+
+    @pytest.fixture
+    @abstractmethod
+    def registry(self, tmp_path: Path) -> ModelRegistry:
+        """A fresh, empty registry."""
+
+    @abstractmethod
+    def crown(self, registry: ModelRegistry, name: str, version: str) -> None:
+        """Point the champion alias at a version, the way this backend's operator would."""
+
+    # -- reads on an empty registry ------------------------------------------------------------------
+
+    def test_get_alias_of_unknown_model_is_none(self, registry: ModelRegistry) -> None:
+        assert registry.get_alias(model_name="no-such-model", alias=CHAMPION) is None
+        assert registry.get_alias(model_name="no-such-model", alias=CHALLENGER) is None
+
+    def test_find_release_of_unknown_model_is_none(self, registry: ModelRegistry) -> None:
+        assert registry.find_release(model_name="no-such-model", release_key="k" * 64) is None
+
+    @pytest.mark.parametrize(
+        "uri",
+        [
+            "models:/no-such-model/1",
+            "models:/no-such-model@champion",
+            "runs:/0123456789abcdef0123456789abcdef/model",
+            "not-a-model-uri",
+        ],
+    )
+    def test_load_unknown_uri_raises_contract_error_naming_it(
+        self, registry: ModelRegistry, uri: str
+    ) -> None:
+        with pytest.raises(ModelContractError) as exc:
+            registry.load_model(uri=uri)
+        assert uri in str(exc.value)
+
+    # -- register --------------------------------------------------------------------------------------
+
+    def test_register_creates_version_one_with_every_tag_and_challenger(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        v = registry.register(registration(model, holdout_x, key="key-1"))
+        assert (v.name, v.version) == (NAME, "1")
+        assert v.uri == f"models:/{NAME}/1"
+        assert v.run_id
+        for tag, value in TAGS.items():
+            assert v.tags.get(tag) == value, tag
+        assert v.tags[RELEASE_KEY_TAG] == "key-1"
+        assert CHALLENGER in v.aliases
+        assert CHAMPION not in v.aliases
+
+        challenger = registry.get_alias(model_name=NAME, alias=CHALLENGER)
+        assert challenger is not None
+        assert (challenger.version, challenger.run_id) == ("1", v.run_id)
+        assert challenger.tags == v.tags
+        # the model exists now, but nobody has crowned a champion
+        assert registry.get_alias(model_name=NAME, alias=CHAMPION) is None
+        assert registry.get_alias(model_name=NAME, alias="no-such-alias") is None
+
+        found = registry.find_release(model_name=NAME, release_key="key-1")
+        assert found is not None
+        assert found.version == "1"
+        assert CHALLENGER in found.aliases
+        assert registry.find_release(model_name=NAME, release_key="key-other") is None
+
+    def test_register_is_idempotent_per_release_key(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        first = registry.register(registration(model, holdout_x, key="key-1"))
+        # a retry (same inputs, same key) returns the same version and writes no new one
+        again = registry.register(registration(model, holdout_x, key="key-1"))
+        assert again.version == first.version == "1"
+        assert again.run_id == first.run_id
+        found = registry.find_release(model_name=NAME, release_key="key-1")
+        assert found is not None and found.version == "1"
+
+        # a different key is a different release: the next version is 2, so the retry created none
+        second = registry.register(registration(model, holdout_x, key="key-2"))
+        assert second.version == "2"
+        assert second.tags[RELEASE_KEY_TAG] == "key-2"
+        challenger = registry.get_alias(model_name=NAME, alias=CHALLENGER)
+        assert challenger is not None and challenger.version == "2"
+
+        # re-running release 1 completes it again: same version, challenger back on it
+        retried = registry.register(registration(model, holdout_x, key="key-1"))
+        assert retried.version == "1"
+        challenger = registry.get_alias(model_name=NAME, alias=CHALLENGER)
+        assert challenger is not None and challenger.version == "1"
+        found_2 = registry.find_release(model_name=NAME, release_key="key-2")
+        assert found_2 is not None and found_2.version == "2"
+
+    # -- load ------------------------------------------------------------------------------------------
+
+    def test_load_model_by_version_reproduces_the_outputs(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        original = copy.deepcopy(model)
+        expected = outputs(original, holdout_x)
+        v = registry.register(registration(original, holdout_x, key="key-1"))
+        # what was registered is frozen: later changes to the trainer's module do not leak in
+        with torch.no_grad():
+            for p in original.parameters():
+                p.zero_()
+
+        loaded = registry.load_model(uri=v.uri)
+        # a batch size other than the input example's, through the same scoring path as the gate
+        got = outputs(loaded, holdout_x)
+        assert got.shape == (len(holdout_x), 2)
+        assert got.dtype == np.float32
+        assert np.allclose(got, expected, atol=1e-5)
+        assert np.allclose(predict_proba(loaded, holdout_x), predict_proba(model, holdout_x), atol=1e-6)
+
+        # a version the model does not have
+        missing = f"models:/{NAME}/99"
+        with pytest.raises(ModelContractError) as exc:
+            registry.load_model(uri=missing)
+        assert missing in str(exc.value)
+
+    def test_load_model_by_champion_alias_after_crown(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        v = registry.register(registration(model, holdout_x, key="key-1"))
+        champion_uri = f"models:/{NAME}@{CHAMPION}"
+        with pytest.raises(ModelContractError) as exc:
+            registry.load_model(uri=champion_uri)
+        assert champion_uri in str(exc.value)
+
+        self.crown(registry, NAME, v.version)
+
+        champion = registry.get_alias(model_name=NAME, alias=CHAMPION)
+        assert champion is not None
+        assert champion.version == v.version
+        assert set(champion.aliases) >= {CHAMPION, CHALLENGER}
+        loaded = registry.load_model(uri=champion_uri)
+        assert np.allclose(outputs(loaded, holdout_x), outputs(model, holdout_x), atol=1e-5)
+
+    # -- rejection -------------------------------------------------------------------------------------
+
+    def test_record_rejection_returns_a_run_and_registers_nothing(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        reg = registration(
+            model, holdout_x, key="rejected-key", tags={**TAGS, "slipway.quality_gate": "rejected"}
+        )
+        run_id = registry.record_rejection(reg, stage="quality_gate")
+        assert isinstance(run_id, str) and run_id
+        assert registry.find_release(model_name=NAME, release_key="rejected-key") is None
+        assert registry.get_alias(model_name=NAME, alias=CHALLENGER) is None
+        with pytest.raises(ModelContractError):
+            registry.load_model(uri=f"models:/{NAME}/1")
+        # each rejection is its own record
+        assert registry.record_rejection(reg, stage="quality_gate") != run_id
+
+
+# -- backends ----------------------------------------------------------------------------------------
+
+
+class TestInMemoryRegistry(RegistryContract):
+    @pytest.fixture
+    def registry(self, tmp_path: Path) -> ModelRegistry:
+        return InMemoryRegistry()
+
+    def crown(self, registry: ModelRegistry, name: str, version: str) -> None:
+        assert isinstance(registry, InMemoryRegistry)
+        registry.set_alias(model_name=name, alias=CHAMPION, version=version)
+
+
+@pytest.fixture(scope="module")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow SQLite store; copying it saves the ~1.5 s migration per test."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()  # creates and migrates the tables
+    return path
+
+
+@pytest.fixture
+def mlflow_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template_db: Path
+) -> Iterator[tuple[Any, Any]]:
+    """(MlflowRegistry, MlflowClient) on a fresh SQLite store; restores MLflow's process-global URI."""
+    import mlflow
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    from mlflow import MlflowClient
+
+    from slipway.registry.mlflow_backend import MlflowRegistry
+
+    # the backend calls mlflow.set_tracking_uri, which also exports MLFLOW_TRACKING_URI to os.environ:
+    # keep both from leaking a deleted temp store into later tests
+    previous = tracking_utils._tracking_uri
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    # anything MLflow writes to a default location (./mlruns) lands here, where a test can see it
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    shutil.copyfile(mlflow_template_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    registry = MlflowRegistry(
+        client=client, tracking_uri=uri, experiment="contract", artifact_location=(tmp_path / "art").as_uri()
+    )
+    yield registry, client
+    if mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.mark.integration
+class TestMlflowRegistry(RegistryContract):
+    @pytest.fixture
+    def registry(self, mlflow_store: tuple[Any, Any]) -> ModelRegistry:
+        registry, self.client = mlflow_store
+        return registry  # type: ignore[no-any-return]
+
+    def crown(self, registry: ModelRegistry, name: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, CHAMPION, version)
+
+
+@pytest.mark.integration
+class TestMlflowRunRecords:
+    """What only MLflow keeps: the run behind a version, with params, metrics, tags and documents."""
+
+    def test_version_run_holds_params_metrics_tags_and_documents(
+        self, mlflow_store: tuple[Any, Any], model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        registry, client = mlflow_store
+        v = registry.register(registration(model, holdout_x, key="key-1"))
+
+        run = client.get_run(v.run_id)
+        assert run.data.metrics == METRICS
+        # params are flattened to strings; structured values as canonical JSON
+        assert run.data.params == {
+            "epochs": "2",
+            "hidden": "[8, 4]",
+            "lr": "0.01",
+            "entrypoint": "pkg.mod:train",
+        }
+        for tag, value in TAGS.items():
+            assert run.data.tags[tag] == value
+        assert run.data.tags[RELEASE_KEY_TAG] == "key-1"
+        assert "slipway.decision" not in run.data.tags
+
+        # the registered version points at this run and the model files sit under the temp store
+        mv = client.get_model_version(NAME, v.version)
+        assert mv.run_id == v.run_id
+        assert mv.tags[RELEASE_KEY_TAG] == "key-1"
+
+        docs = sorted(a.path for a in client.list_artifacts(v.run_id, "slipway"))
+        assert docs == sorted(DOCUMENTS)
+        for doc in DOCUMENTS:
+            path = client.download_artifacts(v.run_id, doc, str(tmp_path / "dl"))
+            assert json.loads(Path(path).read_text()) == DOCUMENTS[doc]
+        # every file went under the configured artifact location, none to a default ./mlruns
+        assert any((tmp_path / "art").rglob("MLmodel"))
+        assert not (tmp_path / "cwd" / "mlruns").exists()
+
+    def test_rejection_run_is_tagged_with_stage_and_creates_no_model(
+        self, mlflow_store: tuple[Any, Any], model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        registry, client = mlflow_store
+        run_id = registry.record_rejection(registration(model, holdout_x, key="rej"), stage="quality_gate")
+        run = client.get_run(run_id)
+        assert run.data.tags["slipway.decision"] == "rejected"
+        assert run.data.tags["slipway.rejected_at"] == "quality_gate"
+        assert run.data.tags[RELEASE_KEY_TAG] == "rej"
+        assert run.data.metrics == METRICS
+        assert sorted(a.path for a in client.list_artifacts(run_id, "slipway")) == sorted(DOCUMENTS)
+        assert client.search_model_versions(f"name='{NAME}'") == []
+        assert client.search_registered_models() == []
+
+    def test_loading_a_model_without_the_pytorch_flavor_is_a_contract_error(
+        self, mlflow_store: tuple[Any, Any], tmp_path: Path
+    ) -> None:
+        # `--model-uri` may point at anything logged to MLflow; only PyTorch models honour the contract
+        import mlflow
+        from sklearn.linear_model import LogisticRegression
+
+        registry, client = mlflow_store
+        x = np.random.default_rng(0).normal(size=(20, 30))
+        experiment = client.create_experiment("other", artifact_location=(tmp_path / "other").as_uri())
+        mlflow.set_tracking_uri(client.tracking_uri)  # the fixture restores the global URI afterwards
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.sklearn.log_model(
+                LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)),
+                name="model",
+                serialization_format="pickle",
+                pip_requirements=["scikit-learn"],
+            )
+        uri = f"runs:/{run.info.run_id}/model"
+        with pytest.raises(ModelContractError) as exc:
+            registry.load_model(uri=uri)
+        assert uri in str(exc.value)
+        assert "pytorch" in str(exc.value).lower()

@@ -1,0 +1,143 @@
+"""The `make demo` path and the CLI contract, run as a user runs them: subprocesses on a fresh state folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLIPWAY = str(Path(sys.executable).parent / "slipway")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e") / "home"
+
+
+def cli(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    env["SLIPWAY_HOME"] = str(home)
+    return subprocess.run(
+        [SLIPWAY, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_make_demo_registers_a_challenger_with_lineage(home: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    env["SLIPWAY_HOME"] = str(home)
+    proc = subprocess.run(
+        ["make", "-s", "demo", f"DEMO_DIR={tmp_path}", f"VENV={Path(sys.executable).parents[1]}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "release registered at stage register" in out
+    assert "(alias challenger)" in out
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
+        "breast-cancer-mlp", "challenger"
+    )
+    for key in ("git_commit", "git_dirty", "data_sha256", "suite_sha256", "training_config_sha256"):
+        assert mv.tags[f"slipway.{key}"], key
+    for pkg in ("python", "torch", "onnx"):
+        assert mv.tags[f"slipway.version.{pkg}"] not in ("", "unknown"), pkg
+
+
+def test_release_json_contract_on_a_rejected_batch(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    made = cli("data", "batch", "--out", str(data), "--seed", "9", "--corrupt", "bad-labels", home=home)
+    assert made.returncode == 0, made.stderr
+
+    proc = cli("release", "--data", str(data), "--json", home=home)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["decision"] == "rejected"
+    assert result["stage"] == "validation"
+    assert result["model_version"] is None
+    assert any("expect_column_values_to_be_in_set [target]" in r for r in result["reasons"])
+
+
+def test_validate_exit_codes_and_messages(home: Path, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.parquet", tmp_path / "bad.csv"
+    assert cli("data", "batch", "--out", str(good), "--seed", "1", home=home).returncode == 0
+    assert (
+        cli(
+            "data", "batch", "--out", str(bad), "--seed", "2", "--corrupt", "missing-column", home=home
+        ).returncode
+        == 0
+    )
+
+    ok = cli("validate", "--data", str(good), home=home)
+    assert ok.returncode == 0, ok.stderr
+    assert "valid" in ok.stdout and "Data Docs: file://" in ok.stdout
+
+    invalid = cli("validate", "--data", str(bad), home=home)
+    assert invalid.returncode == 1
+    assert "expect_table_columns_to_match_set" in invalid.stdout
+    assert "missing: ['mean area']" in invalid.stdout
+    assert "[mean area]: column is missing from the batch" in invalid.stdout
+
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    cases = {
+        "missing file": (["validate", "--data", str(tmp_path / "nope.csv")], "no such file"),
+        "wrong format": (
+            ["validate", "--data", str(tmp_path / "x.json")],
+            "unsupported batch format '.json'",
+        ),
+        "unreadable": (["validate", "--data", str(garbage)], "cannot be read as parquet"),
+        "missing config": (
+            ["validate", "--data", str(good), "--config", str(tmp_path / "none.yaml")],
+            "config file not found",
+        ),
+        "unknown corruption": (["data", "batch", "--out", str(bad), "--corrupt", "zzz"], "--corrupt 'zzz'"),
+        "release bad data": (["release", "--data", str(tmp_path / "nope.csv")], "no such file"),
+    }
+    for name, (args, message) in cases.items():
+        proc = cli(*args, home=home)
+        assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+        assert message in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, name
+
+
+def test_bad_config_key_is_named(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "slipway.yaml"
+    config.write_text((REPO / "slipway.yaml").read_text().replace("quality_gate:", "quality_gat:"))
+    proc = cli("validate", "--data", str(tmp_path / "x.csv"), "--config", str(config), home=home)
+    assert proc.returncode == 2
+    assert "quality_gat" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_describes_every_option(home: Path) -> None:
+    top = cli("--help", home=home)
+    assert top.returncode == 0
+    for command in ("data", "validate", "release", "suite"):
+        assert command in top.stdout
+    expected = {
+        ("release",): ["--data", "--model-uri", "--config", "--json"],
+        ("validate",): ["--data", "--config"],
+        ("data", "batch"): ["--out", "--rows", "--seed", "--drift", "--corrupt"],
+        ("suite", "generate"): ["--out", "--version", "--margin"],
+    }
+    for command, options in expected.items():
+        proc = cli(*command, "--help", home=home)
+        assert proc.returncode == 0, proc.stderr
+        for option in options:
+            line = next((ln for ln in proc.stdout.splitlines() if option in ln), "")
+            assert line, (command, option)
