@@ -93,6 +93,96 @@ class RegistryConfig(BaseModel):
     )
 
 
+CandidateName = Literal["fp32", "int8_dynamic", "int8_static_qdq", "int4_weight_only"]
+Precision = Literal["fp16", "int8"]
+
+
+def _all_candidates() -> list[CandidateName]:
+    return ["fp32", "int8_dynamic", "int8_static_qdq", "int4_weight_only"]
+
+
+def _fp16_only() -> list[Precision]:
+    return ["fp16"]
+
+
+class ParityConfig(BaseModel):
+    """How close ONNX Runtime FP32 must stay to PyTorch on the holdout (numpy.isclose semantics)."""
+
+    model_config = _STRICT
+    atol: float = Field(default=1e-4, gt=0, description="Absolute tolerance per output value.")
+    rtol: float = Field(default=1e-3, ge=0, description="Relative tolerance per output value.")
+
+
+class BenchConfig(BaseModel):
+    """How candidates are timed: pinned threads, warm-up, interleaved rounds."""
+
+    model_config = _STRICT
+    threads: int = Field(
+        default=1, ge=1, description="ORT intra-op threads (and torch threads) while timing."
+    )
+    batches: list[int] = Field(default_factory=lambda: [1, 32], description="Batch sizes timed.")
+    warmup: int = Field(default=20, ge=0, description="Untimed calls per candidate and batch before timing.")
+    rounds: int = Field(
+        default=7, ge=1, description="Interleaved A/B rounds; candidate order shuffles per round."
+    )
+    iterations: int = Field(default=40, ge=1, description="Timed calls per candidate, batch and round.")
+    load_repeats: int = Field(default=3, ge=1, description="Session creations timed per candidate (median).")
+
+    @field_validator("batches")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(b < 1 for b in value):
+            raise ValueError(f"must be a non-empty list of batch sizes >= 1, got {value}")
+        return value
+
+
+class TensorRTConfig(BaseModel):
+    """TensorRT engines, built by the `optimize-gpu` deployment on a GPU work pool."""
+
+    model_config = _STRICT
+    deployment: str | None = Field(
+        default=None,
+        description="Prefect deployment `flow/deployment` to run on a GPU pool; unset = skipped (no GPU worker).",
+    )
+    precisions: list[Precision] = Field(
+        default_factory=_fp16_only, description="Engine precisions to build (int8 calibrates)."
+    )
+    timeout_s: int = Field(default=1800, ge=60, description="How long the release waits for the GPU flow.")
+
+
+class OptimizeConfig(BaseModel):
+    """ONNX export, parity gate and CPU candidate selection."""
+
+    model_config = _STRICT
+    opset: int = Field(default=18, ge=13, le=23, description="ONNX opset the model is exported with.")
+    parity: ParityConfig = Field(default_factory=ParityConfig, description="Parity gate tolerances.")
+    candidates: list[CandidateName] = Field(
+        default_factory=_all_candidates,
+        description="Candidates built and measured; fp32 (ORT-optimized) is always included.",
+    )
+    calibration_rows: int = Field(
+        default=256, ge=8, description="Training rows used to calibrate static INT8."
+    )
+    max_accuracy_drop_points: float = Field(
+        default=1.0,
+        ge=0,
+        description="Largest holdout accuracy drop vs FP32 (percentage points) a candidate may have.",
+    )
+    min_quantized_speedup: float = Field(
+        default=0.05,
+        ge=0,
+        description="A quantized candidate ships only if its p50 is at least this much faster than FP32 (0.05 = 5%).",
+    )
+    rank_batch: int = Field(default=1, ge=1, description="Batch size whose p50 latency ranks the candidates.")
+    bench: BenchConfig = Field(default_factory=BenchConfig, description="Timing protocol.")
+    tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig, description="GPU engines.")
+
+    @field_validator("candidates")
+    @classmethod
+    def _fp32_first(cls, value: list[CandidateName]) -> list[CandidateName]:
+        return ["fp32", *[c for c in dict.fromkeys(value) if c != "fp32"]]
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -103,6 +193,9 @@ class PipelineConfig(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training hand-off.")
     quality_gate: QualityGateConfig = Field(default_factory=QualityGateConfig, description="Quality gate.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry.")
+    optimize: OptimizeConfig = Field(
+        default_factory=OptimizeConfig, description="ONNX export and optimization."
+    )
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
     )

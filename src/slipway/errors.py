@@ -25,3 +25,12 @@ class ModelContractError(SlipwayError):
 
 class RegistryError(SlipwayError):
     """The model registry refused an operation or is inconsistent."""
+
+
+class OptimizationError(SlipwayError):
+    """Export, parity, quantization or engine building failed; the message names the stage and cause."""
+
+    def __init__(self, stage: str, cause: str) -> None:
+        super().__init__(f"{stage}: {cause}")
+        self.stage = stage
+        self.cause = cause

@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         description="Folder for release reports (JSON decisions). Unset: <home>/reports.",
     )
 
+    work_dir: Path | None = Field(
+        default=None,
+        description="Scratch folder for stage outputs (ONNX exports, candidates, engines). Unset: <home>/work.",
+    )
+
+    def work_path(self) -> Path:
+        """The scratch folder for stage outputs (not created)."""
+        return (self.work_dir or self.home_path() / "work").expanduser().resolve()
+
     def home_path(self) -> Path:
         """The absolute state folder (not created)."""
         return self.home.expanduser().resolve()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 UNKNOWN = "unknown"
-_PACKAGES = ("torch", "onnx", "mlflow", "prefect", "great_expectations", "slipway")
+_PACKAGES = ("torch", "onnx", "onnxruntime", "mlflow", "prefect", "great_expectations", "slipway")
 
 
 def git_state(repo: Path) -> dict[str, str]:

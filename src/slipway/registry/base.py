@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ class Registration:
     tags: dict[str, str]
     release_key: str
     documents: dict[str, Any] = field(default_factory=dict)
+    # extra files logged with the model (e.g. "onnx/model.fp32.onnx" -> local path); keys are artifact paths
+    artifacts: dict[str, Path] = field(default_factory=dict)
 
 
 class ModelRegistry(ABC):
@@ -65,3 +68,13 @@ class ModelRegistry(ABC):
     @abstractmethod
     def record_rejection(self, reg: Registration, *, stage: str) -> str:
         """Blocking; logs the rejected attempt (params, metrics, reasons) as a run, registers nothing; run id."""
+
+    @abstractmethod
+    def annotate(
+        self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
+    ) -> VersionInfo:
+        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+
+    @abstractmethod
+    def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
+        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import uuid
+from pathlib import Path
 from typing import Any
 
-from slipway.errors import ModelContractError
+from slipway.errors import ModelContractError, RegistryError
 from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Registration, VersionInfo
 
 
@@ -63,7 +64,12 @@ class InMemoryRegistry(ModelRegistry):
             versions = self._versions.setdefault(reg.model_name, [])
             version = str(len(versions) + 1)
             run_id = uuid.uuid4().hex
-            self.runs[run_id] = {"params": reg.params, "metrics": reg.metrics, "documents": reg.documents}
+            self.runs[run_id] = {
+                "params": reg.params,
+                "metrics": reg.metrics,
+                "documents": dict(reg.documents),
+                "artifacts": {k: Path(v).read_bytes() for k, v in reg.artifacts.items()},
+            }
             tags = {**reg.tags, RELEASE_KEY_TAG: reg.release_key}
             versions.append(VersionInfo(name=reg.model_name, version=version, run_id=run_id, tags=tags))
             self._modules[(reg.model_name, version)] = copy.deepcopy(reg.module)
@@ -82,3 +88,33 @@ class InMemoryRegistry(ModelRegistry):
             "stage": stage,
         }
         return run_id
+
+    def _known(self, model_name: str, version: str) -> VersionInfo:
+        for v in self._versions.get(model_name, []):
+            if v.version == version:
+                return v
+        raise RegistryError(f"model version {model_name}/{version} not found")
+
+    def annotate(
+        self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
+    ) -> VersionInfo:
+        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+        base = self._known(model_name, version)
+        versions = self._versions[model_name]
+        versions[versions.index(base)] = VersionInfo(
+            name=base.name, version=base.version, run_id=base.run_id, tags={**base.tags, **tags}
+        )
+        if base.run_id is not None:
+            self.runs[base.run_id]["documents"].update(documents)
+        return self._info(model_name, version)
+
+    def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
+        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""
+        base = self._known(model_name, version)
+        blob = self.runs.get(base.run_id or "", {}).get("artifacts", {}).get(path)
+        if blob is None:
+            raise RegistryError(f"artifact {path!r} of {model_name}/{version} not found")
+        out = dst / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(blob)
+        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from slipway.errors import ModelContractError, RegistryError
@@ -97,6 +98,9 @@ class MlflowRegistry(ModelRegistry):
             mlflow.set_tags({**reg.tags, **extra_tags, RELEASE_KEY_TAG: reg.release_key})
             for fname, doc in reg.documents.items():
                 mlflow.log_dict(doc, fname)
+            for art_path, local in reg.artifacts.items():
+                folder, _, _ = art_path.rpartition("/")
+                mlflow.log_artifact(str(local), artifact_path=folder or None)
             info = None
             if reg.module is not None:
                 info = mlflow.pytorch.log_model(
@@ -130,3 +134,35 @@ class MlflowRegistry(ModelRegistry):
             extra_tags={"slipway.decision": "rejected", "slipway.rejected_at": stage},
         )
         return run_id
+
+    def _version(self, model_name: str, version: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_model_version(model_name, version)
+        except MlflowException as exc:
+            raise RegistryError(f"model version {model_name}/{version} not found: {exc.message}") from None
+
+    def annotate(
+        self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
+    ) -> VersionInfo:
+        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+        mv = self._version(model_name, version)
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+        for fname, doc in documents.items():
+            self._client.log_dict(mv.run_id, doc, fname)
+        return self._to_info(self._version(model_name, version))
+
+    def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
+        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""
+        from mlflow.exceptions import MlflowException
+
+        mv = self._version(model_name, version)
+        dst.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self._client.download_artifacts(mv.run_id, path, str(dst)))
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"artifact {path!r} of {model_name}/{version} (run {mv.run_id}) cannot be fetched: {exc}"
+            ) from None

@@ -1,0 +1,106 @@
+"""The parity gate: ONNX Runtime FP32 against PyTorch on the same rows, numbers named on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from slipway.optimize.export import INPUT_NAME
+
+
+class ParityReport(BaseModel):
+    """Elementwise |ort - ref| <= atol + rtol * |ref| over every row and output (numpy.isclose)."""
+
+    model_config = ConfigDict(frozen=True)
+    passed: bool
+    rows: int
+    atol: float
+    rtol: float
+    max_abs_error: float
+    max_rel_error: float
+    worst_row: int = Field(description="Row with the largest excess over the tolerance (or abs error).")
+    worst_output: int
+    reference_value: float
+    candidate_value: float
+    mismatched_values: int
+    label_agreement: float = Field(description="Share of rows where both argmax to the same class.")
+
+    def summary(self) -> str:
+        """One line with every number a reviewer needs."""
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"parity {verdict} on {self.rows} rows: max abs error {self.max_abs_error:.3g}, "
+            f"max rel error {self.max_rel_error:.3g} (atol {self.atol:g}, rtol {self.rtol:g}); "
+            f"worst row {self.worst_row} output {self.worst_output}: reference {self.reference_value:.6g} "
+            f"vs onnx {self.candidate_value:.6g}; {self.mismatched_values} value(s) out of tolerance; "
+            f"label agreement {self.label_agreement:.2%}"
+        )
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: float) -> ParityReport:
+    """Pure; the parity verdict of two [N, C] output arrays (shape mismatch or non-finite values fail)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    if ref.shape != cand.shape or ref.ndim != 2:
+        return ParityReport(
+            passed=False,
+            rows=int(ref.shape[0]) if ref.ndim else 0,
+            atol=atol,
+            rtol=rtol,
+            max_abs_error=float("inf"),
+            max_rel_error=float("inf"),
+            worst_row=0,
+            worst_output=0,
+            reference_value=float("nan"),
+            candidate_value=float("nan"),
+            mismatched_values=int(ref.size),
+            label_agreement=0.0,
+        )
+    abs_err = np.abs(cand - ref)
+    abs_err = np.where(np.isfinite(abs_err), abs_err, np.inf)
+    rel_err = abs_err / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)
+    excess = abs_err - (atol + rtol * np.abs(ref))
+    row, col = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    mismatched = int(np.count_nonzero(excess > 0))
+    return ParityReport(
+        passed=mismatched == 0,
+        rows=int(ref.shape[0]),
+        atol=atol,
+        rtol=rtol,
+        max_abs_error=float(abs_err.max(initial=0.0)),
+        max_rel_error=float(rel_err.max(initial=0.0)),
+        worst_row=int(row),
+        worst_output=int(col),
+        reference_value=float(ref[row, col]),
+        candidate_value=float(cand[row, col]),
+        mismatched_values=mismatched,
+        label_agreement=float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0,
+    )
+
+
+def torch_outputs(module: Any, x: np.ndarray) -> np.ndarray:
+    """Blocking; the module's raw outputs (logits) in eval mode, no grad."""
+    import torch
+
+    module.eval()
+    with torch.no_grad():
+        out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return np.asarray(out.detach().cpu().numpy())
+
+
+def ort_outputs(path: Path, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
+    """Blocking; ONNX Runtime CPU outputs (the first output) for `x`."""
+    from slipway.optimize.runtime import open_session
+
+    session = open_session(path, threads=threads)
+    return np.asarray(session.run(None, {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0])
+
+
+def check_parity(module: Any, onnx_path: Path, x: np.ndarray, *, atol: float, rtol: float) -> ParityReport:
+    """Blocking; PyTorch vs ORT FP32 on `x` (the holdout); never raises on a mismatch, the report says so."""
+    return compare(torch_outputs(module, x), ort_outputs(onnx_path, x), atol=atol, rtol=rtol)

@@ -1,0 +1,165 @@
+"""The optimization stage as one call: export, parity gate, candidates, measurement, selection.
+
+Plain Python over files in a work folder; the release flow registers what it returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from slipway.config import OptimizeConfig
+from slipway.errors import OptimizationError
+from slipway.optimize.candidates import Candidate, build_candidates
+from slipway.optimize.export import export_onnx
+from slipway.optimize.measure import measure, ort_runner, torch_runner
+from slipway.optimize.parity import ParityReport, check_parity
+from slipway.optimize.select import Selection, select
+
+ONNX_DIR = "onnx"
+EXPORT_ARTIFACT = f"{ONNX_DIR}/model.onnx"
+TORCH_REFERENCE = "torch_eager"
+
+
+class ExportFacts(BaseModel):
+    """What identifies the exported FP32 graph."""
+
+    model_config = ConfigDict(frozen=True)
+    sha256: str
+    opset: int
+    size_bytes: int
+    onnx_version: str
+    onnxruntime_version: str
+    torch_version: str
+
+
+class OptimizationOutcome(BaseModel):
+    """Everything the stage decided, with the files to register (artifact path -> local path)."""
+
+    export: ExportFacts
+    parity: ParityReport
+    selection: Selection | None = Field(default=None, description="None when parity failed.")
+    candidates: list[dict[str, Any]] = Field(default_factory=list)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Parity held and a candidate was selected."""
+        return self.parity.passed and self.selection is not None
+
+    def shipped_artifact(self) -> str:
+        """Artifact path of the shipped ONNX file; ValueError before selection."""
+        if self.selection is None:
+            raise ValueError("no candidate was selected (parity failed)")
+        return f"{ONNX_DIR}/{self.selection.shipped}.onnx"
+
+    def tags(self) -> dict[str, str]:
+        """Version tags: export identity, runtimes, parity numbers, shipped candidate and every file's sha256."""
+        tags = {
+            "slipway.onnx.opset": str(self.export.opset),
+            "slipway.onnx.sha256": self.export.sha256,
+            "slipway.onnx_version": self.export.onnx_version,
+            "slipway.onnxruntime_version": self.export.onnxruntime_version,
+            "slipway.parity": "passed" if self.parity.passed else "failed",
+            "slipway.parity.max_abs_error": f"{self.parity.max_abs_error:.3g}",
+            "slipway.parity.max_rel_error": f"{self.parity.max_rel_error:.3g}",
+        }
+        for cand in self.candidates:
+            if cand.get("sha256"):
+                tags[f"slipway.onnx.{cand['name']}.sha256"] = str(cand["sha256"])
+        if self.selection is not None:
+            tags["slipway.optimize.shipped"] = self.selection.shipped
+            tags["slipway.optimize.shipped_artifact"] = self.shipped_artifact()
+            tags["slipway.optimize.shipped_sha256"] = str(self.selection.row(self.selection.shipped).sha256)
+        return tags
+
+    def metrics(self) -> dict[str, float]:
+        """Run metrics: p50 per candidate and batch, accuracy per candidate."""
+        out: dict[str, float] = {}
+        for row in self.selection.rows if self.selection else []:
+            for batch, p50 in row.p50_ms.items():
+                out[f"latency_p50_ms_{row.name}_b{batch}"] = p50
+            if row.accuracy is not None:
+                out[f"holdout_accuracy_{row.name}"] = row.accuracy
+        return out
+
+
+def optimize(
+    module: Any,
+    *,
+    cfg: OptimizeConfig,
+    holdout: tuple[np.ndarray, np.ndarray],
+    calibration: np.ndarray,
+    work_dir: Path,
+) -> OptimizationOutcome:
+    """Blocking (~10-20 s); OptimizationError(stage, cause) when export or the FP32 baseline fails.
+
+    A parity failure is not an exception: the outcome says `passed=False` with the numbers.
+    """
+    import onnxruntime
+
+    x, y = holdout
+    work_dir.mkdir(parents=True, exist_ok=True)
+    exported = export_onnx(module, example=x, path=work_dir / "model.onnx", opset=cfg.opset)
+    facts = ExportFacts(
+        sha256=exported.sha256,
+        opset=exported.opset,
+        size_bytes=exported.size_bytes,
+        onnx_version=exported.onnx_version,
+        onnxruntime_version=onnxruntime.__version__,
+        torch_version=exported.torch_version,
+    )
+    parity = check_parity(module, exported.path, x, atol=cfg.parity.atol, rtol=cfg.parity.rtol)
+    if not parity.passed:
+        return OptimizationOutcome(export=facts, parity=parity)
+    candidates = build_candidates(
+        exported.path, work_dir / "candidates", names=list(cfg.candidates), calibration=calibration
+    )
+    built = [c for c in candidates if c.status == "built" and c.path is not None]
+    runners = [ort_runner(c.name, c.path, threads=cfg.bench.threads) for c in built if c.path]
+    runners.append(torch_runner(TORCH_REFERENCE, module, threads=cfg.bench.threads))
+    b = cfg.bench
+    measurements = measure(
+        runners,
+        x=x,
+        y=y,
+        batches=sorted({*b.batches, cfg.rank_batch}),
+        warmup=b.warmup,
+        rounds=b.rounds,
+        iterations=b.iterations,
+        load_repeats=b.load_repeats,
+    )
+    selection = select(candidates, measurements, cfg=cfg, references=(TORCH_REFERENCE,))
+    artifacts = {EXPORT_ARTIFACT: str(exported.path)}
+    artifacts.update({f"{ONNX_DIR}/{c.name}.onnx": str(c.path) for c in built})
+    return OptimizationOutcome(
+        export=facts,
+        parity=parity,
+        selection=selection,
+        candidates=[_candidate_doc(c) for c in candidates],
+        artifacts=artifacts,
+    )
+
+
+def _candidate_doc(c: Candidate) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "status": c.status,
+        "sha256": c.sha256,
+        "size_bytes": c.size_bytes,
+        "build_s": c.build_s,
+        "reason": c.reason,
+    }
+
+
+def rejection_reasons(outcome: OptimizationOutcome) -> list[str]:
+    """Reason lines for a release the parity gate stopped."""
+    return [f"FAIL: {outcome.parity.summary()}", "the champion is untouched; nothing was registered"]
+
+
+def error_reasons(exc: OptimizationError) -> list[str]:
+    """Reason lines for a release stopped by an export/optimization error."""
+    return [f"FAIL: {exc.stage}: {exc.cause}", "the champion is untouched; nothing was registered"]
