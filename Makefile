@@ -37,6 +37,9 @@ test: lint ## lint, types, then every test tier (unit, contract, integration, e2
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)
 	$(BIN)/pytest -m "not integration and not slow and not e2e"
 
+bench: install ## benchmarks on this machine; results in bench/results/ (optimize.json + optimize.md)
+	$(BIN)/python bench/optimize.py --out bench/results
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

@@ -1,4 +1,5 @@
-"""The release flow: validation gate -> training hand-off -> quality gate -> registration.
+"""The release flow: validation gate -> training hand-off -> quality gate -> ONNX export + parity gate
+-> CPU candidate selection -> registration -> TensorRT hand-off (GPU pool, or skipped).
 
 Orchestration only: every stage is a task in `tasks/` over logic in `slipway.release.steps`.
 Later stages (optimize, build, canary, promote) extend this same flow.
@@ -11,19 +12,27 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 from tasks.evaluate import evaluate_challenger, evaluate_champion, gate
+from tasks.optimize import OptimizationFailed, optimize_model, tensorrt_handoff
 from tasks.prepare import prepare_release
 from tasks.register import publish_decision, record_rejection, register
 from tasks.train import import_external, publish_training, train
 from tasks.validate import publish_validation, validate
 
 from slipway.data.reference import load_reference
+from slipway.optimize.stage import error_reasons_of, rejection_reasons
 from slipway.release.clock import StageClock
 from slipway.release.result import ReleaseResult
-from slipway.release.steps import build_registration
+from slipway.release.steps import attach_optimization, build_registration, with_documents
 
 
-def _finish(result: ReleaseResult) -> dict[str, Any]:
-    result.flow_run_id = str(flow_run.id) if flow_run.id else None
+def _finish(result: ReleaseResult, clock: StageClock, cached: list[str]) -> dict[str, Any]:
+    result = result.model_copy(
+        update={
+            "timings_s": dict(clock.seconds),
+            "cached": list(cached),
+            "flow_run_id": str(flow_run.id) if flow_run.id else None,
+        }
+    )
     publish_decision(result)
     return result.as_json_dict()
 
@@ -31,7 +40,7 @@ def _finish(result: ReleaseResult) -> dict[str, Any]:
 @flow(name="release", description="Validate, train or accept, gate and register one model release.")
 def release(data: str, model_uri: str | None = None, config_path: str = "slipway.yaml") -> dict[str, Any]:
     """Run one release of the batch at `data`; returns the ReleaseResult as a dict."""
-    clock, cached = StageClock(), []
+    clock, cached = StageClock(), list[str]()
     with clock.stage("prepare"):
         inputs = prepare_release(config_path, data, model_uri)
         cfg = inputs.config()
@@ -45,12 +54,10 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         stage="validation",
         model_name=cfg.registry.model_name,
         data_docs=report.data_docs,
-        cached=cached,
-        timings_s=clock.seconds,
     )
     if not report.success:
         reasons = [f.line() for f in report.failures]
-        return _finish(result.model_copy(update={"decision": "rejected", "reasons": reasons}))
+        return _finish(result.model_copy(update={"decision": "rejected", "reasons": reasons}), clock, cached)
     with clock.stage("training"):
         if model_uri:
             trained = import_external(inputs, model_uri)
@@ -83,20 +90,65 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
     if not decision.passed:
         with clock.stage("record_rejection"):
             run_id = record_rejection(inputs, registration, stage="quality_gate")
-        return _finish(result.model_copy(update={"decision": "rejected", "mlflow_run_id": run_id}))
+        return _finish(
+            result.model_copy(update={"decision": "rejected", "mlflow_run_id": run_id}), clock, cached
+        )
+    with clock.stage("optimize"):
+        outcome = optimize_model(inputs, trained)
+    if isinstance(outcome, OptimizationFailed):
+        stage = "export" if outcome.stage in ("export", "onnx-check") else "optimize"
+        failed = with_documents(registration, {"slipway/optimization_error.json": outcome.model_dump()})
+        with clock.stage("record_rejection"):
+            run_id = record_rejection(inputs, failed, stage=stage)
+        reasons = [*decision.reasons, *error_reasons_of(outcome.stage, outcome.cause)]
+        update: dict[str, Any] = {
+            "decision": "rejected",
+            "stage": stage,
+            "mlflow_run_id": run_id,
+            "reasons": reasons,
+        }
+        return _finish(result.model_copy(update=update), clock, cached)
+    registration = attach_optimization(registration, outcome)
+    summary: dict[str, Any] = {
+        "parity": outcome.parity.summary(),
+        "onnx_sha256": outcome.export.sha256,
+        "opset": outcome.export.opset,
+    }
+    if not outcome.passed:
+        with clock.stage("record_rejection"):
+            run_id = record_rejection(inputs, registration, stage="parity")
+        rejected: dict[str, Any] = {
+            "decision": "rejected",
+            "stage": "parity",
+            "mlflow_run_id": run_id,
+            "optimization": summary,
+            "reasons": [*decision.reasons, *rejection_reasons(outcome)],
+        }
+        return _finish(result.model_copy(update=rejected), clock, cached)
+    assert outcome.selection is not None  # passed implies a selection
+    summary |= {
+        "shipped": outcome.selection.shipped,
+        "artifact": outcome.shipped_artifact(),
+        "sha256": outcome.tags()["slipway.optimize.shipped_sha256"],
+    }
     with clock.stage("register"):
         version = register(inputs, registration)
-    return _finish(
-        result.model_copy(
-            update={
-                "decision": "registered",
-                "stage": "register",
-                "model_version": version.version,
-                "mlflow_run_id": version.run_id,
-                "reasons": [
-                    *decision.reasons,
-                    f"registered as version {version.version} with alias challenger",
-                ],
-            }
-        )
-    )
+    with clock.stage("tensorrt"):
+        trt = tensorrt_handoff(inputs, version)
+    reasons = [
+        *decision.reasons,
+        outcome.parity.summary(),
+        *outcome.selection.reasons[:1],
+        f"registered as version {version.version} with alias challenger",
+        f"tensorrt: {trt}",
+    ]
+    registered: dict[str, Any] = {
+        "decision": "registered",
+        "stage": "register",
+        "model_version": version.version,
+        "mlflow_run_id": version.run_id,
+        "optimization": summary,
+        "tensorrt": trt,
+        "reasons": reasons,
+    }
+    return _finish(result.model_copy(update=registered), clock, cached)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from slipway.settings import Settings
 
@@ -20,3 +21,5 @@ def apply_runtime_defaults(settings: Settings) -> None:
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.home_path() / "prefect"))
+    # Prefect's SQLite cannot create the folder of its database itself ("unable to open database file")
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

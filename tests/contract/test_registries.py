@@ -23,7 +23,7 @@ from torch import nn
 from slipway.config import PipelineConfig
 from slipway.data.generate import make_batch
 from slipway.data.reference import load_reference
-from slipway.errors import ModelContractError
+from slipway.errors import ModelContractError, RegistryError
 from slipway.evaluation.scoring import predict_proba
 from slipway.examples.breast_cancer import train
 from slipway.registry.base import CHALLENGER, CHAMPION, RELEASE_KEY_TAG, ModelRegistry, Registration
@@ -72,7 +72,13 @@ def model() -> nn.Module:
 
 
 def registration(
-    module: nn.Module | None, x: np.ndarray, *, key: str, name: str = NAME, tags: dict[str, str] | None = None
+    module: nn.Module | None,
+    x: np.ndarray,
+    *,
+    key: str,
+    name: str = NAME,
+    tags: dict[str, str] | None = None,
+    artifacts: dict[str, Path] | None = None,
 ) -> Registration:
     return Registration(
         model_name=name,
@@ -83,7 +89,19 @@ def registration(
         tags=dict(TAGS if tags is None else tags),
         release_key=key,
         documents=copy.deepcopy(DOCUMENTS),
+        artifacts=dict(artifacts or {}),
     )
+
+
+def local_files(folder: Path) -> dict[str, Path]:
+    """Two artifact files, one whose local name differs from its artifact name (as the optimize stage's do)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    renamed = folder / "work-model.onnx"
+    renamed.write_bytes(rng.bytes(4096) + bytes(range(256)))  # every byte value, no text-mode surprises
+    same = folder / "fp32.onnx"
+    same.write_bytes(rng.bytes(1000))
+    return {"onnx/x.onnx": renamed, "onnx/fp32.onnx": same}
 
 
 def outputs(module: Any, x: np.ndarray) -> np.ndarray:
@@ -244,6 +262,82 @@ class RegistryContract(ABC):
             registry.load_model(uri=f"models:/{NAME}/1")
         # each rejection is its own record
         assert registry.record_rejection(reg, stage="quality_gate") != run_id
+
+    # -- artifacts ---------------------------------------------------------------------------------------
+
+    def test_artifacts_given_at_registration_fetch_back_byte_identical(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        files = local_files(tmp_path / "src")
+        expected = {art: local.read_bytes() for art, local in files.items()}
+        v = registry.register(registration(model, holdout_x, key="key-1", artifacts=files))
+        # what was registered is frozen: later writes to the local files do not leak in
+        for local in files.values():
+            local.write_bytes(b"overwritten after registration")
+
+        for art, blob in expected.items():
+            dst = tmp_path / "dl" / art.replace("/", "_")
+            got = registry.fetch_artifact(model_name=NAME, version=v.version, path=art, dst=dst)
+            assert got == dst / art  # the artifact path, kept under dst, not the local file's name
+            assert got.read_bytes() == blob
+
+    def test_fetch_unknown_artifact_or_version_raises_naming_it(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        v = registry.register(registration(model, holdout_x, key="key-1", artifacts=local_files(tmp_path)))
+        with pytest.raises(RegistryError) as exc:
+            registry.fetch_artifact(
+                model_name=NAME, version=v.version, path="onnx/missing.onnx", dst=tmp_path / "dl"
+            )
+        assert "onnx/missing.onnx" in str(exc.value)
+        assert not (tmp_path / "dl" / "onnx" / "missing.onnx").exists()
+        with pytest.raises(RegistryError) as exc:
+            registry.fetch_artifact(model_name=NAME, version="99", path="onnx/x.onnx", dst=tmp_path / "dl")
+        assert f"{NAME}/99" in str(exc.value)
+
+    # -- annotate --------------------------------------------------------------------------------------
+
+    def test_annotate_adds_tags_and_documents_idempotently(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        v = registry.register(registration(model, holdout_x, key="key-1"))
+        extra = {"slipway.tensorrt.status": "built", "slipway.tensorrt.gpu": "NVIDIA H100"}
+        doc = {"slipway/tensorrt.json": {"status": "built", "engines": [{"precision": "fp16"}]}}
+
+        first = registry.annotate(model_name=NAME, version=v.version, tags=extra, documents=doc)
+        again = registry.annotate(model_name=NAME, version=v.version, tags=extra, documents=doc)
+        assert first.tags == again.tags == {**v.tags, **extra}  # added, nothing lost, nothing doubled
+        assert (again.version, again.run_id) == (v.version, v.run_id)
+
+        for seen in (
+            registry.get_alias(model_name=NAME, alias=CHALLENGER),
+            registry.find_release(model_name=NAME, release_key="key-1"),
+        ):
+            assert seen is not None
+            assert seen.version == v.version
+            assert seen.tags == {**v.tags, **extra}
+            assert CHALLENGER in seen.aliases  # annotating moves no alias
+        got = registry.fetch_artifact(
+            model_name=NAME, version=v.version, path="slipway/tensorrt.json", dst=tmp_path / "dl"
+        )
+        assert json.loads(got.read_text()) == doc["slipway/tensorrt.json"]
+
+        # same key, new value: overwritten, not appended; the next release is still version 2
+        changed = registry.annotate(
+            model_name=NAME, version=v.version, tags={"slipway.tensorrt.status": "failed"}, documents={}
+        )
+        assert changed.tags["slipway.tensorrt.status"] == "failed"
+        assert registry.register(registration(model, holdout_x, key="key-2")).version == "2"
+
+    @pytest.mark.parametrize(("name", "version"), [(NAME, "99"), ("no-such-model", "1")])
+    def test_annotate_unknown_version_raises_naming_it(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, name: str, version: str
+    ) -> None:
+        registry.register(registration(model, holdout_x, key="key-1"))
+        with pytest.raises(RegistryError) as exc:
+            registry.annotate(model_name=name, version=version, tags={"k": "v"}, documents={})
+        assert f"{name}/{version}" in str(exc.value)
+        assert registry.find_release(model_name=NAME, release_key="key-1") is not None
 
 
 # -- backends ----------------------------------------------------------------------------------------

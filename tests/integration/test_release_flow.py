@@ -46,9 +46,17 @@ def test_first_release_registers_a_challenger_with_lineage(home, batch, config_f
         mlflow_client.get_model_version_by_alias("breast-cancer-mlp", "champion")
     run_data = mlflow_client.get_run(mv.run_id).data
     assert run_data.metrics["holdout_accuracy"] == pytest.approx(result["metrics"]["accuracy"])
-    assert {"validation-report", "data-docs", "training-summary", "quality-gate", "registration"} <= (
-        flow_artifact_keys(result["flow_run_id"])
-    )
+    assert {
+        "validation-report",
+        "data-docs",
+        "training-summary",
+        "quality-gate",
+        "onnx-parity",
+        "optimization",
+        "registration",
+        "tensorrt",
+        "release-decision",
+    } <= flow_artifact_keys(result["flow_run_id"])
     assert result["data_docs"].startswith("file://")
     assert Path(result["data_docs"].removeprefix("file://")).is_file()
     assert any((home / "reports").glob("release-*.json"))

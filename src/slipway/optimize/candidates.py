@@ -76,7 +76,8 @@ def build_fp32(exported: Path, out_dir: Path) -> Candidate:
 def _preprocessed(exported: Path, out_dir: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    pre = out_dir / "preprocessed.onnx"
+    # keyed by content: a reused out_dir must never quantize a previous export's weights
+    pre = out_dir / f"preprocessed-{file_sha256(exported)[:16]}.onnx"
     if not pre.exists():
         with _quiet():
             quant_pre_process(str(exported), str(pre), skip_symbolic_shape=False)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from slipway.errors import OptimizationError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -52,6 +55,17 @@ def _forward_arg(module: Any) -> str:
     return params[0].name
 
 
+def _first_line(exc: BaseException) -> str:
+    """`Outer <- Root: first line of root`; the exporter wraps the real cause in a page of coloured advice."""
+    root, seen = exc, {id(exc)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    text = _ANSI.sub("", str(root)).strip()
+    names = type(exc).__name__ if root is exc else f"{type(exc).__name__} <- {type(root).__name__}"
+    return f"{names}: {text.splitlines()[0] if text else ''}"
+
+
 def export_onnx(module: Any, *, example: np.ndarray, path: Path, opset: int) -> OnnxExport:
     """Blocking (~2-5 s); overwrites `path`; OptimizationError("export", cause) if the module cannot export."""
     import onnx
@@ -65,29 +79,30 @@ def export_onnx(module: Any, *, example: np.ndarray, path: Path, opset: int) -> 
     x = torch.from_numpy(np.ascontiguousarray(example[: max(2, min(len(example), 4))], dtype=np.float32))
     quiet = io.StringIO()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module,
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+        warnings.simplefilter("ignore")
+        # one torch.export trace, the same MLflow's pt2 format needs, then ONNX from that program
+        try:
+            program = torch.export.export(module, (x,), dynamic_shapes={arg: {0: torch.export.Dim("batch")}})
+        except Exception as exc:  # torch.export raises many types; every one means "not exportable"
+            raise OptimizationError("export", f"torch.export failed: {_first_line(exc)}") from None
+        try:
+            onnx_program = torch.onnx.export(
+                program,
                 (x,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_shapes={arg: {0: torch.export.Dim("batch")}},
                 opset_version=opset,
                 verbose=False,
             )
-            if program is None:  # pragma: no cover - dynamo=True always returns a program
+            if onnx_program is None:  # pragma: no cover - dynamo=True always returns a program
                 raise OptimizationError("export", "torch.onnx.export returned no program")
-            program.save(str(path))
-    except OptimizationError:
-        raise
-    except Exception as exc:  # the exporter raises many types; every one is an export failure
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise OptimizationError(
-            "export", f"torch.onnx.export failed: {type(exc).__name__}: {first}"
-        ) from None
+            onnx_program.save(str(path))
+        except OptimizationError:
+            raise
+        except Exception as exc:  # the ONNX translator raises many types; every one is an export failure
+            raise OptimizationError("export", f"torch.onnx.export failed: {_first_line(exc)}") from None
     check_onnx(path)
     model = onnx.load(str(path), load_external_data=False)
     opsets = {o.domain: o.version for o in model.opset_import}

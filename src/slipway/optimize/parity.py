@@ -59,14 +59,16 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: 
             mismatched_values=int(ref.size),
             label_agreement=0.0,
         )
-    abs_err = np.abs(cand - ref)
-    abs_err = np.where(np.isfinite(abs_err), abs_err, np.inf)
-    rel_err = abs_err / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)
-    excess = abs_err - (atol + rtol * np.abs(ref))
-    row, col = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    finite = np.isfinite(ref) & np.isfinite(cand)  # NaN/inf on either side is a mismatch (isclose)
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.where(finite, np.abs(cand - ref), np.inf)
+        bound = atol + rtol * np.abs(np.where(finite, ref, 0.0))
+        rel_err = abs_err / np.maximum(np.abs(np.where(finite, ref, 0.0)), np.finfo(np.float64).tiny)
+    excess = np.where(finite, abs_err - bound, np.inf)
+    row, col = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.size else (0, 0)
     mismatched = int(np.count_nonzero(excess > 0))
     return ParityReport(
-        passed=mismatched == 0,
+        passed=mismatched == 0 and excess.size > 0,  # no rows checked is no evidence of parity
         rows=int(ref.shape[0]),
         atol=atol,
         rtol=rtol,
@@ -74,8 +76,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: 
         max_rel_error=float(rel_err.max(initial=0.0)),
         worst_row=int(row),
         worst_output=int(col),
-        reference_value=float(ref[row, col]),
-        candidate_value=float(cand[row, col]),
+        reference_value=float(ref[row, col]) if ref.size else float("nan"),
+        candidate_value=float(cand[row, col]) if cand.size else float("nan"),
         mismatched_values=mismatched,
         label_agreement=float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0,
     )

@@ -12,7 +12,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.config import OptimizeConfig
-from slipway.errors import OptimizationError
 from slipway.optimize.candidates import Candidate, build_candidates
 from slipway.optimize.export import export_onnx
 from slipway.optimize.measure import measure, ort_runner, torch_runner
@@ -61,8 +60,6 @@ class OptimizationOutcome(BaseModel):
         tags = {
             "slipway.onnx.opset": str(self.export.opset),
             "slipway.onnx.sha256": self.export.sha256,
-            "slipway.onnx_version": self.export.onnx_version,
-            "slipway.onnxruntime_version": self.export.onnxruntime_version,
             "slipway.parity": "passed" if self.parity.passed else "failed",
             "slipway.parity.max_abs_error": f"{self.parity.max_abs_error:.3g}",
             "slipway.parity.max_rel_error": f"{self.parity.max_rel_error:.3g}",
@@ -160,6 +157,6 @@ def rejection_reasons(outcome: OptimizationOutcome) -> list[str]:
     return [f"FAIL: {outcome.parity.summary()}", "the champion is untouched; nothing was registered"]
 
 
-def error_reasons(exc: OptimizationError) -> list[str]:
+def error_reasons_of(stage: str, cause: str) -> list[str]:
     """Reason lines for a release stopped by an export/optimization error."""
-    return [f"FAIL: {exc.stage}: {exc.cause}", "the champion is untouched; nothing was registered"]
+    return [f"FAIL: {stage}: {cause}", "the champion is untouched; nothing was registered"]

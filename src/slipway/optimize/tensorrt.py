@@ -137,9 +137,10 @@ class EngineResult:
 def _logger() -> Any:
     """One process-wide TensorRT logger (TensorRT keeps the first one it sees) that remembers errors."""
     trt = _tensorrt()
-    errors = {trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR}
+    errors = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
+    base: Any = trt.ILogger
 
-    class _Logger(trt.ILogger):  # type: ignore[misc]
+    class _Logger(base):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
@@ -157,7 +158,9 @@ def _logger() -> Any:
 def _calibrator(trt: Any, rows: np.ndarray, batch: int) -> Any:
     import torch
 
-    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
+    base: Any = trt.IInt8EntropyCalibrator2
+
+    class _EntropyCalibrator(base):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)  # a trampoline class must init its base
             usable = len(rows) // batch * batch
@@ -306,9 +309,9 @@ class _Runner:
     """One execution context and CUDA stream over an engine; runs device-resident float32 batches."""
 
     def __init__(self, engine: Any) -> None:
-        import tensorrt as trt
         import torch
 
+        trt = _tensorrt()
         self._context = engine.create_execution_context()
         if self._context is None:
             raise OptimizationError("tensorrt-run", "cannot create an execution context (out of GPU memory?)")
@@ -322,7 +325,7 @@ class _Runner:
             for n in self._outputs
         }
         self.max_batch = int(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
-        self._stream = torch.cuda.Stream()
+        self._stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         self._buffers: dict[tuple[int, ...], list[Any]] = {}
 
     def __call__(self, x: Any) -> Any:
@@ -361,7 +364,7 @@ def run_engine(engine: Any, x: np.ndarray) -> np.ndarray:
     parts = []
     for start in range(0, len(rows), runner.max_batch):
         chunk = torch.from_numpy(rows[start : start + runner.max_batch]).to("cuda").contiguous()
-        parts.append(runner(chunk).float().cpu().numpy().copy())
+        parts.append(runner(chunk).float().cpu().numpy())
     return np.concatenate(parts, axis=0)
 
 

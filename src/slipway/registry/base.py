@@ -54,6 +54,10 @@ class ModelRegistry(ABC):
         """Non-blocking read; None when the model or the alias does not exist."""
 
     @abstractmethod
+    def get_version(self, *, model_name: str, version: str) -> VersionInfo:
+        """Non-blocking read; the version with its tags and aliases; RegistryError if it does not exist."""
+
+    @abstractmethod
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
         """Non-blocking read; the version registered for this release key, or None."""
 
@@ -77,4 +81,4 @@ class ModelRegistry(ABC):
 
     @abstractmethod
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
-        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""
+        """Blocking; copies one artifact file of a version's run (a path under the run) to `dst / path`; RegistryError if absent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ class InMemoryRegistry(ModelRegistry):
         version = self._aliases.get(model_name, {}).get(alias)
         return None if version is None else self._info(model_name, version)
 
+    def get_version(self, *, model_name: str, version: str) -> VersionInfo:
+        """Non-blocking read; the version with its tags and aliases; RegistryError if it does not exist."""
+        self._known(model_name, version)
+        return self._info(model_name, version)
+
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
         """Non-blocking read; the version registered for this release key, or None."""
         for v in self._versions.get(model_name, []):
@@ -67,7 +73,7 @@ class InMemoryRegistry(ModelRegistry):
             self.runs[run_id] = {
                 "params": reg.params,
                 "metrics": reg.metrics,
-                "documents": dict(reg.documents),
+                "documents": copy.deepcopy(reg.documents),
                 "artifacts": {k: Path(v).read_bytes() for k, v in reg.artifacts.items()},
             }
             tags = {**reg.tags, RELEASE_KEY_TAG: reg.release_key}
@@ -105,13 +111,16 @@ class InMemoryRegistry(ModelRegistry):
             name=base.name, version=base.version, run_id=base.run_id, tags={**base.tags, **tags}
         )
         if base.run_id is not None:
-            self.runs[base.run_id]["documents"].update(documents)
+            self.runs[base.run_id]["documents"].update(copy.deepcopy(documents))
         return self._info(model_name, version)
 
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
-        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""
+        """Blocking; copies one artifact file of a version's run (a path under the run) to `dst / path`; RegistryError if absent."""
         base = self._known(model_name, version)
-        blob = self.runs.get(base.run_id or "", {}).get("artifacts", {}).get(path)
+        run = self.runs.get(base.run_id or "", {})
+        blob = run.get("artifacts", {}).get(path)
+        if blob is None and path in run.get("documents", {}):  # documents are run files too, as in MLflow
+            blob = json.dumps(run["documents"][path], indent=2, default=str).encode()
         if blob is None:
             raise RegistryError(f"artifact {path!r} of {model_name}/{version} not found")
         out = dst / path

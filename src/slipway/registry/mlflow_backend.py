@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,17 @@ from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Re
 
 def _flat_params(params: dict[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in params.items()}
+
+
+def _log_as(art_path: str, local: Path) -> None:
+    """Log `local` under the artifact path `art_path` (MLflow keeps the local file name, so stage a copy)."""
+    import mlflow
+
+    folder, _, fname = art_path.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / fname
+        shutil.copyfile(local, staged)
+        mlflow.log_artifact(str(staged), artifact_path=folder or None)
 
 
 class MlflowRegistry(ModelRegistry):
@@ -54,6 +67,10 @@ class MlflowRegistry(ModelRegistry):
             raise RegistryError(f"registry read of {model_name}@{alias} failed: {exc.message}") from None
         return self._to_info(mv)
 
+    def get_version(self, *, model_name: str, version: str) -> VersionInfo:
+        """Non-blocking read; the version with its tags and aliases; RegistryError if it does not exist."""
+        return self._to_info(self._version(model_name, version))
+
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
         """Non-blocking read; the version registered for this release key, or None."""
         hits = self._client.search_model_versions(
@@ -87,7 +104,9 @@ class MlflowRegistry(ModelRegistry):
         self._client.set_registered_model_alias(reg.model_name, CHALLENGER, existing.version)
         return self._to_info(self._client.get_model_version(reg.model_name, existing.version))
 
-    def _log_run(self, reg: Registration, *, run_name: str, extra_tags: dict[str, str]) -> tuple[str, Any]:
+    def _log_run(
+        self, reg: Registration, *, run_name: str, extra_tags: dict[str, str], model_required: bool = True
+    ) -> tuple[str, Any]:
         import mlflow
         import torch
 
@@ -99,16 +118,24 @@ class MlflowRegistry(ModelRegistry):
             for fname, doc in reg.documents.items():
                 mlflow.log_dict(doc, fname)
             for art_path, local in reg.artifacts.items():
-                folder, _, _ = art_path.rpartition("/")
-                mlflow.log_artifact(str(local), artifact_path=folder or None)
+                _log_as(art_path, Path(local))
             info = None
             if reg.module is not None:
-                info = mlflow.pytorch.log_model(
-                    reg.module,
-                    name="model",
-                    input_example=reg.input_example,
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                )
+                try:
+                    info = mlflow.pytorch.log_model(
+                        reg.module,
+                        name="model",
+                        input_example=reg.input_example,
+                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                    )
+                except Exception as exc:  # pt2 = torch.export: any failure means "cannot be saved"
+                    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    cause = (
+                        f"MLflow cannot save the model (pt2 via torch.export): {type(exc).__name__}: {text}"
+                    )
+                    if model_required:
+                        raise ModelContractError(cause) from None
+                    mlflow.set_tag("slipway.model_logged", f"false: {cause}"[:500])
         return run.info.run_id, info
 
     def _create_version(self, reg: Registration) -> VersionInfo:
@@ -132,6 +159,7 @@ class MlflowRegistry(ModelRegistry):
             reg,
             run_name=f"rejected-{stage}-{reg.release_key[:12]}",
             extra_tags={"slipway.decision": "rejected", "slipway.rejected_at": stage},
+            model_required=False,
         )
         return run_id
 
@@ -155,14 +183,21 @@ class MlflowRegistry(ModelRegistry):
         return self._to_info(self._version(model_name, version))
 
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
-        """Blocking; copies one artifact of a version's run (a path under the run) into folder `dst`; RegistryError if absent."""
+        """Blocking; copies one artifact file of a version's run to `dst / path`; RegistryError if absent."""
         from mlflow.exceptions import MlflowException
 
         mv = self._version(model_name, version)
-        dst.mkdir(parents=True, exist_ok=True)
+        out = dst / path
+        out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return Path(self._client.download_artifacts(mv.run_id, path, str(dst)))
+            # artifact stores disagree on where a file lands (local: dst/NAME, S3: dst/PATH): download aside
+            with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+                got = Path(self._client.download_artifacts(mv.run_id, path, tmp))
+                if not got.is_file():
+                    raise RegistryError(f"artifact {path!r} of {model_name}/{version} is not a file")
+                got.replace(out)
         except (MlflowException, OSError) as exc:
             raise RegistryError(
                 f"artifact {path!r} of {model_name}/{version} (run {mv.run_id}) cannot be fetched: {exc}"
             ) from None
+        return out

@@ -13,7 +13,9 @@ class ReleaseResult(BaseModel):
     """What a release ended in, where, and why."""
 
     decision: Decision = Field(description="registered | rejected (later: promoted | rolled_back) | error.")
-    stage: str = Field(description="The last stage reached: validation, training, quality_gate, register.")
+    stage: str = Field(
+        description="The last stage reached: validation, training, quality_gate, export, parity, optimize, register, tensorrt."
+    )
     model_version: str | None = Field(default=None, description="Registered version, if any.")
     model_name: str | None = Field(default=None, description="Registered model name.")
     reasons: list[str] = Field(default_factory=list, description="Why: failed expectations or gate lines.")
@@ -22,6 +24,13 @@ class ReleaseResult(BaseModel):
     lineage: dict[str, str] = Field(default_factory=dict, description="Lineage tags of the release.")
     timings_s: dict[str, float] = Field(default_factory=dict, description="Wall seconds per stage.")
     cached: list[str] = Field(default_factory=list, description="Stages whose result came from the cache.")
+    optimization: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Shipped ONNX candidate, its artifact and sha256, parity numbers (empty before the stage).",
+    )
+    tensorrt: str | None = Field(
+        default=None, description="TensorRT outcome: built, skipped (why) or failed (why)."
+    )
     data_docs: str | None = Field(default=None, description="Data Docs page of the validation.")
     mlflow_run_id: str | None = Field(default=None, description="MLflow run holding this attempt.")
     flow_run_id: str | None = Field(default=None, description="Prefect flow run id.")

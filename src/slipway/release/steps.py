@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from slipway.config import PipelineConfig, load_config
 from slipway.data.batch_io import file_sha256, read_batch
@@ -11,6 +12,7 @@ from slipway.data.reference import Reference, load_reference
 from slipway.evaluation.scoring import evaluate
 from slipway.gate.quality import GateDecision, decide
 from slipway.lineage.collect import git_state, json_hash, lineage_tags
+from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import CHAMPION, ModelRegistry, Registration, VersionInfo
 from slipway.settings import Settings
 from slipway.training.base import TrainedModel, TrainingRequest
@@ -166,6 +168,22 @@ def build_registration(
             "slipway/validation.json": validation.model_dump(mode="json"),
         },
     )
+
+
+def attach_optimization(reg: Registration, outcome: OptimizationOutcome) -> Registration:
+    """The registration plus ONNX files (with sha256 tags), parity numbers and the decision table."""
+    return replace(
+        reg,
+        tags={**reg.tags, **outcome.tags()},
+        metrics={**reg.metrics, **outcome.metrics()},
+        artifacts={**reg.artifacts, **{k: Path(v) for k, v in outcome.artifacts.items()}},
+        documents={**reg.documents, "slipway/optimization.json": outcome.model_dump(mode="json")},
+    )
+
+
+def with_documents(reg: Registration, documents: dict[str, Any]) -> Registration:
+    """The registration with extra JSON documents for its run."""
+    return replace(reg, documents={**reg.documents, **documents})
 
 
 def settings_for(home: str | None = None) -> Settings:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from slipway.gate.quality import GateDecision
+from slipway.optimize.parity import ParityReport
+from slipway.optimize.select import Selection
 from slipway.registry.base import VersionInfo
 from slipway.release.result import ReleaseResult
 from slipway.validation.base import ValidationReport
@@ -87,3 +89,38 @@ def decision_markdown(result: ReleaseResult) -> str:
         *[f"* {k}: {v:.2f}" for k, v in result.timings_s.items()],
     ]
     return "\n".join(lines)
+
+
+def optimization_rows(selection: Selection) -> list[dict[str, object]]:
+    """One table row per candidate (and the torch reference): every number and the verdict."""
+    rows: list[dict[str, object]] = []
+    for r in selection.rows:
+        row: dict[str, object] = {
+            "candidate": r.name,
+            "status": r.status,
+            "shipped": r.name == selection.shipped,
+            "accuracy": None if r.accuracy is None else round(r.accuracy, 4),
+            "drop_points": r.accuracy_drop_points,
+            "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
+            "load_ms": r.load_ms,
+        }
+        for batch in sorted(r.p50_ms):
+            row[f"p50_b{batch}_ms"] = round(r.p50_ms[batch], 4)
+            row[f"p99_b{batch}_ms"] = round(r.p99_ms[batch], 4)
+        row["vs_fp32"] = None if r.speedup_vs_fp32 is None else f"{r.speedup_vs_fp32:+.1%}"
+        row["verdict"] = r.verdict
+        rows.append(row)
+    return rows
+
+
+def parity_markdown(parity: ParityReport, *, export_sha256: str, opset: int) -> str:
+    """The parity gate's verdict with every number."""
+    verdict = "passed" if parity.passed else "FAILED"
+    return "\n".join(
+        [
+            f"# ONNX parity {verdict}",
+            "",
+            f"* exported graph: opset {opset}, sha256 `{export_sha256[:16]}`",
+            f"* {_cell(parity.summary())}",
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: each runs the production code paths and writes JSON + markdown."""
