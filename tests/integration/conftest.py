@@ -23,12 +23,20 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
-    """A throwaway Prefect API server (fresh SQLite) for the whole session; yields its URL."""
-    from prefect.settings import PREFECT_API_URL
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Prefect API server (fresh SQLite) and result store for the whole session; yields its URL.
+
+    The result store (where cached task results live) must be fresh too: Prefect's default,
+    ~/.prefect/storage, outlives test sessions and would turn a first run into a cache hit.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=None):
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with (
+        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
+        prefect_test_harness(server_startup_timeout=None),
+    ):
         yield str(PREFECT_API_URL.value())
 
 

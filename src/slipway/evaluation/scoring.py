@@ -11,15 +11,20 @@ from slipway.errors import ModelContractError
 from slipway.evaluation.metrics import compute_metrics
 
 
+def eval_mode(module: Any) -> Any:
+    """Switch a module to eval mode where it has one; torch.export programs (MLflow pt2) have none."""
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        module.eval()
+    return module
+
+
 def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
     """Class probabilities [N, C] from a module that returns logits [N, C]."""
     import torch
 
     if not callable(module):
         raise ModelContractError(f"model is a {type(module).__name__}, not a callable torch module")
-    # torch.export programs (MLflow's pt2 format) are inference graphs with no train/eval switch
-    with contextlib.suppress(AttributeError, NotImplementedError):
-        module.eval()
+    eval_mode(module)
     with torch.no_grad():
         try:
             out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))

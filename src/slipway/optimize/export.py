@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from slipway.errors import OptimizationError
+from slipway.evaluation.scoring import eval_mode
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -73,7 +74,7 @@ def export_onnx(module: Any, *, example: np.ndarray, path: Path, opset: int) -> 
 
     if not isinstance(module, torch.nn.Module):
         raise OptimizationError("export", f"not a torch module: {type(module).__name__}")
-    module.eval()
+    eval_mode(module)
     arg = _forward_arg(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.from_numpy(np.ascontiguousarray(example[: max(2, min(len(example), 4))], dtype=np.float32))

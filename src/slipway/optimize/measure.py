@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from slipway.evaluation.scoring import eval_mode
 from slipway.optimize.export import INPUT_NAME
 from slipway.optimize.runtime import open_session
 
@@ -72,7 +73,7 @@ def torch_runner(name: str, module: Any, *, threads: int, size_bytes: int | None
 
     def load() -> Predict:
         torch.set_num_threads(threads)
-        module.eval()
+        eval_mode(module)
 
         def predict(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():

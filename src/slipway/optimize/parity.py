@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from slipway.evaluation.scoring import eval_mode
 from slipway.optimize.export import INPUT_NAME
 
 
@@ -87,7 +88,7 @@ def torch_outputs(module: Any, x: np.ndarray) -> np.ndarray:
     """Blocking; the module's raw outputs (logits) in eval mode, no grad."""
     import torch
 
-    module.eval()
+    eval_mode(module)
     with torch.no_grad():
         out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
     if isinstance(out, (tuple, list)):
