@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export GX_ANALYTICS_ENABLED ?= false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-fast lint format bench images-setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ test: lint ## lint, types, then every test tier (unit, contract, integration, e2
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)
 	$(BIN)/pytest -m "not integration and not slow and not e2e"
 
-bench: install ## benchmarks on this machine; results in bench/results/ (optimize.json + optimize.md)
+bench: install ## benchmarks on this machine; results in bench/results/ (optimize.json/.md, image.json, serving.json/.md)
 	$(BIN)/python bench/optimize.py --out bench/results
+	$(BIN)/python bench/image.py --out bench/results
+	$(BIN)/python bench/serving.py --out bench/results
+
+images-setup: ## (root) buildah, podman, a local base image, a loopback registry: see infra/ci/images.sh
+	bash infra/ci/images.sh
 
 format: install
 	$(BIN)/ruff format .

@@ -1,5 +1,6 @@
 """The release flow: validation gate -> training hand-off -> quality gate -> ONNX export + parity gate
--> CPU candidate selection -> registration -> TensorRT hand-off (GPU pool, or skipped).
+-> CPU candidate selection -> servability check -> registration -> TensorRT hand-off (GPU pool, or
+skipped) -> serving image (built, pushed, digest on the version; or skipped with what to install).
 
 Orchestration only: every stage is a task in `tasks/` over logic in `slipway.release.steps`.
 Later stages (optimize, build, canary, promote) extend this same flow.
@@ -13,6 +14,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 from tasks.evaluate import evaluate_challenger, evaluate_champion, gate
 from tasks.optimize import OptimizationFailed, optimize_model, tensorrt_handoff
+from tasks.package import build_serving_image, check_servable
 from tasks.prepare import prepare_release
 from tasks.register import publish_decision, record_rejection, register
 from tasks.train import import_external, publish_training, train
@@ -131,17 +133,58 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         "artifact": outcome.shipped_artifact(),
         "sha256": outcome.tags()["slipway.optimize.shipped_sha256"],
     }
+    with clock.stage("servability"):
+        servable = check_servable(inputs, outcome)
+    if not servable.passed:
+        with clock.stage("record_rejection"):
+            run_id = record_rejection(
+                inputs,
+                with_documents(registration, {"slipway/servability.json": servable.model_dump()}),
+                stage="servability",
+            )
+        rejected = {
+            "decision": "rejected",
+            "stage": "servability",
+            "mlflow_run_id": run_id,
+            "optimization": summary,
+            "reasons": [
+                *decision.reasons,
+                f"FAIL: {servable.summary()}",
+                "the champion is untouched; nothing was registered",
+            ],
+        }
+        return _finish(result.model_copy(update=rejected), clock, cached)
+    registration = with_documents(registration, {"slipway/servability.json": servable.model_dump()})
     with clock.stage("register"):
         version = register(inputs, registration)
     with clock.stage("tensorrt"):
         trt = tensorrt_handoff(inputs, version)
+    with clock.stage("image"):
+        image = build_serving_image(inputs, outcome, version)
     reasons = [
         *decision.reasons,
         outcome.parity.summary(),
         *outcome.selection.reasons[:1],
+        servable.summary(),
         f"registered as version {version.version} with alias challenger",
         f"tensorrt: {trt}",
+        image.summary(),
     ]
+    if image.status == "failed":
+        failed_image: dict[str, Any] = {
+            "decision": "error",
+            "stage": "image",
+            "model_version": version.version,
+            "mlflow_run_id": version.run_id,
+            "optimization": summary,
+            "tensorrt": trt,
+            "image": image.model_dump(mode="json"),
+            "reasons": [
+                *reasons,
+                "the champion is untouched; the version stays a challenger without an image",
+            ],
+        }
+        return _finish(result.model_copy(update=failed_image), clock, cached)
     registered: dict[str, Any] = {
         "decision": "registered",
         "stage": "register",
@@ -149,6 +192,7 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         "mlflow_run_id": version.run_id,
         "optimization": summary,
         "tensorrt": trt,
+        "image": image.model_dump(mode="json"),
         "reasons": reasons,
     }
     return _finish(result.model_copy(update=registered), clock, cached)

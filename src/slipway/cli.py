@@ -1,4 +1,4 @@
-"""`slipway` command line: data batches, validation, releases. Errors exit 2 with one clear line."""
+"""`slipway` command line: data batches, validation, releases, serving. Errors exit 2 with one clear line."""
 
 from __future__ import annotations
 
@@ -193,6 +193,40 @@ def suite_generate(
     typer.echo(f"wrote {len(spec.expectations)} expectations to {out} (sha256 {suite_hash(spec)})", err=True)
 
 
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", help="Serving bundle: a folder with model.onnx + model.json, or the .onnx file."
+        ),
+    ],
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface to bind (default: $SLIPWAY_SERVE_HOST or 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port (default: $SLIPWAY_SERVE_PORT or 8080)."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads (default 1).")
+    ] = None,
+    microbatch: Annotated[
+        bool | None,
+        typer.Option("--microbatch/--no-microbatch", help="Gather concurrent requests into one model call."),
+    ] = None,
+) -> None:
+    """Serve a model over HTTP (FastAPI on uvicorn, ONNX Runtime); blocks until SIGTERM, then exits 0. Other knobs: SLIPWAY_SERVE_* env."""
+    from slipway.serving.server import run_server
+    from slipway.serving.settings import load_serve_settings
+
+    settings = load_serve_settings(
+        model=model, host=host, port=port, ort_threads=threads, microbatch=microbatch
+    )
+    raise typer.Exit(run_server(settings))
+
+
 def main() -> None:
     """Entry point: run the app, turning Slipway errors into `error: ...` and exit code 2."""
     import click
@@ -214,3 +248,7 @@ def main() -> None:
         _err(f"{type(exc).__name__}: {exc} (set SLIPWAY_DEBUG=1 for a traceback)")
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

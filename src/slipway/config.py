@@ -183,6 +183,15 @@ class OptimizeConfig(BaseModel):
         return ["fp32", *[c for c in dict.fromkeys(value) if c != "fp32"]]
 
 
+class ServingConfig(BaseModel):
+    """The servability check every release passes before its image is built."""
+
+    model_config = _STRICT
+    servability_timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds the server may take to become ready and answer the holdout."
+    )
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -196,6 +205,7 @@ class PipelineConfig(BaseModel):
     optimize: OptimizeConfig = Field(
         default_factory=OptimizeConfig, description="ONNX export and optimization."
     )
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="Servability check.")
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
     )

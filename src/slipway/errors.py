@@ -34,3 +34,12 @@ class OptimizationError(SlipwayError):
         super().__init__(f"{stage}: {cause}")
         self.stage = stage
         self.cause = cause
+
+
+class ImageError(SlipwayError):
+    """Building, pushing or inspecting a container image failed; the message names the step and the tool's output."""
+
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"image {step}: {detail}")
+        self.step = step
+        self.detail = detail

@@ -6,6 +6,7 @@ Nothing here touches the disk or the network: paths are resolved when asked for.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,39 @@ class Settings(BaseSettings):
         default=None,
         description="Scratch folder for stage outputs (ONNX exports, candidates, engines). Unset: <home>/work.",
     )
+
+    image_builder: Literal["auto", "buildah", "docker", "fake"] = Field(
+        default="auto",
+        description="Image builder: auto (docker if its daemon answers, else buildah), buildah, docker, fake (tests).",
+    )
+    image_registry: str | None = Field(
+        default=None,
+        description="Registry repository images are pushed to (e.g. 127.0.0.1:5000/slipway). Unset: no push.",
+    )
+    image_registry_tls_verify: bool = Field(
+        default=True,
+        description="Require HTTPS with a verified certificate when pushing and pulling (false for a loopback registry).",
+    )
+    buildah_root: Path | None = Field(
+        default=None,
+        description="buildah/podman storage root (images, layer cache). Unset: <home>/containers/storage.",
+    )
+    buildah_runroot: Path | None = Field(
+        default=None,
+        description="buildah/podman run root (locks, mounts). Unset: <home>/containers/run.",
+    )
+    base_image: str = Field(
+        default="python:3.11-slim",
+        description="BASE_IMAGE of the serving image: python:3.11-slim, a TensorRT base for GPU images, or a local base.",
+    )
+
+    def buildah_root_path(self) -> Path:
+        """The buildah storage root (not created)."""
+        return (self.buildah_root or self.home_path() / "containers" / "storage").expanduser().resolve()
+
+    def buildah_runroot_path(self) -> Path:
+        """The buildah run root (not created)."""
+        return (self.buildah_runroot or self.home_path() / "containers" / "run").expanduser().resolve()
 
     def work_path(self) -> Path:
         """The scratch folder for stage outputs (not created)."""

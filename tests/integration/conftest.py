@@ -45,6 +45,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> P
     """A fresh Slipway state folder (MLflow SQLite, GX, reports) for one test."""
     path = tmp_path / "slipway-home"
     monkeypatch.setenv("SLIPWAY_HOME", str(path))
+    # flow tests build images with the in-memory builder; test_release_image.py uses the real one
+    monkeypatch.setenv("SLIPWAY_IMAGE_BUILDER", "fake")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SLIPWAY_MLFLOW_TRACKING_URI", raising=False)
     return path

@@ -14,7 +14,7 @@ class ReleaseResult(BaseModel):
 
     decision: Decision = Field(description="registered | rejected (later: promoted | rolled_back) | error.")
     stage: str = Field(
-        description="The last stage reached: validation, training, quality_gate, export, parity, optimize, register, tensorrt."
+        description="The last stage reached: validation, training, quality_gate, export, parity, optimize, servability, register, image."
     )
     model_version: str | None = Field(default=None, description="Registered version, if any.")
     model_name: str | None = Field(default=None, description="Registered model name.")
@@ -30,6 +30,10 @@ class ReleaseResult(BaseModel):
     )
     tensorrt: str | None = Field(
         default=None, description="TensorRT outcome: built, skipped (why) or failed (why)."
+    )
+    image: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Serving image: status, reason, and when built its tag, digest and pinned reference.",
     )
     data_docs: str | None = Field(default=None, description="Data Docs page of the validation.")
     mlflow_run_id: str | None = Field(default=None, description="MLflow run holding this attempt.")

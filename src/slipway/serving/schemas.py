@@ -1,0 +1,132 @@
+"""The /predict wire format: parse and check a request body into a float32 matrix, or say which field is wrong.
+
+Pure functions. Every problem is an `InputError` with an HTTP status and a message that starts
+with the field it names, e.g. `instances[3]: expected 30 values, got 29`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+F32_MAX = float(np.finfo(np.float32).max)
+_NUMBER = (int, float)
+
+
+class InputError(Exception):
+    """A request the server refuses: HTTP status, the field at fault, and a one-line message."""
+
+    def __init__(self, status: int, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.status = status
+        self.field = field
+        self.message = f"{field}: {problem}"
+
+
+def json_type(value: Any) -> str:
+    """Pure; the JSON name of a decoded value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, _NUMBER):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def decode_body(body: bytes) -> Any:
+    """Pure; the decoded JSON document; InputError 400 on bytes that are not JSON."""
+    if not body.strip():
+        raise InputError(400, "body", 'empty; send {"instances": [...]}')
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise InputError(400, "body", "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InputError(400, "body", f"invalid JSON: {exc}") from None
+
+
+def instances_of(doc: Any, *, max_instances: int) -> list[Any]:
+    """Pure; the `instances` list of a decoded body; InputError 400/413/422 naming the problem."""
+    if not isinstance(doc, dict):
+        raise InputError(400, "body", f'expected a JSON object {{"instances": [...]}}, got {json_type(doc)}')
+    extra = sorted(set(doc) - {"instances"})
+    if extra:
+        raise InputError(422, "body", f"unknown key {extra[0]!r}; the only key is 'instances'")
+    if "instances" not in doc:
+        raise InputError(422, "instances", "missing")
+    rows = doc["instances"]
+    if not isinstance(rows, list):
+        raise InputError(422, "instances", f"expected a list of instances, got {json_type(rows)}")
+    if not rows:
+        raise InputError(422, "instances", "empty list; send at least one instance")
+    if len(rows) > max_instances:
+        raise InputError(
+            413, "instances", f"{len(rows)} instances exceed the limit of {max_instances} per request"
+        )
+    return rows
+
+
+def _field(i: int, j: int, row: Any, features: Sequence[str]) -> str:
+    """The name of value j of row i, as the client wrote it."""
+    if isinstance(row, dict):
+        return f"instances[{i}].{features[j]}"
+    return f"instances[{i}][{j}] ({features[j]})"
+
+
+def _row_values(row: Any, i: int, features: Sequence[str]) -> list[Any]:
+    if isinstance(row, list):
+        if len(row) != len(features):
+            raise InputError(422, f"instances[{i}]", f"expected {len(features)} values, got {len(row)}")
+        return row
+    if isinstance(row, dict):
+        if len(row) != len(features) or not all(f in row for f in features):
+            unknown = sorted(set(row) - set(features))
+            missing = [f for f in features if f not in row]
+            parts = []
+            if unknown:
+                parts.append(
+                    f"unknown feature{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                )
+            if missing:
+                parts.append(f"missing {', '.join(map(repr, missing))}")
+            raise InputError(422, f"instances[{i}]", "; ".join(parts))
+        return [row[f] for f in features]
+    raise InputError(
+        422,
+        f"instances[{i}]",
+        f"expected a list of {len(features)} numbers or an object keyed by feature name, got {json_type(row)}",
+    )
+
+
+def to_matrix(rows: list[Any], *, features: Sequence[str]) -> np.ndarray:
+    """Pure; rows (value lists in feature order, or objects keyed by feature) -> float32 [N, len(features)]."""
+    values: list[list[Any]] = []
+    for i, row in enumerate(rows):
+        vals = _row_values(row, i, features)
+        for j, v in enumerate(vals):
+            if type(v) not in _NUMBER:  # type(): a bool is not a number here
+                raise InputError(422, _field(i, j, row, features), f"expected a number, got {json_type(v)}")
+            if type(v) is int and abs(v) > F32_MAX:
+                raise InputError(422, _field(i, j, row, features), f"{v:.3g} is out of float32 range")
+        values.append(vals)
+    x = np.array(values, dtype=np.float64)
+    bad = ~np.isfinite(x) | (np.abs(x) > F32_MAX)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        problem = (
+            "not a finite number" if not np.isfinite(x[i, j]) else f"{x[i, j]:.3g} is out of float32 range"
+        )
+        raise InputError(422, _field(i, j, rows[i], features), problem)
+    return x.astype(np.float32)
+
+
+def parse_predict_body(body: bytes, *, features: Sequence[str], max_instances: int) -> np.ndarray:
+    """Pure; a /predict body -> float32 [N, len(features)]; InputError naming the first bad field."""
+    rows = instances_of(decode_body(body), max_instances=max_instances)
+    return to_matrix(rows, features=features)

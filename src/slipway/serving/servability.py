@@ -1,0 +1,221 @@
+"""The servability check (TFX's InfraValidator): start the real server on a bundle, ask it, compare.
+
+Starts `python -m slipway.serving` on a free port, waits for /readyz, sends holdout rows in small
+requests and compares the returned probabilities with the offline ONNX Runtime ones. A mismatch,
+a crash or a timeout fails the check with a cause; the server is always stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from slipway.errors import UsageError
+from slipway.serving.bundle import read_bundle
+from slipway.serving.model import open_session, softmax
+
+REQUEST_ROWS = 32
+STDERR_LINES = 15
+
+
+class ServabilityReport(BaseModel):
+    """What the check saw; `passed=False` always comes with a `cause`."""
+
+    passed: bool
+    cause: str | None = Field(
+        default=None, description="Why it failed: mismatch, crash, timeout, HTTP error."
+    )
+    model_name: str | None = None
+    model_version: str | None = None
+    rows: int = Field(default=0, description="Holdout rows the server answered.")
+    max_abs_diff: float | None = Field(default=None, description="Largest |served - offline| probability.")
+    label_mismatches: int = 0
+    ready_s: float | None = Field(default=None, description="Seconds from start to /readyz 200.")
+    p50_latency_ms: float | None = Field(default=None, description="Median /predict round trip.")
+    exit_code: int | None = Field(
+        default=None, description="The server's exit code once stopped (0: graceful)."
+    )
+    stderr_tail: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        """Pure; one line for logs and release reasons."""
+        if not self.passed:
+            return f"servability FAILED: {self.cause}"
+        return (
+            f"servability passed: {self.rows} rows, max |diff| {self.max_abs_diff:.3g}, ready in "
+            f"{self.ready_s:.2f} s, p50 {self.p50_latency_ms:.2f} ms, graceful exit"
+        )
+
+
+def expected_probabilities(onnx_path: Path, x: np.ndarray) -> np.ndarray:
+    """Blocking; offline ONNX Runtime class probabilities for x (the softmax the server uses)."""
+    session = open_session(onnx_path, threads=1)
+    name = session.get_inputs()[0].name
+    logits = session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return softmax(np.asarray(logits, dtype=np.float32))
+
+
+def free_port() -> int:
+    """Blocking (binds briefly); a TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(log: IO[bytes]) -> list[str]:
+    log.flush()
+    log.seek(0)
+    lines: deque[str] = deque(maxlen=STDERR_LINES)
+    for raw in log:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            lines.append(line)
+    return list(lines)
+
+
+def _stop(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
+
+
+def _wait_ready(
+    client: Any, proc: subprocess.Popen[bytes], *, timeout_s: float
+) -> tuple[float | None, str | None]:
+    import httpx
+
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < timeout_s:
+        if proc.poll() is not None:
+            return None, f"server exited with code {proc.returncode} before it was ready"
+        try:
+            if client.get("/readyz", timeout=2.0).status_code == 200:
+                return elapsed, None
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return None, f"not ready after {timeout_s:g} s"
+
+
+def _compare(
+    client: Any, x: np.ndarray, expected: np.ndarray, *, classes: list[int], version: str, atol: float
+) -> tuple[dict[str, Any], str | None]:
+    import httpx
+
+    facts: dict[str, Any] = {"rows": 0, "max_abs_diff": 0.0, "label_mismatches": 0, "latencies": []}
+    want_labels = np.asarray(classes)[expected.argmax(axis=1)]
+    for start in range(0, len(x), REQUEST_ROWS):
+        stop = min(start + REQUEST_ROWS, len(x))
+        where = f"rows {start}-{stop - 1}"
+        t0 = time.perf_counter()
+        try:
+            resp = client.post("/predict", json={"instances": x[start:stop].tolist()})
+        except httpx.TimeoutException:
+            return facts, f"{where}: /predict timed out"
+        except httpx.HTTPError as exc:
+            return facts, f"{where}: /predict failed: {type(exc).__name__}: {exc}"
+        facts["latencies"].append(time.perf_counter() - t0)
+        if resp.status_code != 200:
+            return facts, f"{where}: /predict answered HTTP {resp.status_code}: {resp.text[:200]}"
+        doc = resp.json()
+        if doc.get("model_version") != version:
+            return (
+                facts,
+                f"{where}: served model_version {doc.get('model_version')!r}, the bundle is {version!r}",
+            )
+        probs = doc.get("probabilities")
+        if not isinstance(probs, list) or len(probs) != stop - start:
+            return facts, f"{where}: expected {stop - start} probability rows in the answer"
+        if any(v is None for row in probs for v in row):
+            return facts, f"{where}: the server returned non-finite probabilities (null)"
+        served = np.asarray(probs, dtype=np.float64)
+        if served.shape != expected[start:stop].shape:
+            return facts, f"{where}: probabilities shape {served.shape}, offline {expected[start:stop].shape}"
+        diff = float(np.abs(served - expected[start:stop]).max())
+        facts["max_abs_diff"] = max(facts["max_abs_diff"], diff)
+        facts["label_mismatches"] += int((np.asarray(doc["predictions"]) != want_labels[start:stop]).sum())
+        facts["rows"] = stop
+    if facts["max_abs_diff"] > atol or facts["label_mismatches"]:
+        return facts, (
+            f"served predictions differ from offline ONNX Runtime: max |diff| {facts['max_abs_diff']:.3g} "
+            f"(atol {atol:g}), {facts['label_mismatches']} of {len(x)} labels differ"
+        )
+    return facts, None
+
+
+def check_servability(
+    bundle_dir: Path,
+    *,
+    x: np.ndarray,
+    expected: np.ndarray,
+    timeout_s: float = 60,
+    atol: float = 1e-5,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> ServabilityReport:
+    """Blocking (seconds); serves the bundle in a subprocess and compares it with `expected`; never raises for a failing server."""
+    import httpx
+
+    try:
+        meta = read_bundle(bundle_dir).meta
+    except UsageError as exc:
+        return ServabilityReport(passed=False, cause=f"bad bundle: {exc}")
+    report: dict[str, Any] = {"model_name": meta.model_name, "model_version": meta.model_version}
+    port = free_port()
+    cmd = [
+        python,
+        "-m",
+        "slipway.serving",
+        "--model",
+        str(bundle_dir),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        cause: str | None = None
+        server_log: list[str] = []
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as client:
+                report["ready_s"], cause = _wait_ready(client, proc, timeout_s=timeout_s)
+                if cause is not None:
+                    server_log = _tail(log)  # before stopping: why it never got ready
+                else:
+                    facts, cause = _compare(
+                        client, x, expected, classes=meta.classes, version=meta.model_version, atol=atol
+                    )
+                    lat = facts.pop("latencies")
+                    report |= facts | {"p50_latency_ms": float(np.median(lat)) * 1000 if lat else None}
+        finally:
+            report["exit_code"] = _stop(proc)
+            report["stderr_tail"] = _tail(log)
+    if cause is None and report["exit_code"] != 0:
+        cause = f"server exited with code {report['exit_code']} on SIGTERM (expected a graceful 0)"
+        server_log = report["stderr_tail"]
+    if server_log:
+        cause = f"{cause}; server log: {' | '.join(server_log[-4:])}"
+    return ServabilityReport(passed=cause is None, cause=cause, **report)

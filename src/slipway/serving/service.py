@@ -1,0 +1,149 @@
+"""What the server does, without HTTP: load and warm the model, gate readiness, run and post-process calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slipway.errors import UsageError
+from slipway.serving.batcher import MicroBatcher
+from slipway.serving.bundle import read_bundle
+from slipway.serving.faults import FaultInjector
+from slipway.serving.metrics import ServingMetrics
+from slipway.serving.model import ModelRuntime, load_runtime, softmax
+from slipway.serving.predlog import PredictionLog
+from slipway.serving.settings import ServeSettings
+
+log = logging.getLogger("slipway.serving")
+
+WARMUP_ROWS = 32
+
+
+def load_model(settings: ServeSettings) -> ModelRuntime:
+    """Blocking; reads and verifies the bundle named by `settings.model`, opens its session; UsageError if absent or bad."""
+    if settings.model is None:
+        raise UsageError("no model: pass --model PATH or set SLIPWAY_SERVE_MODEL")
+    return load_runtime(read_bundle(settings.model), threads=settings.ort_threads)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """One request's answer: class labels (None where the output was not finite) and probabilities."""
+
+    labels: list[int | None]
+    probabilities: list[list[float | None]]
+    scores: np.ndarray
+
+    def as_dict(self) -> dict[str, Any]:
+        """Pure; the `predictions`/`probabilities` part of a response."""
+        return {"predictions": self.labels, "probabilities": self.probabilities}
+
+
+def postprocess(logits: np.ndarray, *, classes: list[int]) -> Outputs:
+    """Pure; softmax, argmax to class labels, score = probability of class index 1 (or 0 with one class)."""
+    probs = softmax(logits)
+    finite = np.isfinite(probs).all(axis=1)
+    picks = probs.argmax(axis=1).tolist()
+    rows: list[list[float | None]] = probs.tolist()
+    if finite.all():
+        labels: list[int | None] = [classes[k] for k in picks]
+    else:
+        labels = [classes[k] if ok else None for k, ok in zip(picks, finite.tolist(), strict=True)]
+        rows = [[v if v is not None and math.isfinite(v) else None for v in row] for row in rows]
+    return Outputs(labels=labels, probabilities=rows, scores=probs[:, 1 if probs.shape[1] > 1 else 0])
+
+
+class ServingService:
+    """The model, its readiness, and the optional batcher and prediction log of one app."""
+
+    def __init__(self, settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.metrics = ServingMetrics()
+        self.faults = FaultInjector(settings)
+        self.ready = False
+        self.not_ready_reason = "loading the model"
+        self.batcher: MicroBatcher | None = None
+        self.predlog: PredictionLog | None = None
+        self._ready_task: asyncio.Task[None] | None = None
+
+    @property
+    def version(self) -> str:
+        """The served model version ('' before loading)."""
+        return self.runtime.bundle.meta.model_version if self.runtime else ""
+
+    async def start(self) -> None:
+        """Loads (off the loop) and warms the model, starts batcher and log, schedules readiness; raises on a bad model."""
+        if self.runtime is None:
+            self.runtime = await asyncio.to_thread(load_model, self.settings)
+        runtime = self.runtime
+        s = self.settings
+        self.not_ready_reason = "warming up"
+        for rows in sorted({1, min(WARMUP_ROWS, s.max_batch_size)}):
+            await asyncio.to_thread(runtime.run, np.zeros((rows, runtime.n_features), dtype=np.float32))
+        if s.microbatch:
+            self.batcher = MicroBatcher(
+                runtime.run, max_batch=s.microbatch_max_batch, max_wait_s=s.microbatch_max_wait_ms / 1000.0
+            )
+            self.batcher.start()
+        if s.log_predictions_path is not None:
+            self.predlog = PredictionLog(
+                s.log_predictions_path,
+                sample_rate=s.log_sample_rate,
+                max_bytes=s.log_max_bytes,
+                backups=s.log_backups,
+                seed=s.fault_seed,
+            )
+            self.predlog.start()
+        meta = runtime.bundle.meta
+        log.info(
+            "model %s version %s loaded and warmed (%s)",
+            meta.model_name,
+            meta.model_version,
+            runtime.bundle.onnx_path,
+        )
+        if s.faults_on():
+            log.warning("FAULT INJECTION ON: %s", ", ".join(s.faults_on()))
+        if s.fault_never_ready:
+            self.not_ready_reason = "fault injection: never ready"
+        elif s.fault_slow_start_s > 0:
+            self.not_ready_reason = f"fault injection: slow start ({s.fault_slow_start_s:g} s)"
+            self._ready_task = asyncio.get_running_loop().create_task(self._ready_after(s.fault_slow_start_s))
+        else:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
+        self.ready, self.not_ready_reason = True, ""
+
+    async def _ready_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._set_ready()
+
+    async def stop(self) -> None:
+        """Idempotent; not ready any more, then stops the batcher (failing queued calls) and flushes the log."""
+        self.ready, self.not_ready_reason = False, "shutting down"
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready_task
+            self._ready_task = None
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.predlog is not None:
+            await asyncio.to_thread(self.predlog.stop)
+
+    async def infer(self, x: np.ndarray) -> np.ndarray:
+        """Logits for x, computed off the event loop (micro-batched when on), fault-corrupted when asked."""
+        if self.runtime is None:
+            raise RuntimeError("the model is not loaded")
+        if self.batcher is not None:
+            logits = await self.batcher.submit(x)
+        else:
+            logits = await asyncio.get_running_loop().run_in_executor(None, self.runtime.run, x)
+        return self.faults.corrupt(logits)

@@ -1,0 +1,110 @@
+"""Server settings (env prefix `SLIPWAY_SERVE_`): where the model is, limits, batching, logging, faults.
+
+Fault injection is off by default and only turns on by explicit env or argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from slipway.errors import ConfigError
+
+FaultOutput = Literal["none", "nan", "constant", "flip"]
+
+
+class ServeSettings(BaseSettings):
+    """How `slipway serve` runs; every field can come from `SLIPWAY_SERVE_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SLIPWAY_SERVE_", extra="ignore")
+
+    model: Path | None = Field(
+        default=None,
+        description="Serving bundle: a folder with model.onnx + model.json, or an .onnx file beside a model.json.",
+    )
+    host: str = Field(
+        default="127.0.0.1", description="Interface to bind; 0.0.0.0 in a container (set it explicitly)."
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port to listen on.")
+    ort_threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference call.")
+    graceful_timeout_s: int = Field(
+        default=10,
+        ge=1,
+        description="On SIGTERM, how long in-flight requests may take before they are cut.",
+    )
+    access_log: bool = Field(
+        default=False, description="uvicorn's per-request access log lines (metrics carry the same counts)."
+    )
+    max_batch_size: int = Field(
+        default=1024, ge=1, description="Most instances one /predict request may carry."
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest /predict body in bytes (checked before parsing)."
+    )
+    microbatch: bool = Field(
+        default=False, description="Gather concurrent requests into one ONNX Runtime call."
+    )
+    microbatch_max_batch: int = Field(
+        default=64, ge=1, description="Micro-batching: most rows in one gathered call."
+    )
+    microbatch_max_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="Micro-batching: longest wait for more rows once one request is queued.",
+    )
+    log_predictions_path: Path | None = Field(
+        default=None, description="JSONL file for sampled prediction records; unset = off."
+    )
+    log_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of /predict requests whose inputs and outputs are logged."
+    )
+    log_max_bytes: int = Field(
+        default=10 << 20, ge=1024, description="Rotate the prediction log when it reaches this size."
+    )
+    log_backups: int = Field(default=5, ge=0, description="Rotated prediction log files to keep.")
+    fault_error_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fault: share of /predict requests answered 503 (header x-slipway-fault: error).",
+    )
+    fault_latency_ms: float = Field(
+        default=0.0, ge=0, description="Fault: latency added to every /predict request."
+    )
+    fault_output: FaultOutput = Field(
+        default="none",
+        description="Fault: corrupt every output: nan (non-finite), constant (same answer for all), flip (classes swapped).",
+    )
+    fault_slow_start_s: float = Field(
+        default=0.0, ge=0, description="Fault: /readyz stays 503 this long after warm-up."
+    )
+    fault_never_ready: bool = Field(default=False, description="Fault: /readyz never turns 200.")
+    fault_seed: int | None = Field(
+        default=None, description="Fault: seed of the error-rate draws (unset: random)."
+    )
+
+    def faults_on(self) -> list[str]:
+        """Pure; the active fault knobs as `name=value` strings (empty when no fault is on)."""
+        active = {
+            "error_rate": self.fault_error_rate > 0,
+            "latency_ms": self.fault_latency_ms > 0,
+            "output": self.fault_output != "none",
+            "slow_start_s": self.fault_slow_start_s > 0,
+            "never_ready": self.fault_never_ready,
+        }
+        return [f"{name}={getattr(self, 'fault_' + name)}" for name, on in active.items() if on]
+
+
+def load_serve_settings(**overrides: Any) -> ServeSettings:
+    """Env plus explicit overrides (None values ignored); ConfigError naming each invalid field."""
+    try:
+        return ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SLIPWAY_SERVE_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"serve settings: {problems}") from None
