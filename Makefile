@@ -13,6 +13,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export GX_ANALYTICS_ENABLED ?= false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
+# This machine's image settings (local base image, buildah storage, loopback registry), written by
+# `make images-setup` (infra/ci/images.sh). Without it the image stage uses python:3.11-slim and
+# the auto-detected builder; with no builder it is skipped with what to install.
+SLIPWAY_IMAGES_MK ?= /var/cache/slipway/images.mk
+-include $(SLIPWAY_IMAGES_MK)
+
 .PHONY: install demo test test-fast lint format bench images-setup clean
 
 $(STAMP): pyproject.toml

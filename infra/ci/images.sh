@@ -8,17 +8,17 @@
 #
 # Env (same names and defaults as src/slipway/settings.py):
 #   SLIPWAY_BASE_IMAGE       base image name       (localhost/slipway-base:bookworm-py311)
-#   SLIPWAY_BUILDAH_ROOT     buildah storage root  (${SLIPWAY_HOME:-.slipway}/containers/storage)
-#   SLIPWAY_BUILDAH_RUNROOT  buildah run root      (${SLIPWAY_HOME:-.slipway}/containers/run)
+#   SLIPWAY_BUILDAH_ROOT     buildah storage root  (/var/cache/slipway/containers/storage: machine-wide,
+#                            so the layer cache and the base image outlive checkouts and CI clones)
+#   SLIPWAY_BUILDAH_RUNROOT  buildah run root      (/run/slipway/containers)
 #   SLIPWAY_REGISTRY_ADDR    loopback registry     (127.0.0.1:5000)
 set -euo pipefail
 
 CACHE=/var/cache/slipway
 BASE_TAR=$CACHE/base/bookworm-py311.tar
 BASE_IMAGE=${SLIPWAY_BASE_IMAGE:-localhost/slipway-base:bookworm-py311}
-HOME_DIR=${SLIPWAY_HOME:-.slipway}
-ROOT=$(realpath -m "${SLIPWAY_BUILDAH_ROOT:-$HOME_DIR/containers/storage}")
-RUNROOT=$(realpath -m "${SLIPWAY_BUILDAH_RUNROOT:-$HOME_DIR/containers/run}")
+ROOT=$(realpath -m "${SLIPWAY_BUILDAH_ROOT:-$CACHE/containers/storage}")
+RUNROOT=$(realpath -m "${SLIPWAY_BUILDAH_RUNROOT:-/run/slipway/containers}")
 REGISTRY_ADDR=${SLIPWAY_REGISTRY_ADDR:-127.0.0.1:5000}
 REGISTRY_DIR=$CACHE/registry
 MIRROR=${SLIPWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -132,3 +132,15 @@ EOF
 fi
 
 say "ready: SLIPWAY_BASE_IMAGE=$BASE_IMAGE SLIPWAY_BUILDAH_ROOT=$ROOT (driver $DRIVER) registry $REGISTRY_ADDR"
+
+# The machine's image settings for `make demo`/`make test` run without these exports: the Makefile
+# includes this file when it exists (an exported env var still wins).
+cat >"$CACHE/images.mk" <<EOF2
+# written by infra/ci/images.sh: this machine's local base image, buildah storage and loopback registry
+export SLIPWAY_BASE_IMAGE ?= $BASE_IMAGE
+export SLIPWAY_BUILDAH_ROOT ?= $ROOT
+export SLIPWAY_BUILDAH_RUNROOT ?= $RUNROOT
+export SLIPWAY_IMAGE_REGISTRY ?= $REGISTRY_ADDR/slipway
+export SLIPWAY_IMAGE_REGISTRY_TLS_VERIFY ?= false
+EOF2
+say "wrote $CACHE/images.mk (the Makefile includes it)"

@@ -123,5 +123,11 @@ def build_image(
             work_dir=settings.work_path(),
         )
     except ImageError as exc:
-        return ImageOutcome(status="failed", reason=str(exc))
+        reason = str(exc)
+        if "pull" in reason or "FROM" in reason:
+            reason += (
+                f" [hint: the base image {settings.base_image!r} cannot be pulled here; set SLIPWAY_BASE_IMAGE to "
+                "one this machine can pull, or run `make images-setup` to build a local base]"
+            )
+        return ImageOutcome(status="failed", reason=reason)
     return ImageOutcome(status="built", record=record)

@@ -58,8 +58,8 @@ def serve_asgi(app: Any, settings: ServeSettings) -> int:
 
 def run_server(settings: ServeSettings) -> int:
     """Blocking until SIGTERM/SIGINT; loads the model first (UsageError on a bad bundle), then serves it; exit code."""
-    from slipway.serving.app import create_app
+    from slipway.serving.app import FastPredictFront, create_app
     from slipway.serving.service import load_model
 
     runtime = load_model(settings)
-    return serve_asgi(create_app(settings, runtime=runtime), settings)
+    return serve_asgi(FastPredictFront(create_app(settings, runtime=runtime)), settings)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ class ServingService:
         self.batcher: MicroBatcher | None = None
         self.predlog: PredictionLog | None = None
         self._ready_task: asyncio.Task[None] | None = None
+        self.inline_rows = 0  # calls with at most this many rows run on the event loop (set at warm-up)
 
     @property
     def version(self) -> str:
@@ -87,6 +89,7 @@ class ServingService:
         self.not_ready_reason = "warming up"
         for rows in sorted({1, min(WARMUP_ROWS, s.max_batch_size)}):
             await asyncio.to_thread(runtime.run, np.zeros((rows, runtime.n_features), dtype=np.float32))
+        self.inline_rows = await asyncio.to_thread(self._inline_rows, runtime)
         if s.microbatch:
             self.batcher = MicroBatcher(
                 runtime.run, max_batch=s.microbatch_max_batch, max_wait_s=s.microbatch_max_wait_ms / 1000.0
@@ -118,6 +121,18 @@ class ServingService:
         else:
             self._set_ready()
 
+    def _inline_rows(self, runtime: ModelRuntime) -> int:
+        """WARMUP_ROWS when the warmed model's WARMUP_ROWS-row call is cheaper than `inline_max_ms`, else 0."""
+        if self.settings.inline_max_ms <= 0:
+            return 0
+        x = np.zeros((WARMUP_ROWS, runtime.n_features), dtype=np.float32)
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            runtime.run(x)
+            times.append(time.perf_counter() - start)
+        return WARMUP_ROWS if float(np.median(times)) * 1000 < self.settings.inline_max_ms else 0
+
     def _set_ready(self) -> None:
         self.ready, self.not_ready_reason = True, ""
 
@@ -144,6 +159,8 @@ class ServingService:
             raise RuntimeError("the model is not loaded")
         if self.batcher is not None:
             logits = await self.batcher.submit(x)
+        elif len(x) <= self.inline_rows:  # a tiny model: cheaper than the hop to a worker thread
+            logits = self.runtime.run(x)
         else:
             logits = await asyncio.get_running_loop().run_in_executor(None, self.runtime.run, x)
         return self.faults.corrupt(logits)

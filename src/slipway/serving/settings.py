@@ -44,6 +44,14 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest /predict body in bytes (checked before parsing)."
     )
+    inline_max_ms: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Run calls of <= 32 rows on the event loop when the warmed model's 32-row call takes less than "
+            "this many ms (a thread hop costs ~0.1 ms, more than a tiny model); 0 = always off the loop."
+        ),
+    )
     microbatch: bool = Field(
         default=False, description="Gather concurrent requests into one ONNX Runtime call."
     )

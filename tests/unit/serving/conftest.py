@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 
 from slipway.data.reference import Reference
-from slipway.serving.app import create_app
+from slipway.serving.app import FastPredictFront, create_app
 from slipway.serving.bundle import write_bundle
 from slipway.serving.settings import ServeSettings
 
@@ -87,14 +87,20 @@ def offline_logits(x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.
 ClientFactory = Callable[..., Any]
 
 
-@pytest.fixture()
-def client_for(bundle_dir: Path) -> Iterator[ClientFactory]:
-    """client_for(**settings) -> a started TestClient (lifespan run) over the bundle; closed after the test."""
+@pytest.fixture(params=["fastapi", "fast-predict-front"])
+def client_for(bundle_dir: Path, request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
+    """client_for(**settings) -> a started TestClient (lifespan run) over the bundle; closed after the test.
+
+    Every app test runs twice: on the FastAPI app, and behind the FastPredictFront `slipway serve` uses.
+    """
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
         settings = ServeSettings(model=overrides.pop("model", bundle_dir), **overrides)
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        app: Any = create_app(settings)
+        if request.param == "fast-predict-front":
+            app = FastPredictFront(app)
+        client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client
