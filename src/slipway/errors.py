@@ -43,3 +43,7 @@ class ImageError(SlipwayError):
         super().__init__(f"image {step}: {detail}")
         self.step = step
         self.detail = detail
+
+
+class DeployError(SlipwayError):
+    """A deploy target could not reach the requested state; the message names the target, object and cause."""

@@ -175,6 +175,47 @@ class RegistryContract(ABC):
         assert CHALLENGER in found.aliases
         assert registry.find_release(model_name=NAME, release_key="key-other") is None
 
+    def test_promote_moves_champion_records_the_previous_one_and_is_idempotent(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        registry.register(registration(model, holdout_x, key="key-1"))
+        registry.register(registration(model, holdout_x, key="key-2"))
+
+        first = registry.promote(model_name=NAME, version="1", reason="canary passed")
+        assert CHAMPION in first.aliases
+        assert first.tags["slipway.previous_champion"] == "none"
+        assert first.tags["slipway.decision"] == "promoted"
+
+        second = registry.promote(model_name=NAME, version="2", reason="canary passed again")
+        assert second.tags["slipway.previous_champion"] == "1"
+        assert second.tags["slipway.promotion_reason"] == "canary passed again"
+        champion = registry.get_alias(model_name=NAME, alias=CHAMPION)
+        assert champion is not None and champion.version == "2"
+        assert CHAMPION not in registry.get_version(model_name=NAME, version="1").aliases
+
+        again = registry.promote(model_name=NAME, version="2", reason="a retry")
+        assert again.tags["slipway.previous_champion"] == "1"  # the retry keeps the first record
+        assert again.tags["slipway.promotion_reason"] == "canary passed again"
+
+    def test_reject_tags_the_version_and_never_moves_the_champion(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        registry.register(registration(model, holdout_x, key="key-1"))
+        registry.promote(model_name=NAME, version="1", reason="first")
+        registry.register(registration(model, holdout_x, key="key-2"))
+
+        for _ in range(2):  # idempotent
+            rejected = registry.reject(model_name=NAME, version="2", stage="canary", reason="nan outputs")
+        assert rejected.tags["slipway.decision"] == "rejected"
+        assert rejected.tags["slipway.rejected_at"] == "canary"
+        assert rejected.tags["slipway.rejection_reason"] == "nan outputs"
+        champion = registry.get_alias(model_name=NAME, alias=CHAMPION)
+        assert champion is not None and champion.version == "1"
+        with pytest.raises(RegistryError):
+            registry.reject(model_name=NAME, version="9", stage="canary", reason="x")
+        with pytest.raises(RegistryError):
+            registry.promote(model_name=NAME, version="9", reason="x")
+
     def test_register_is_idempotent_per_release_key(
         self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
     ) -> None:

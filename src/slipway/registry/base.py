@@ -82,3 +82,11 @@ class ModelRegistry(ABC):
     @abstractmethod
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:
         """Blocking; copies one artifact file of a version's run (a path under the run) to `dst / path`; RegistryError if absent."""
+
+    @abstractmethod
+    def promote(self, *, model_name: str, version: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
+
+    @abstractmethod
+    def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""

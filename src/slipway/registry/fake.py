@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from slipway.errors import ModelContractError, RegistryError
-from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Registration, VersionInfo
+from slipway.registry.base import (
+    CHALLENGER,
+    CHAMPION,
+    RELEASE_KEY_TAG,
+    ModelRegistry,
+    Registration,
+    VersionInfo,
+)
 
 
 class InMemoryRegistry(ModelRegistry):
@@ -127,3 +134,35 @@ class InMemoryRegistry(ModelRegistry):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(blob)
         return out
+
+    def promote(self, *, model_name: str, version: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
+        self._known(model_name, version)
+        previous = self.get_alias(model_name=model_name, alias=CHAMPION)
+        if previous is not None and previous.version == version:
+            return self._info(model_name, version)
+        self.annotate(
+            model_name=model_name,
+            version=version,
+            tags={
+                "slipway.decision": "promoted",
+                "slipway.promotion_reason": reason[:500],
+                "slipway.previous_champion": previous.version if previous else "none",
+            },
+            documents={},
+        )
+        self.set_alias(model_name=model_name, alias=CHAMPION, version=version)
+        return self._info(model_name, version)
+
+    def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+        return self.annotate(
+            model_name=model_name,
+            version=version,
+            tags={
+                "slipway.decision": "rejected",
+                "slipway.rejected_at": stage,
+                "slipway.rejection_reason": reason[:500],
+            },
+            documents={},
+        )

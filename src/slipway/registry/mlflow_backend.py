@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from slipway.errors import ModelContractError, RegistryError
-from slipway.registry.base import CHALLENGER, RELEASE_KEY_TAG, ModelRegistry, Registration, VersionInfo
+from slipway.registry.base import (
+    CHALLENGER,
+    CHAMPION,
+    RELEASE_KEY_TAG,
+    ModelRegistry,
+    Registration,
+    VersionInfo,
+)
 
 
 def _flat_params(params: dict[str, Any]) -> dict[str, str]:
@@ -201,3 +208,31 @@ class MlflowRegistry(ModelRegistry):
                 f"artifact {path!r} of {model_name}/{version} (run {mv.run_id}) cannot be fetched: {exc}"
             ) from None
         return out
+
+    def promote(self, *, model_name: str, version: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
+        target = self.get_version(model_name=model_name, version=version)
+        previous = self.get_alias(model_name=model_name, alias=CHAMPION)
+        if previous is not None and previous.version == version:
+            return target  # already the champion: keep the first promotion's record
+        tags = {
+            "slipway.decision": "promoted",
+            "slipway.promotion_reason": reason[:500],
+            "slipway.previous_champion": previous.version if previous else "none",
+        }
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+        self._client.set_registered_model_alias(model_name, CHAMPION, version)
+        return self.get_version(model_name=model_name, version=version)
+
+    def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+        self.get_version(model_name=model_name, version=version)
+        tags = {
+            "slipway.decision": "rejected",
+            "slipway.rejected_at": stage,
+            "slipway.rejection_reason": reason[:500],
+        }
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+        return self.get_version(model_name=model_name, version=version)

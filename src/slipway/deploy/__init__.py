@@ -1,0 +1,1 @@
+"""Deploy targets (local processes, Kubernetes) and what the canary controller observes through them."""
