@@ -28,9 +28,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-demo: install ## one whole release on embedded defaults (ephemeral Prefect, SQLite MLflow)
+demo: install ## a good release promoted, then a faulty canary rolled back (ephemeral Prefect, SQLite MLflow, local target)
 	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $$(date +%s)
 	$(BIN)/slipway release --data $(DEMO_DIR)/batch.csv
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch-2.csv --rows 400 --seed $$(( $$(date +%s) + 1 ))
+	@echo "== the same kind of release, but the canary answers NaN: it must be rolled back"
+	$(BIN)/slipway release --data $(DEMO_DIR)/batch-2.csv --canary-fault nan; test $$? -eq 1
+	$(BIN)/slipway deploy status
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -47,6 +51,7 @@ bench: install ## benchmarks on this machine; results in bench/results/ (optimiz
 	$(BIN)/python bench/optimize.py --out bench/results
 	$(BIN)/python bench/image.py --out bench/results
 	$(BIN)/python bench/serving.py --out bench/results
+	$(BIN)/python bench/canary.py --out bench/results
 
 images-setup: ## (root) buildah, podman, a local base image, a loopback registry: see infra/ci/images.sh
 	bash infra/ci/images.sh
@@ -56,4 +61,5 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
+	-test -x $(BIN)/slipway && $(BIN)/slipway deploy stop
 	rm -rf .slipway .pytest_cache .mypy_cache .ruff_cache

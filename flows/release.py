@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from tasks.canary import canary_deploy
 from tasks.evaluate import evaluate_challenger, evaluate_champion, gate
 from tasks.optimize import OptimizationFailed, optimize_model, tensorrt_handoff
 from tasks.package import build_serving_image, check_servable
@@ -40,8 +41,16 @@ def _finish(result: ReleaseResult, clock: StageClock, cached: list[str]) -> dict
 
 
 @flow(name="release", description="Validate, train or accept, gate and register one model release.")
-def release(data: str, model_uri: str | None = None, config_path: str = "slipway.yaml") -> dict[str, Any]:
-    """Run one release of the batch at `data`; returns the ReleaseResult as a dict."""
+def release(
+    data: str,
+    model_uri: str | None = None,
+    config_path: str = "slipway.yaml",
+    canary_fault: str | None = None,
+) -> dict[str, Any]:
+    """Run one release of the batch at `data`; returns the ReleaseResult as a dict.
+
+    `canary_fault` starts the canary with one of the server's fault kinds (demos and tests).
+    """
     clock, cached = StageClock(), list[str]()
     with clock.stage("prepare"):
         inputs = prepare_release(config_path, data, model_uri)
@@ -194,5 +203,19 @@ def release(data: str, model_uri: str | None = None, config_path: str = "slipway
         "tensorrt": trt,
         "image": image.model_dump(mode="json"),
         "reasons": reasons,
+    }
+    if cfg.deploy.target == "none":
+        return _finish(result.model_copy(update=registered), clock, cached)
+    with clock.stage("canary"):
+        deployed = canary_deploy(inputs, outcome, version, image, canary_fault)
+    registered |= {
+        "decision": deployed.result,
+        "stage": "canary",
+        "deploy": deployed.model_dump(mode="json"),
+        "reasons": [
+            *reasons,
+            f"canary {deployed.result}: {deployed.reason}",
+            f"serving: version {deployed.stable_version}",
+        ],
     }
     return _finish(result.model_copy(update=registered), clock, cached)

@@ -24,7 +24,9 @@ app = typer.Typer(
 data_app = typer.Typer(help="Make and inspect data batches.", no_args_is_help=True)
 suite_app = typer.Typer(help="Maintain the expectation suite.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+deploy_app = typer.Typer(help="Inspect and stop the local deploy target.", no_args_is_help=True)
 app.add_typer(suite_app, name="suite")
+app.add_typer(deploy_app, name="deploy")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -129,8 +131,16 @@ def release_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object on the last stdout line.")
     ] = False,
+    canary_fault: Annotated[
+        str | None,
+        typer.Option(
+            "--canary-fault",
+            help="Start the canary with a server fault (errors, latency, nan, constant, flip, never-ready) "
+            "for demos and tests: the release must end rolled_back with the champion serving.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the release flow: exit 0 registered, 1 rejected by a gate, 2 error."""
+    """Run the release flow: exit 0 registered/promoted, 1 rejected by a gate or rolled back, 2 error."""
     from slipway.release.steps import prepare
     from slipway.runtime_env import apply_runtime_defaults
 
@@ -138,11 +148,16 @@ def release_cmd(
     apply_runtime_defaults(settings)
     cfg_path = _config_path(config)
     prepare(config_path=cfg_path, data_path=data, model_uri=model_uri)  # usage errors before Prefect starts
+    from slipway.release.canary_stage import fault_env
+
+    fault_env(canary_fault)  # an unknown kind is a usage error before Prefect starts
     from flows.release import release
 
-    result = release(data=str(data), model_uri=model_uri, config_path=str(cfg_path))
+    result = release(
+        data=str(data), model_uri=model_uri, config_path=str(cfg_path), canary_fault=canary_fault
+    )
     _print_result(result, as_json=as_json)
-    raise typer.Exit({"rejected": 1, "error": 2}.get(str(result["decision"]), 0))
+    raise typer.Exit({"rejected": 1, "rolled_back": 1, "error": 2}.get(str(result["decision"]), 0))
 
 
 def _print_result(result: dict[str, object], *, as_json: bool) -> None:
@@ -150,11 +165,38 @@ def _print_result(result: dict[str, object], *, as_json: bool) -> None:
     for reason in result.get("reasons") or []:  # type: ignore[attr-defined]
         typer.echo(f"  - {reason}", err=as_json)
     if result.get("model_version"):
-        typer.echo(
-            f"model {result['model_name']} version {result['model_version']} (alias challenger)", err=as_json
+        role = {"promoted": "champion", "rolled_back": "rejected; champion unchanged"}.get(
+            str(result["decision"]), "challenger"
         )
+        typer.echo(f"model {result['model_name']} version {result['model_version']} ({role})", err=as_json)
     if as_json:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+
+
+@deploy_app.command("status")
+def deploy_status() -> None:
+    """What the local target serves now: stable and canary versions, traffic weights, router URL."""
+    from slipway.deploy.local import LocalTarget
+
+    target = LocalTarget(settings=_settings())
+    state = target.state()
+    stable = f"{state.stable.model_name} version {state.stable.model_version}" if state.stable else "nothing"
+    typer.echo(f"stable: {stable}")
+    canary = f"version {state.canary.model_version}" if state.canary else "none"
+    typer.echo(f"canary: {canary} (weight {state.weight}%, shadow {state.shadow}%)")
+    typer.echo(f"router: {target.router_url or 'not running'}")
+    target.close()
+
+
+@deploy_app.command("stop")
+def deploy_stop() -> None:
+    """Stop every process of the local target (router, stable, canary); idempotent."""
+    from slipway.deploy.local import LocalTarget
+
+    target = LocalTarget(settings=_settings())
+    target.stop_all()
+    target.close()
+    typer.echo("local target stopped")
 
 
 @suite_app.command("generate")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slipway.errors import ConfigError
 
@@ -192,6 +193,190 @@ class ServingConfig(BaseModel):
     )
 
 
+class CanaryConfig(BaseModel):
+    """The canary policy: phases, weights, evidence minimums, deadlines and check limits (all data)."""
+
+    model_config = _STRICT
+    shadow_intervals: int = Field(
+        default=1,
+        ge=0,
+        description="Analysis windows of shadow traffic (weight 0, mirrored copies) before any live traffic; 0 = no shadow phase.",
+    )
+    shadow_percent: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        description="Share of the stable's requests mirrored to the canary in shadow.",
+    )
+    min_shadow_pairs: int = Field(
+        default=50,
+        ge=1,
+        description="Paired (stable, canary) outputs the shadow phase needs before it can pass.",
+    )
+    steps: list[int] = Field(
+        default_factory=lambda: [5, 25, 50, 100],
+        description="Canary weights in percent, strictly increasing; reaching 100 is the promotion itself.",
+    )
+    interval_s: float = Field(
+        default=10.0, gt=0, description="Analysis window in seconds: 10 for the local demo, 60 in production."
+    )
+    step_min_samples: int = Field(
+        default=20, ge=1, description="Canary requests at a weight before the weight may be raised."
+    )
+    min_samples_per_arm: int = Field(
+        default=3000,
+        ge=1,
+        description="Live requests per arm (all steps) before promotion; the error-rate test needs them.",
+    )
+    readiness_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="The canary must be Ready within this; else rollback (300 on Kubernetes).",
+    )
+    deadline_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="Total time from canary start to promotion; reaching it rolls back (a stuck canary is aborted).",
+    )
+    stale_limit: int = Field(
+        default=3, ge=1, description="Consecutive stale or empty windows (metrics missing) that roll back."
+    )
+    alpha: float = Field(
+        default=0.001, gt=0, lt=0.5, description="Significance of every statistical check, per window."
+    )
+    decisive_alpha: float = Field(
+        default=1e-6,
+        gt=0,
+        lt=0.5,
+        description="A statistical check failing with p below this rolls back at once, like a hard check.",
+    )
+    promotion_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Significance at the final promotion look (min samples reached): looser, every effect floor still applies.",
+    )
+    min_error_rate_delta: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="Canary minus stable error rate that must ALSO be exceeded to fail (0 vs 1 error is no failure).",
+    )
+    max_error_rate: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Absolute error rate: a significant canary above it fails hard; the stable above it = environment off, hold.",
+    )
+    max_p99_ratio: float = Field(
+        default=1.5,
+        gt=1,
+        description="Canary/stable tail latency ratio (p99; 1-1/n below 100 samples) that fails.",
+    )
+    min_latency_samples: int = Field(
+        default=5, ge=1, description="Canary requests at a weight before the latency check can judge."
+    )
+    max_nonfinite_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Canary NaN/Inf output rate allowed above the stable's."
+    )
+    max_invalid_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Canary schema-invalid output rate (outside [0, 1]) allowed above the stable's.",
+    )
+    collapse_std_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Canary score std below this share of the stable's = collapsed/constant predictions.",
+    )
+    collapse_min_samples: int = Field(
+        default=20, ge=2, description="Canary scores needed before the collapse check can judge."
+    )
+    shift_min_effect: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Two-sample KS distance D that a significant score shift must also exceed to fail.",
+    )
+    shift_baseline: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "KS D between the canary's and the stable's scores OFFLINE on the holdout; the release sets it, so the "
+            "score change the quality gate approved is not mistaken for a silent shift (live D must exceed "
+            "baseline + shift_min_effect)."
+        ),
+    )
+    shift_min_samples: int = Field(
+        default=100, ge=10, description="Scores per arm at a weight before the KS shift check can judge."
+    )
+    min_shadow_agreement: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Label agreement on paired shadow outputs; fails when significantly below.",
+    )
+    min_paired_shift: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="Median paired score difference (canary - stable) that a significant shadow shift must exceed.",
+    )
+    max_share_deviation: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Relative gap between the canary's observed traffic share and its weight that fails (routing).",
+    )
+    failure_threshold: int = Field(
+        default=2, ge=1, description="Consecutive windows with a failed statistical check that roll back."
+    )
+    hard_failure_threshold: int = Field(
+        default=1,
+        ge=1,
+        description="Consecutive windows with a failed hard check (NaN, invalid, collapse, gross errors, not ready).",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_weights(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= w <= 100 for w in value):
+            raise ValueError(f"must be weights in 1..100, got {value}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"must be strictly increasing, got {value}")
+        if value[0] == 100:
+            raise ValueError("needs at least one weight below 100 (100 is the promotion)")
+        return value
+
+    @model_validator(mode="after")
+    def _deadlines_fit(self) -> CanaryConfig:
+        if self.deadline_s < self.readiness_deadline_s + self.interval_s:
+            raise ValueError("deadline_s must be at least readiness_deadline_s + interval_s")
+        return self
+
+
+class DeployConfig(BaseModel):
+    """Where the stable (champion) and the canary run, and the traffic the local target replays."""
+
+    model_config = _STRICT
+    target: Literal["local", "kubernetes", "none"] = Field(
+        default="local",
+        description="local: server processes behind a weighted router on loopback (the demo); kubernetes: "
+        "Deployments by image digest; none: stop after the image (no canary, no promotion).",
+    )
+    load_rps: float = Field(
+        default=100.0, gt=0, description="Local target: holdout rows replayed per second while a canary runs."
+    )
+    ready_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long the stable may take to become ready when it is (re)deployed.",
+    )
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -206,6 +391,10 @@ class PipelineConfig(BaseModel):
         default_factory=OptimizeConfig, description="ONNX export and optimization."
     )
     serving: ServingConfig = Field(default_factory=ServingConfig, description="Servability check.")
+    canary: CanaryConfig = Field(
+        default_factory=CanaryConfig, description="Canary analysis policy and decision limits."
+    )
+    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deploy target.")
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
     )

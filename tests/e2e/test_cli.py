@@ -29,33 +29,43 @@ def cli(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProce
     )
 
 
-def test_make_demo_registers_a_challenger_with_lineage(home: Path, tmp_path: Path) -> None:
+def test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary(home: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
     env["SLIPWAY_HOME"] = str(home)
-    proc = subprocess.run(
-        ["make", "-s", "demo", f"DEMO_DIR={tmp_path}", f"VENV={Path(sys.executable).parents[1]}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert "release registered at stage register" in out
-    assert "(alias challenger)" in out
+    try:
+        proc = subprocess.run(
+            ["make", "-s", "demo", f"DEMO_DIR={tmp_path}", f"VENV={Path(sys.executable).parents[1]}"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-4000:]
+        assert "release promoted at stage canary" in out
+        assert "release rolled_back at stage canary" in out
+        assert "stable: breast-cancer-mlp version 1" in out  # the champion still serves
 
-    from mlflow import MlflowClient
+        from mlflow import MlflowClient
 
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
-        "breast-cancer-mlp", "challenger"
-    )
-    for key in ("git_commit", "git_dirty", "data_sha256", "suite_sha256", "training_config_sha256"):
-        assert mv.tags[f"slipway.{key}"], key
-    for pkg in ("python", "torch", "onnx"):
-        assert mv.tags[f"slipway.version.{pkg}"] not in ("", "unknown"), pkg
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        champion = client.get_model_version_by_alias("breast-cancer-mlp", "champion")
+        assert str(champion.version) == "1"
+        for key in ("git_commit", "git_dirty", "data_sha256", "suite_sha256", "training_config_sha256"):
+            assert champion.tags[f"slipway.{key}"], key
+        for pkg in ("python", "torch", "onnx"):
+            assert champion.tags[f"slipway.version.{pkg}"] not in ("", "unknown"), pkg
+        faulty = client.get_model_version("breast-cancer-mlp", "2")
+        assert faulty.tags["slipway.rejected_at"] == "canary"
+        assert (
+            "non-finite" in faulty.tags["slipway.rejection_reason"]
+            or "nan" in faulty.tags["slipway.rejection_reason"].lower()
+        )
+    finally:
+        cli("deploy", "stop", home=home)
 
 
 def test_release_json_contract_on_a_rejected_batch(home: Path, tmp_path: Path) -> None:

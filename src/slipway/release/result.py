@@ -31,6 +31,10 @@ class ReleaseResult(BaseModel):
     tensorrt: str | None = Field(
         default=None, description="TensorRT outcome: built, skipped (why) or failed (why)."
     )
+    deploy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Deploy stage: promoted/rolled_back, reason, serving version, every canary decision.",
+    )
     image: dict[str, Any] = Field(
         default_factory=dict,
         description="Serving image: status, reason, and when built its tag, digest and pinned reference.",
@@ -40,8 +44,8 @@ class ReleaseResult(BaseModel):
     flow_run_id: str | None = Field(default=None, description="Prefect flow run id.")
 
     def exit_code(self) -> int:
-        """CLI contract: 0 reached the last stage, 1 a gate rejected it, 2 error."""
-        return {"rejected": 1, "error": 2}.get(self.decision, 0)
+        """CLI contract: 0 registered/promoted, 1 a gate rejected it or the canary rolled it back, 2 error."""
+        return {"rejected": 1, "rolled_back": 1, "error": 2}.get(self.decision, 0)
 
     def as_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

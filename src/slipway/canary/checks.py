@@ -1,0 +1,593 @@
+"""One pure function per canary check: measurements in, a `CheckResult` (status, statistic, p, effect, n) out.
+
+Every comparison is canary vs stable over the SAME windows; an absolute limit only decides whether
+a failure is hard (`max_error_rate`) or whether the stable itself is off (then nothing is judged).
+A statistical check fails only when its test is significant at `alpha` AND its effect clears a
+floor, so small samples HOLD (insufficient) instead of failing, and huge samples do not fail on
+differences nobody cares about. scipy is reached through `canary.stats` (imported on first use).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from slipway.canary import stats
+from slipway.config import CanaryConfig
+from slipway.deploy.base import ArmWindow, Observation
+
+LATENCY_REFERENCE_QUANTILE = 0.95  # canary latencies are counted above the stable's p95
+MIN_REFERENCE_SAMPLES = 20  # stable samples needed for a reference quantile / share test
+MIN_EXPECTED_MINORITY = 10  # expected minority-label rows before "one label only" counts as collapse
+
+
+class CheckStatus(StrEnum):
+    """What a check concluded about one window's evidence."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    INSUFFICIENT = "insufficient"  # not enough evidence yet: HOLD, never promote on it
+    INCONCLUSIVE = "inconclusive"  # the evidence cannot judge the canary (the stable itself is off)
+
+
+class Severity(StrEnum):
+    """Hard checks roll back at `hard_failure_threshold`; statistical ones at `failure_threshold`."""
+
+    HARD = "hard"
+    STATISTICAL = "statistical"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict with the numbers behind it."""
+
+    name: str
+    status: CheckStatus
+    severity: Severity
+    statistic: float | None = None  # the check's headline number (rate, ratio, D, std ratio, share)
+    p_value: float | None = None
+    effect: float | None = None  # the effect size the floor applies to
+    threshold: str = ""
+    n_canary: int = 0
+    n_stable: int = 0
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """Pure; True if the check failed."""
+        return self.status is CheckStatus.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Pure; JSON-safe (non-finite floats become None)."""
+        doc = asdict(self)
+        doc["status"] = self.status.value
+        doc["severity"] = self.severity.value
+        for key in ("statistic", "p_value", "effect"):
+            value = doc[key]
+            doc[key] = None if value is None or not math.isfinite(value) else round(float(value), 6)
+        return doc
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One arm's windows pooled: request/error counts and clean arrays (finite scores within [0, 1])."""
+
+    requests: int
+    errors: int
+    latencies: np.ndarray
+    scores: np.ndarray
+    nonfinite: int
+    invalid: int
+
+    @property
+    def rows(self) -> int:
+        """Pure; answered rows: clean scores plus non-finite and invalid ones."""
+        return int(self.scores.size) + self.nonfinite + self.invalid
+
+
+def _clean(raw: np.ndarray) -> tuple[np.ndarray, int, int]:
+    finite = np.isfinite(raw)
+    valid = finite & (raw >= 0.0) & (raw <= 1.0)
+    return raw[valid], int((~finite).sum()), int((finite & ~valid).sum())
+
+
+def pool(windows: Iterable[ArmWindow]) -> Pooled:
+    """Pure; pools an arm over windows; NaN/out-of-range scores count as non-finite/invalid (max of declared, seen)."""
+    wins = list(windows)
+    lat = np.fromiter(itertools.chain.from_iterable(w.latencies_ms for w in wins), dtype=float)
+    raw = np.fromiter(itertools.chain.from_iterable(w.scores for w in wins), dtype=float)
+    clean, seen_nan, seen_bad = _clean(raw)
+    return Pooled(
+        requests=sum(w.requests for w in wins),
+        errors=sum(w.errors for w in wins),
+        latencies=lat,
+        scores=clean,
+        nonfinite=max(sum(w.nonfinite for w in wins), seen_nan),
+        invalid=max(sum(w.invalid for w in wins), seen_bad),
+    )
+
+
+def pool_pairs(pairs: Sequence[tuple[float, float]]) -> tuple[Pooled, Pooled]:
+    """Pure; the stable and canary sides of paired shadow outputs as two pooled arms (no requests/latency)."""
+    arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    arms = []
+    for col in (0, 1):
+        clean, nonfinite, invalid = _clean(arr[:, col])
+        arms.append(Pooled(0, 0, np.empty(0), clean, nonfinite, invalid))
+    return arms[0], arms[1]
+
+
+def _rate(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+# -- environment and readiness -------------------------------------------------------------------------
+
+
+def readiness(*, ready: bool, elapsed_s: float, live: bool, policy: CanaryConfig) -> CheckResult:
+    """Pure; fails (hard) if the canary is not Ready past the readiness deadline, or drops out of Ready once analysed."""
+    limit = f"Ready within {policy.readiness_deadline_s:g} s and while analysed"
+    if ready:
+        return CheckResult("readiness", CheckStatus.PASSED, Severity.HARD, threshold=limit)
+    if live or elapsed_s >= policy.readiness_deadline_s:
+        why = "dropped out of Ready" if live else f"not Ready after {elapsed_s:.0f} s"
+        return CheckResult("readiness", CheckStatus.FAILED, Severity.HARD, threshold=limit, detail=why)
+    return CheckResult(
+        "readiness", CheckStatus.INSUFFICIENT, Severity.HARD, threshold=limit, detail="not Ready yet"
+    )
+
+
+def stable_health(latest: Observation, *, policy: CanaryConfig) -> CheckResult:
+    """Pure; INCONCLUSIVE when the stable's own error rate in the latest window is above `max_error_rate` (both off)."""
+    s = latest.stable
+    rate = _rate(s.errors, s.requests)
+    limit = f"stable error rate <= {policy.max_error_rate:g}"
+    if s.requests < MIN_REFERENCE_SAMPLES:
+        status = CheckStatus.INSUFFICIENT
+    elif rate > policy.max_error_rate:
+        status = CheckStatus.INCONCLUSIVE
+    else:
+        status = CheckStatus.PASSED
+    detail = (
+        "environment off: the window cannot judge the canary" if status is CheckStatus.INCONCLUSIVE else ""
+    )
+    return CheckResult(
+        "stable_health",
+        status,
+        Severity.STATISTICAL,
+        statistic=rate,
+        threshold=limit,
+        n_canary=latest.canary.requests,
+        n_stable=s.requests,
+        detail=detail,
+    )
+
+
+# -- output sanity -------------------------------------------------------------------------------------
+
+
+def _excess_rate(
+    name: str, c_count: int, c_rows: int, s_count: int, s_rows: int, *, limit: float, what: str
+) -> CheckResult:
+    rc, rs = _rate(c_count, c_rows), _rate(s_count, s_rows)
+    threshold = f"canary {what} rate <= stable + {limit:g}"
+    if c_rows == 0:
+        return CheckResult(
+            name, CheckStatus.INSUFFICIENT, Severity.HARD, threshold=threshold, n_stable=s_rows
+        )
+    failed = c_count > 0 and rc > rs + limit
+    return CheckResult(
+        name,
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.HARD,
+        statistic=rc,
+        effect=rc - rs,
+        threshold=threshold,
+        n_canary=c_rows,
+        n_stable=s_rows,
+        detail=f"{c_count} of {c_rows} canary rows {what} (stable {s_count} of {s_rows})",
+    )
+
+
+def nonfinite(
+    canary: Pooled, stable: Pooled, *, policy: CanaryConfig, name: str = "nonfinite"
+) -> CheckResult:
+    """Pure; fails (hard) if the canary answers NaN/Inf more often than the stable plus `max_nonfinite_rate`."""
+    return _excess_rate(
+        name,
+        canary.nonfinite,
+        canary.rows,
+        stable.nonfinite,
+        stable.rows,
+        limit=policy.max_nonfinite_rate,
+        what="non-finite",
+    )
+
+
+def invalid(canary: Pooled, stable: Pooled, *, policy: CanaryConfig, name: str = "invalid") -> CheckResult:
+    """Pure; fails (hard) if the canary breaks the output schema more often than the stable plus `max_invalid_rate`."""
+    return _excess_rate(
+        name,
+        canary.invalid,
+        canary.rows,
+        stable.invalid,
+        stable.rows,
+        limit=policy.max_invalid_rate,
+        what="schema-invalid",
+    )
+
+
+def collapse(
+    canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig, name: str = "collapse"
+) -> CheckResult:
+    """Pure; fails (hard) on constant/collapsed scores: std far below the stable's, or one label where the stable has two."""
+    n_c, n_s = int(canary.size), int(stable.size)
+    threshold = f"std ratio >= {policy.collapse_std_ratio:g}; both labels when the stable has both"
+    if n_c < policy.collapse_min_samples or n_s < policy.collapse_min_samples:
+        return CheckResult(
+            name, CheckStatus.INSUFFICIENT, Severity.HARD, threshold=threshold, n_canary=n_c, n_stable=n_s
+        )
+    std_s = float(stable.std())
+    ratio = float(canary.std()) / std_s if std_s > 0 else math.inf
+    pos_s = float((stable >= 0.5).mean())
+    pos_c = float((canary >= 0.5).mean())
+    minority = min(pos_s, 1.0 - pos_s)
+    one_label = pos_c in (0.0, 1.0) and minority * n_c >= MIN_EXPECTED_MINORITY
+    failed = ratio < policy.collapse_std_ratio or one_label
+    detail = f"canary std {canary.std():.4f} vs stable {std_s:.4f}; positive share {pos_c:.3f} vs {pos_s:.3f}"
+    return CheckResult(
+        name,
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.HARD,
+        statistic=ratio,
+        effect=pos_c - pos_s,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=detail,
+    )
+
+
+# -- errors, latency, shift, routing (live traffic) ---------------------------------------------------
+
+
+def _log_comb(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return np.asarray(stats.gammaln(n + 1) - stats.gammaln(k + 1) - stats.gammaln(n - k + 1))
+
+
+def stratified_upper_p(strata: Sequence[tuple[int, int, int]], observed: int) -> float:
+    """Pure; exact P(sum X_t >= observed), X_t ~ Hypergeom(total_t, errors_t, canary_t) independent (exact CMH test)."""
+    table = np.asarray(strata, dtype=float).reshape(-1, 3)
+    total, errors, drawn = table[:, 0], table[:, 1], table[:, 2]
+    lo = np.maximum(0.0, drawn - (total - errors))
+    hi = np.minimum(errors, drawn)
+    offset = int(lo.sum())
+    varying = np.flatnonzero(hi > lo)
+    if varying.size:
+        sizes = (hi[varying] - lo[varying] + 1).astype(int)
+        row = np.repeat(varying, sizes)
+        x = lo[row] + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+        logp = (
+            _log_comb(errors[row], x)
+            + _log_comb(total[row] - errors[row], drawn[row] - x)
+            - _log_comb(total[row], drawn[row])
+        )
+        pmf = np.ones(1)
+        for part in np.split(np.exp(logp), np.cumsum(sizes)[:-1]):
+            pmf = np.convolve(pmf, part)
+    else:
+        pmf = np.ones(1)
+    index = observed - offset
+    if index <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, pmf[index:].sum())))
+
+
+def mantel_haenszel_difference(windows: Sequence[Observation]) -> float:
+    """Pure; canary minus stable error rate, weighted per window (n_c n_s / n): a blip on both arms cancels."""
+    num = den = 0.0
+    for o in windows:
+        c, s = o.canary, o.stable
+        w = c.requests * s.requests / (c.requests + s.requests)
+        num += w * (c.errors / c.requests - s.errors / s.requests)
+        den += w
+    return num / den if den else 0.0
+
+
+def error_rate(windows: Sequence[Observation], *, policy: CanaryConfig) -> CheckResult:
+    """Pure; canary errors vs stable stratified by window (a blip on both arms cancels); hard above `max_error_rate`."""
+    strata = [
+        (o.canary.requests + o.stable.requests, o.canary.errors + o.stable.errors, o.canary.requests)
+        for o in windows
+        if o.canary.requests > 0 and o.stable.requests > 0
+    ]
+    n_c = sum(o.canary.requests for o in windows)
+    n_s = sum(o.stable.requests for o in windows)
+    e_c = sum(o.canary.errors for o in windows)
+    e_s = sum(o.stable.errors for o in windows)
+    threshold = f"p < {policy.alpha:g} and canary - stable (MH) > {policy.min_error_rate_delta:g}"
+    if not strata:
+        return CheckResult(
+            "error_rate",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n_s,
+        )
+    both = [o for o in windows if o.canary.requests > 0 and o.stable.requests > 0]
+    p = stratified_upper_p(strata, sum(o.canary.errors for o in both))
+    delta = mantel_haenszel_difference(both)
+    rc, rs = _rate(e_c, n_c), _rate(e_s, n_s)
+    failed = p < policy.alpha and delta > policy.min_error_rate_delta
+    hard = failed and rc > policy.max_error_rate >= rs
+    return CheckResult(
+        "error_rate",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.HARD if hard else Severity.STATISTICAL,
+        statistic=rc,
+        p_value=p,
+        effect=delta,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=f"canary {e_c}/{n_c} errors vs stable {e_s}/{n_s} (exact test stratified over {len(strata)} windows)",
+    )
+
+
+def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
+    """Pure; fails if canary latencies exceed the stable's p95 significantly often AND the tail ratio > `max_p99_ratio`."""
+    n_c, n_s = int(canary.size), int(stable.size)
+    threshold = f"p < {policy.alpha:g} and tail ratio > {policy.max_p99_ratio:g}"
+    if n_c < policy.min_latency_samples or n_s < max(MIN_REFERENCE_SAMPLES, policy.min_latency_samples):
+        return CheckResult(
+            "latency",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n_s,
+        )
+    q = min(0.99, 1.0 - 1.0 / n_c)
+    reference, tail_s = (float(v) for v in np.quantile(stable, [LATENCY_REFERENCE_QUANTILE, q]))
+    above = int((canary > reference).sum())
+    p = 1.0 if above == 0 else stats.binom_sf(above - 1, n_c, 1.0 - LATENCY_REFERENCE_QUANTILE)
+    ratio = float(np.quantile(canary, q)) / tail_s if tail_s > 0 else math.inf
+    failed = p < policy.alpha and ratio > policy.max_p99_ratio
+    return CheckResult(
+        "latency",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=ratio,
+        p_value=p,
+        effect=_rate(above, n_c),
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=f"p{q * 100:.4g} canary/stable {ratio:.3g}; {above}/{n_c} canary above stable p95 {reference:.4g} ms",
+    )
+
+
+def psi(canary: np.ndarray, stable: np.ndarray, *, bins: int = 10) -> float:
+    """Pure; population stability index of the canary's scores over the stable's decile bins."""
+    edges = np.unique(np.quantile(stable, np.linspace(0, 1, bins + 1)[1:-1]))
+    c = np.bincount(np.searchsorted(edges, canary, side="right"), minlength=edges.size + 1) / canary.size
+    s = np.bincount(np.searchsorted(edges, stable, side="right"), minlength=edges.size + 1) / stable.size
+    c, s = np.clip(c, 1e-4, None), np.clip(s, 1e-4, None)
+    return float(((c - s) * np.log(c / s)).sum())
+
+
+def ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Pure; two-sided two-sample KS: D and its p-value (exact for n1*n2 <= 10000, else Stephens' asymptotic)."""
+    n1, n2 = a.size, b.size
+    if n1 * n2 <= 10_000:
+        return stats.ks_exact(a, b)
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate([a, b])
+    d = float(
+        np.abs(
+            np.searchsorted(a, grid, side="right") / n1 - np.searchsorted(b, grid, side="right") / n2
+        ).max()
+    )
+    en = math.sqrt(n1 * n2 / (n1 + n2))
+    return d, min(1.0, stats.kolmogorov_sf((en + 0.12 + 0.11 / en) * d))
+
+
+def shift(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
+    """Pure; two-sample KS on the scores of the same windows: fails if p < alpha AND D > `shift_min_effect` (PSI reported)."""
+    n_c, n_s = int(canary.size), int(stable.size)
+    limit = policy.shift_baseline + policy.shift_min_effect
+    threshold = f"KS p < {policy.alpha:g} and D > {limit:g} (offline D {policy.shift_baseline:g} + {policy.shift_min_effect:g})"
+    if min(n_c, n_s) < policy.shift_min_samples:
+        return CheckResult(
+            "shift",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n_s,
+        )
+    d, p = ks_two_sample(canary, stable)
+    failed = p < policy.alpha and d > limit
+    return CheckResult(
+        "shift",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=d,
+        p_value=p,
+        effect=d,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=f"KS D {d:.4f}; PSI {psi(canary, stable):.4f}",
+    )
+
+
+def binom_two_sided(k: int, n: int, p: float) -> float:
+    """Pure; two-sided binomial test p-value by doubling the smaller tail (capped at 1)."""
+    lower = stats.binom_cdf(k, n, p)
+    upper = 1.0 if k == 0 else stats.binom_sf(k - 1, n, p)
+    return min(1.0, 2.0 * min(lower, upper))
+
+
+def traffic_share(windows: Sequence[Observation], *, weight: int, policy: CanaryConfig) -> CheckResult:
+    """Pure; fails if the canary's observed share is far from its weight (binomial test), or its metrics ARE the stable's."""
+    n_c = sum(o.canary.requests for o in windows)
+    n = n_c + sum(o.stable.requests for o in windows)
+    expected = weight / 100.0
+    threshold = f"p < {policy.alpha:g} and |share/weight - 1| > {policy.max_share_deviation:g}"
+    mirrored = [o for o in windows if o.canary.requests > 0 and o.canary == o.stable]
+    if mirrored:
+        return CheckResult(
+            "traffic_share",
+            CheckStatus.FAILED,
+            Severity.HARD,
+            statistic=_rate(n_c, n),
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n - n_c,
+            detail=f"canary measurements identical to the stable's in {len(mirrored)} window(s): analysis reads the stable",
+        )
+    if n < MIN_REFERENCE_SAMPLES or n * expected < 5 or expected >= 1.0:
+        return CheckResult(
+            "traffic_share",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n - n_c,
+        )
+    share = n_c / n
+    p = binom_two_sided(n_c, n, expected)
+    deviation = share / expected - 1.0
+    failed = p < policy.alpha and abs(deviation) > policy.max_share_deviation
+    return CheckResult(
+        "traffic_share",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=share,
+        p_value=p,
+        effect=deviation,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n - n_c,
+        detail=f"canary got {share:.2%} of {n} requests at weight {weight}%",
+    )
+
+
+# -- shadow (paired) -----------------------------------------------------------------------------------
+
+
+def shadow_errors(windows: Sequence[Observation], *, shadow: int, policy: CanaryConfig) -> CheckResult:
+    """Pure; fails (hard) if significantly fewer pairs came back than the stable's errors + `max_error_rate` allow.
+
+    Assumes the source records a pair for every mirrored request both arms answered, so the
+    expected count is `shadow`% of the stable's answered requests.
+    """
+    answered = sum(o.stable.requests - o.stable.errors for o in windows)
+    requests = sum(o.stable.requests for o in windows)
+    pairs = sum(len(o.shadow_pairs) for o in windows)
+    rs = _rate(requests - answered, requests)
+    q = shadow / 100.0
+    threshold = f"canary shadow failures significantly (p < {policy.alpha:g}) above stable errors + {policy.max_error_rate:g}"
+    if answered * q < MIN_REFERENCE_SAMPLES:
+        return CheckResult(
+            "shadow_errors",
+            CheckStatus.INSUFFICIENT,
+            Severity.HARD,
+            threshold=threshold,
+            n_canary=pairs,
+            n_stable=requests,
+        )
+    deficit = 1.0 - pairs / (answered * q)
+    allowed = min(1.0, rs + policy.max_error_rate)  # H0: canary fails at most this often on a copy
+    p = stats.binom_cdf(pairs, answered, q * (1.0 - allowed))
+    failed = p < policy.alpha and deficit > allowed
+    return CheckResult(
+        "shadow_errors",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.HARD,
+        statistic=deficit,
+        p_value=p,
+        effect=deficit - allowed,
+        threshold=threshold,
+        n_canary=pairs,
+        n_stable=requests,
+        detail=f"{pairs} pairs of ~{answered * q:.0f} mirrored ({deficit:.1%} missing; stable errors {rs:.2%})",
+    )
+
+
+def _finite_pairs(pairs: Sequence[tuple[float, float]]) -> np.ndarray:
+    arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    return np.asarray(arr[np.isfinite(arr).all(axis=1)])
+
+
+def shadow_agreement(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) -> CheckResult:
+    """Pure; label agreement (score >= 0.5) on paired outputs; fails if significantly below `min_shadow_agreement`."""
+    arr = _finite_pairs(pairs)
+    n = int(arr.shape[0])
+    threshold = f"agreement >= {policy.min_shadow_agreement:g} (fails when p < {policy.alpha:g})"
+    if n < policy.min_shadow_pairs:
+        return CheckResult(
+            "shadow_agreement",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n,
+            n_stable=n,
+        )
+    agree = int(((arr[:, 0] >= 0.5) == (arr[:, 1] >= 0.5)).sum())
+    p = stats.binom_cdf(agree, n, policy.min_shadow_agreement)
+    rate = agree / n
+    failed = p < policy.alpha and rate < policy.min_shadow_agreement
+    return CheckResult(
+        "shadow_agreement",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=rate,
+        p_value=p,
+        effect=rate - policy.min_shadow_agreement,
+        threshold=threshold,
+        n_canary=n,
+        n_stable=n,
+        detail=f"{agree} of {n} paired labels agree",
+    )
+
+
+def shadow_shift(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) -> CheckResult:
+    """Pure; Wilcoxon signed-rank on paired score differences: fails if p < alpha AND |median| > `min_paired_shift`."""
+    arr = _finite_pairs(pairs)
+    n = int(arr.shape[0])
+    threshold = f"signed-rank p < {policy.alpha:g} and |median diff| > {policy.min_paired_shift:g}"
+    if n < policy.min_shadow_pairs:
+        return CheckResult(
+            "shadow_shift",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n,
+            n_stable=n,
+        )
+    diff = arr[:, 1] - arr[:, 0]
+    median = float(np.median(diff))
+    nonzero = diff[np.abs(diff) > 1e-12]
+    p = 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
+    failed = p < policy.alpha and abs(median) > policy.min_paired_shift
+    return CheckResult(
+        "shadow_shift",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=median,
+        p_value=p,
+        effect=median,
+        threshold=threshold,
+        n_canary=n,
+        n_stable=n,
+        detail=f"median paired difference {median:+.4f} over {n} pairs",
+    )

@@ -1,0 +1,395 @@
+"""A seeded canary simulator: a fake deploy target + metrics source with the fault catalogue, on a fake clock.
+
+It drives the SAME `run_canary` and `decide` as production. One window is synthesized per
+`observe()`: Poisson requests at `rate_rps` over the elapsed fake time, split by the routed weight
+(binomially), per-arm 5xx (binomial), lognormal latencies, and scores from a latent logit
+(class 1 with probability `positive_share`, logit ~ N(+-logit_mean, logit_sd), score = sigmoid).
+Shadowed requests are paired: the canary scores the SAME latent input as the stable.
+
+Classes (F-numbers from shared/notes/canary-analysis.md; a fault class's canary is otherwise a
+healthy retrain, i.e. logit + N(0, retrain_noise) per request):
+  aa       identical arms (the same model): must promote.
+  retrain  a healthy new version (per-request logit noise, same distribution): must promote.
+  F1  never Ready (start_canary times out).          F2  5xx rate U(0.5, 1.0).
+  F3  NaN on every row, NaN on U(5%, 50%) of rows, or out-of-range scores on U(5%, 100%) of rows.
+  F4  constant score 0.5 (all-zero logits) or collapsed scores sigmoid(0.03 z).
+  F5  every latency x2 at equal load.                F6  5xx 0.5% -> 2%.
+  F7  silent shift: logit + 0.3 sd of the stable's logit mixture (KS D ~ 0.13; labels ~95% agree).
+  F8  bad config, same image and version, env changed: SLIPWAY_SERVE_FAULT_OUTPUT=flip (score 1 - s),
+      or a scaling setting off (logit 0.5 z - 1) that also rejects 3% of requests with 5xx.
+  F9  metrics backend down from window 1..10 on: every later window stale.
+  F10 routing wrong: the canary gets a tenth of its weight, or the analysis reads the stable for both arms.
+  F11 a blip on BOTH arms for one window in 1..10: 5xx U(20%, 60%) and latency x3: must NOT roll back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from slipway.canary.clock import FakeClock
+from slipway.canary.controller import CanaryOutcome, run_canary
+from slipway.config import CanaryConfig
+from slipway.deploy.base import (
+    ArmWindow,
+    DeploymentState,
+    DeployTarget,
+    MetricsSource,
+    ModelRelease,
+    Observation,
+)
+from slipway.errors import DeployError
+
+FAULT_CLASSES = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10")
+CONTROL_CLASSES = ("aa", "retrain", "F11")  # must not roll back
+CLASSES = ("aa", "retrain", *FAULT_CLASSES, "F11")
+ScoreMode = Literal["identity", "retrain", "shift", "constant", "collapsed", "flip", "misconfig"]
+Routing = Literal["ok", "tenth", "reads_stable"]
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """The simulated service: traffic, baseline health, score and latency distributions, fault sizes."""
+
+    rate_rps: float = 20.0
+    base_error_rate: float = 0.005
+    latency_median_ms: float = 20.0
+    latency_sigma: float = 0.25  # lognormal: p99/p50 = e^(2.33 sigma) ~ 1.8
+    positive_share: float = 0.37
+    logit_mean: float = 2.5
+    logit_sd: float = 1.5
+    retrain_noise: float = 0.25  # logit sd of a healthy retrain's per-request difference
+    ready_s: tuple[float, float] = (1.0, 5.0)
+    f6_error_rate: float = 0.02
+    f5_latency_factor: float = 2.0
+    f7_shift_sd: float = 0.3  # in sd of the stable's logit mixture
+
+    def logit_mixture_sd(self) -> float:
+        """Pure; sd of the stable's latent logit (a two-component normal mixture)."""
+        p = self.positive_share
+        return math.sqrt(self.logit_sd**2 + 4 * p * (1 - p) * self.logit_mean**2)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What is wrong with the canary (or the environment) in one run."""
+
+    name: str
+    variant: str = ""
+    never_ready: bool = False
+    error_rate: float | None = None  # canary 5xx rate (None = the baseline)
+    latency_factor: float = 1.0
+    score_mode: ScoreMode = "retrain"
+    shift_logit: float = 0.0
+    nan_share: float = 0.0
+    invalid_share: float = 0.0
+    stale_from: int | None = None  # window index from which the metrics backend is down
+    routing: Routing = "ok"
+    blip_window: int | None = None
+    blip_error: float = 0.0
+    blip_latency: float = 1.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def make_fault(name: str, rng: np.random.Generator, params: SimParams) -> Fault:
+    """Pure given rng; the fault of class `name` with its variant and size drawn from rng."""
+    pick = float(rng.random())
+    match name:
+        case "aa":
+            return Fault(name, "identical arms", score_mode="identity")
+        case "retrain":
+            return Fault(name, "healthy retrain")
+        case "F1":
+            return Fault(name, "never ready", never_ready=True)
+        case "F2":
+            rate = float(rng.uniform(0.5, 1.0))
+            return Fault(name, f"5xx {rate:.0%}", error_rate=rate)
+        case "F3":
+            if pick < 0.4:
+                return Fault(name, "NaN on every row", nan_share=1.0)
+            if pick < 0.7:
+                share = float(rng.uniform(0.05, 0.5))
+                return Fault(name, f"NaN on {share:.0%}", nan_share=share)
+            share = float(rng.uniform(0.05, 1.0))
+            return Fault(name, f"out-of-range on {share:.0%}", invalid_share=share)
+        case "F4":
+            mode: ScoreMode = "constant" if pick < 0.5 else "collapsed"
+            return Fault(name, mode, score_mode=mode)
+        case "F5":
+            return Fault(
+                name, f"latency x{params.f5_latency_factor:g}", latency_factor=params.f5_latency_factor
+            )
+        case "F6":
+            return Fault(
+                name,
+                f"5xx {params.base_error_rate:.1%} -> {params.f6_error_rate:.1%}",
+                error_rate=params.f6_error_rate,
+            )
+        case "F7":
+            shift = params.f7_shift_sd * params.logit_mixture_sd()
+            return Fault(name, f"logit +{params.f7_shift_sd:g} sd", score_mode="shift", shift_logit=shift)
+        case "F8":
+            if pick < 0.5:
+                return Fault(
+                    name, "env flips outputs", score_mode="flip", env={"SLIPWAY_SERVE_FAULT_OUTPUT": "flip"}
+                )
+            return Fault(
+                name,
+                "env turns scaling off",
+                score_mode="misconfig",
+                error_rate=0.03,
+                env={"SLIPWAY_FEATURE_SCALING": "off"},
+            )
+        case "F9":
+            start = 1 if pick < 0.3 else int(rng.integers(2, 11))
+            return Fault(name, f"metrics down from window {start}", stale_from=start)
+        case "F10":
+            routing: Routing = "tenth" if pick < 0.5 else "reads_stable"
+            return Fault(name, routing, routing=routing)
+        case "F11":
+            return Fault(
+                name,
+                "blip on both arms",
+                blip_window=int(rng.integers(1, 11)),
+                blip_error=float(rng.uniform(0.2, 0.6)),
+                blip_latency=3.0,
+            )
+    raise ValueError(f"unknown simulation class {name!r}; known: {CLASSES}")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+class FakeSimTarget(DeployTarget, MetricsSource):
+    """A deploy target and metrics source in one: state in memory, windows synthesized from a seeded rng."""
+
+    name = "sim"
+
+    def __init__(
+        self, *, clock: FakeClock, fault: Fault, params: SimParams, rng: np.random.Generator
+    ) -> None:
+        self.clock, self.fault, self.params, self.rng = clock, fault, params, rng
+        self._stable: ModelRelease | None = None
+        self._canary: ModelRelease | None = None
+        self._ready = False
+        self._weight = 0
+        self._shadow = 0
+        self._last = clock.now()
+        self._index = 0
+        self.calls: list[str] = []
+
+    # -- DeployTarget ---------------------------------------------------------------------------------
+
+    def state(self) -> DeploymentState:
+        """Non-blocking; what is deployed."""
+        return DeploymentState(self._stable, self._canary, self._weight, self._shadow, self._ready)
+
+    def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
+        """Instant; the stable serves `release` at weight 0."""
+        self.calls.append("deploy_stable")
+        self._stable, self._weight, self._shadow = release, 0, 0
+
+    def start_canary(self, release: ModelRelease, *, ready_timeout_s: float) -> bool:
+        """Advances the fake clock by the time to Ready (the whole timeout for F1); False if never Ready."""
+        self.calls.append("start_canary")
+        self._canary, self._weight, self._shadow = release, 0, 0
+        ready_in = float(self.rng.uniform(*self.params.ready_s))
+        if self.fault.never_ready or ready_in > ready_timeout_s:
+            self.clock.sleep(ready_timeout_s)
+            self._ready = False
+            return False
+        self.clock.sleep(ready_in)
+        self._ready = True
+        return True
+
+    def set_traffic(self, *, weight: int, shadow: int) -> None:
+        """Instant; DeployError without a canary."""
+        self.calls.append(f"set_traffic {weight}/{shadow}")
+        if self._canary is None:
+            raise DeployError("sim: set_traffic without a canary")
+        self._weight, self._shadow = weight, shadow
+
+    def promote(self) -> None:
+        """Instant; the canary becomes the stable."""
+        self.calls.append("promote")
+        if self._canary is not None:
+            self._stable = self._canary
+        self._canary, self._ready, self._weight, self._shadow = None, False, 0, 0
+
+    def rollback(self) -> None:
+        """Instant; all traffic to the stable, canary removed."""
+        self.calls.append("rollback")
+        self._canary, self._ready, self._weight, self._shadow = None, False, 0, 0
+
+    def close(self) -> None:
+        """No-op."""
+
+    # -- MetricsSource --------------------------------------------------------------------------------
+
+    def observe(self, *, weight: int) -> Observation:
+        """Instant; one synthesized window over the fake time since the previous call."""
+        now = self.clock.now()
+        start, self._last = self._last, now
+        index, self._index = self._index, self._index + 1
+        f = self.fault
+        if f.stale_from is not None and index >= f.stale_from:
+            return Observation(
+                start, now, weight, ArmWindow(), ArmWindow(), stale=True, source_error="sim: backend down"
+            )
+        live = self._canary is not None and self._ready
+        routed = self._weight / (10.0 if f.routing == "tenth" else 1.0) if live else 0.0
+        total = int(self.rng.poisson(self.params.rate_rps * max(0.0, now - start)))
+        n_c = int(self.rng.binomial(total, routed / 100.0))
+        blip = f.blip_window == index
+        stable, stable_z, stable_scores = self._arm(total - n_c, canary=False, blip=blip)
+        canary, _, _ = self._arm(n_c, canary=True, blip=blip)
+        if f.routing == "reads_stable" and self._weight > 0:
+            canary = replace(stable, latencies_ms=list(stable.latencies_ms), scores=list(stable.scores))
+        pairs = self._pairs(stable_z, stable_scores, blip=blip) if live and self._shadow > 0 else []
+        return Observation(start, now, weight, stable, canary, shadow_pairs=pairs)
+
+    def _error_rate(self, *, canary: bool, blip: bool) -> float:
+        f = self.fault
+        rate = f.error_rate if canary and f.error_rate is not None else self.params.base_error_rate
+        return 1.0 - (1.0 - rate) * (1.0 - f.blip_error) if blip else rate
+
+    def _latent(self, n: int) -> np.ndarray:
+        p = self.params
+        sign = np.where(self.rng.random(n) < p.positive_share, 1.0, -1.0)
+        return np.asarray(sign * p.logit_mean + self.rng.normal(0.0, p.logit_sd, n))
+
+    def _canary_scores(self, z: np.ndarray) -> np.ndarray:
+        f, n = self.fault, z.size
+        match f.score_mode:
+            case "identity":
+                s = _sigmoid(z)
+            case "retrain":
+                s = _sigmoid(z + self.rng.normal(0.0, self.params.retrain_noise, n))
+            case "shift":
+                s = _sigmoid(z + f.shift_logit + self.rng.normal(0.0, self.params.retrain_noise, n))
+            case "constant":
+                s = np.full(n, 0.5)
+            case "collapsed":
+                s = _sigmoid(0.03 * z)
+            case "flip":
+                s = 1.0 - _sigmoid(z)
+            case "misconfig":
+                s = _sigmoid(0.5 * z - 1.0)
+        if f.nan_share > 0:
+            s = np.where(self.rng.random(n) < f.nan_share, np.nan, s)
+        if f.invalid_share > 0:
+            s = np.where(self.rng.random(n) < f.invalid_share, 1.0 + self.rng.exponential(1.0, n), s)
+        return s
+
+    def _arm(self, n: int, *, canary: bool, blip: bool) -> tuple[ArmWindow, np.ndarray, np.ndarray]:
+        p, f = self.params, self.fault
+        errors = int(self.rng.binomial(n, self._error_rate(canary=canary, blip=blip)))
+        factor = (f.latency_factor if canary else 1.0) * (f.blip_latency if blip else 1.0)
+        latencies = p.latency_median_ms * factor * np.exp(self.rng.normal(0.0, p.latency_sigma, n))
+        z = self._latent(n - errors)
+        scores = self._canary_scores(z) if canary else _sigmoid(z)
+        finite = np.isfinite(scores)
+        valid = finite & (scores >= 0.0) & (scores <= 1.0)
+        arm = ArmWindow(
+            requests=n,
+            errors=errors,
+            latencies_ms=latencies.tolist(),
+            scores=scores[valid].tolist(),
+            nonfinite=int((~finite).sum()),
+            invalid=int((finite & ~valid).sum()),
+        )
+        return arm, z, scores
+
+    def _pairs(self, z: np.ndarray, stable_scores: np.ndarray, *, blip: bool) -> list[tuple[float, float]]:
+        mirrored = self.rng.random(z.size) < self._shadow / 100.0
+        answered = self.rng.random(z.size) >= self._error_rate(canary=True, blip=blip)
+        keep = mirrored & answered
+        canary = self._canary_scores(z[keep])
+        return list(zip(stable_scores[keep].tolist(), canary.tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One simulated canary, summarized for the benchmark."""
+
+    cls: str
+    seed: int
+    variant: str
+    result: str
+    reason: str
+    failed_checks: tuple[str, ...]
+    intervals: float
+    windows: int
+    peak_weight: int
+    post_stable_share: float  # share of the next window's requests the stable answered
+    restored: bool  # the stable deployed afterwards is the expected one (old on rollback, new on promote)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Pure; JSON-safe."""
+        return {
+            "cls": self.cls,
+            "seed": self.seed,
+            "variant": self.variant,
+            "result": self.result,
+            "reason": self.reason,
+            "failed_checks": list(self.failed_checks),
+            "intervals": round(self.intervals, 3),
+            "windows": self.windows,
+            "peak_weight": self.peak_weight,
+            "post_stable_share": self.post_stable_share,
+            "restored": self.restored,
+        }
+
+
+def simulate(
+    cls: str, *, seed: int, policy: CanaryConfig, params: SimParams | None = None
+) -> tuple[CanaryOutcome, FakeSimTarget]:
+    """Pure given the seed (no real sleeping); one canary of class `cls` through run_canary; the outcome and the target."""
+    params = params or SimParams()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, CLASSES.index(cls)]))
+    fault = make_fault(cls, rng, params)
+    clock = FakeClock()
+    target = FakeSimTarget(clock=clock, fault=fault, params=params, rng=rng)
+    image = "registry.local/slipway-sim@sha256:" + "a" * 64
+    stable = ModelRelease("sim", "1", image_ref=image)
+    if cls == "F8":  # config only: same version and image, a different env
+        canary = ModelRelease("sim", "1", image_ref=image, env=dict(fault.env))
+    else:
+        canary = ModelRelease("sim", "2", image_ref="registry.local/slipway-sim@sha256:" + "b" * 64)
+    target.deploy_stable(stable, ready_timeout_s=policy.readiness_deadline_s)
+    outcome = run_canary(target, target, release=canary, policy=policy, clock=clock)
+    return outcome, target
+
+
+def run_one(cls: str, *, seed: int, policy: CanaryConfig, params: SimParams | None = None) -> RunResult:
+    """Pure given the seed; simulate() plus one window after the end (who answers) and what is deployed."""
+    outcome, target = simulate(cls, seed=seed, policy=policy, params=params)
+    expected = ("2" if cls != "F8" else "1") if outcome.result == "promoted" else "1"
+    deployed = target.state()
+    restored = (
+        deployed.canary is None and deployed.stable is not None and deployed.stable.model_version == expected
+    )
+    if cls == "F8" and outcome.result != "promoted":
+        restored = restored and deployed.stable is not None and not deployed.stable.env
+    target.clock.sleep(policy.interval_s)
+    after = target.observe(weight=0)
+    total = after.stable.requests + after.canary.requests
+    last = outcome.last
+    failed = tuple(c.name for c in last.checks if c.failed) if last else ()
+    return RunResult(
+        cls=cls,
+        seed=seed,
+        variant=target.fault.variant,
+        result=outcome.result,
+        reason=outcome.reason,
+        failed_checks=failed,
+        intervals=outcome.intervals,
+        windows=sum(1 for d in outcome.decisions if d.window is not None),
+        peak_weight=outcome.peak_weight,
+        post_stable_share=after.stable.requests / total if total else 1.0,
+        restored=restored,
+    )

@@ -1,0 +1,48 @@
+"""Typed wrappers over the few scipy functions the checks use; scipy is imported on first call, not at import."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gammaln(x: np.ndarray) -> np.ndarray:
+    """Pure; log|Gamma(x)| elementwise."""
+    from scipy.special import gammaln as _gammaln  # type: ignore[import-untyped]
+
+    return np.asarray(_gammaln(x), dtype=float)
+
+
+def binom_cdf(k: float, n: float, p: float) -> float:
+    """Pure; P(X <= k) for X ~ Binomial(n, p)."""
+    from scipy.special import bdtr
+
+    return float(bdtr(k, n, p))
+
+
+def binom_sf(k: float, n: float, p: float) -> float:
+    """Pure; P(X > k) for X ~ Binomial(n, p)."""
+    from scipy.special import bdtrc
+
+    return float(bdtrc(k, n, p))
+
+
+def kolmogorov_sf(x: float) -> float:
+    """Pure; the limiting Kolmogorov distribution's survival function at x."""
+    from scipy.special import kolmogorov
+
+    return float(kolmogorov(x))
+
+
+def ks_exact(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Pure; two-sided two-sample KS (D, exact p-value)."""
+    from scipy.stats import ks_2samp  # type: ignore[import-untyped]
+
+    res = ks_2samp(a, b, method="exact")
+    return float(res.statistic), float(res.pvalue)
+
+
+def wilcoxon_p(diff: np.ndarray) -> float:
+    """Pure; two-sided Wilcoxon signed-rank p-value of nonzero paired differences."""
+    from scipy.stats import wilcoxon
+
+    return float(wilcoxon(diff).pvalue)

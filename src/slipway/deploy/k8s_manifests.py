@@ -1,0 +1,333 @@
+"""Kubernetes objects for the serving arms, as plain camelCase dicts (what the API server and kubernetes-validate read).
+
+Pure functions, no client: `KubernetesTarget` applies them, `infra/k8s/render.py` writes examples of
+them to `infra/k8s/`, and the unit tests validate them against the 1.30 schemas.
+
+Traffic is split by replica ratio: a Service selects `app` only, so both arms' Ready pods share
+it and the canary's share is canary pods / all pods, in steps of 100/total percent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from slipway.deploy.base import Arm, ModelRelease
+from slipway.errors import DeployError
+
+Manifest = dict[str, Any]
+
+CONTAINER = "server"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+RUN_AS = 10001  # the serving image's USER (infra/docker/Dockerfile.serve)
+FIELD_MANAGER = "slipway"
+DEPLOYER = "slipway-deployer"  # the ServiceAccount and Role of infra/k8s/rbac.yaml
+
+LABEL_APP = "app"
+LABEL_ARM = "arm"
+LABEL_VERSION = "model-version"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ANNOTATION_MODEL_NAME = "slipway.io/model-name"
+ANNOTATION_MODEL_VERSION = "slipway.io/model-version"
+
+# Newest first: the target applies its HPA with the first of these the server offers.
+HPA_API_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2", "autoscaling/v1")
+
+_DIGEST_REF = re.compile(r"^[A-Za-z0-9][^\s@]*@sha256:[0-9a-f]{64}$")  # `repo[:tag]@sha256:<hex>`
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+
+# The deployer's Role: exactly the calls KubernetesTarget makes (apply = patch, creating when
+# missing), plus read verbs on what it manages; nothing cluster-wide, no secrets, no RBAC.
+DEPLOYER_RULES: list[Manifest] = [
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create", "patch"]},
+    {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+]
+
+
+@dataclass(frozen=True)
+class PodResources:
+    """Requests and limits of the server container (Kubernetes quantities)."""
+
+    cpu_request: str = "250m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+
+
+def require_digest(image_ref: str | None) -> str:
+    """The image reference if it is pinned by digest (`repo@sha256:<64 hex>`); DeployError otherwise."""
+    if not image_ref or "://" in image_ref or not _DIGEST_REF.match(image_ref):
+        raise DeployError(
+            f"kubernetes: image {image_ref!r} is not pinned by digest (want repo@sha256:<64 hex>); "
+            "Kubernetes deploys only by digest"
+        )
+    return image_ref
+
+
+def require_label_value(value: str, *, what: str) -> str:
+    """The value if Kubernetes accepts it as a label value; DeployError naming `what` otherwise."""
+    if not _LABEL_VALUE.match(value):
+        raise DeployError(
+            f"kubernetes: {what} {value!r} is not a valid label value (63 chars of [-A-Za-z0-9_.])"
+        )
+    return value
+
+
+def require_dns_label(value: str, *, what: str) -> str:
+    """The value if it is an RFC 1123 label (object names, namespaces); DeployError naming `what` otherwise."""
+    if not _DNS_LABEL.match(value):
+        raise DeployError(f"kubernetes: {what} {value!r} is not a DNS label ([a-z0-9-], at most 63 chars)")
+    return value
+
+
+def arm_name(*, app: str, arm: Arm) -> str:
+    """The Deployment name of one arm: `<app>-stable` or `<app>-canary`."""
+    return f"{app}-{arm}"
+
+
+def split_replicas(*, total: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) replicas for `weight`% to the canary: round half up, at least 1 each while 0 < weight."""
+    if total < 2:
+        raise DeployError(f"kubernetes: total replicas {total} < 2 leaves no room for a canary")
+    if not 0 <= weight <= 100:
+        raise DeployError(f"kubernetes: weight {weight} outside 0..100")
+    if weight == 0:
+        return total, 0
+    canary = min(max((total * weight * 2 + 100) // 200, 1), total - 1)
+    return total - canary, canary
+
+
+def weight_of(*, stable: int, canary: int) -> int:
+    """The canary's share of all pods in percent (what a Service selecting both arms gives it)."""
+    return 0 if stable + canary == 0 else round(100 * canary / (stable + canary))
+
+
+def _labels(*, app: str, arm: Arm, release: ModelRelease | None = None) -> dict[str, str]:
+    """Labels of an arm's objects and pods: app, arm, model-version, managed-by."""
+    labels = {LABEL_APP: app, LABEL_ARM: arm, LABEL_MANAGED_BY: FIELD_MANAGER}
+    if release is not None:
+        labels[LABEL_VERSION] = require_label_value(release.model_version, what="model version")
+    return labels
+
+
+def _container(*, release: ModelRelease, resources: PodResources) -> Manifest:
+    """The hardened server container: digest image, probes on 8080, read-only root, no privileges."""
+    probe = {"port": "http"}
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": require_digest(release.image_ref),
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", **probe},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", **probe},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+            "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if release.env:
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(release.env.items())]
+    return container
+
+
+def deployment(
+    *,
+    app: str,
+    namespace: str,
+    arm: Arm,
+    release: ModelRelease,
+    replicas: int,
+    resources: PodResources | None = None,
+) -> Manifest:
+    """One arm's Deployment: selector app+arm (immutable), pods labelled with the model version."""
+    labels = _labels(app=app, arm=arm, release=release)
+    annotations = {ANNOTATION_MODEL_NAME: release.model_name, ANNOTATION_MODEL_VERSION: release.model_version}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": arm_name(app=app, arm=arm),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {LABEL_APP: app, LABEL_ARM: arm}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": {
+                    "automountServiceAccountToken": False,  # the server never calls the API
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(release=release, resources=resources or PodResources())],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def service(*, app: str, namespace: str) -> Manifest:
+    """The Service both arms share: selects `app` only, so traffic follows the replica ratio."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": app,
+            "namespace": namespace,
+            "labels": {LABEL_APP: app, LABEL_MANAGED_BY: FIELD_MANAGER},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {LABEL_APP: app},
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def hpa(
+    *,
+    app: str,
+    namespace: str,
+    api_version: str,
+    min_replicas: int,
+    max_replicas: int,
+    cpu_utilization: int = 70,
+) -> Manifest:
+    """The stable's HorizontalPodAutoscaler (CPU) in `api_version` (autoscaling/v2, v2beta2 or v1)."""
+    if api_version not in HPA_API_VERSIONS:
+        raise DeployError(f"kubernetes: no HorizontalPodAutoscaler shape for {api_version!r}")
+    spec: Manifest = {
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": arm_name(app=app, arm="stable"),
+        },
+        "minReplicas": min_replicas,
+        "maxReplicas": max(max_replicas, min_replicas),
+    }
+    if api_version == "autoscaling/v1":
+        spec["targetCPUUtilizationPercentage"] = cpu_utilization
+    else:
+        target = {"type": "Utilization", "averageUtilization": cpu_utilization}
+        spec["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
+    return {
+        "apiVersion": api_version,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": arm_name(app=app, arm="stable"),
+            "namespace": namespace,
+            "labels": {LABEL_APP: app, LABEL_ARM: "stable", LABEL_MANAGED_BY: FIELD_MANAGER},
+        },
+        "spec": spec,
+    }
+
+
+def rbac(*, namespace: str, name: str = DEPLOYER) -> list[Manifest]:
+    """The deployer's ServiceAccount, namespaced Role (DEPLOYER_RULES) and RoleBinding."""
+
+    def meta() -> Manifest:
+        return {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: FIELD_MANAGER}}
+
+    rules = [{k: list(v) for k, v in rule.items()} for rule in DEPLOYER_RULES]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta()},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(), "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]
+
+
+def example_manifests(*, namespace: str = "slipway", app: str = "slipway-serve") -> dict[str, list[Manifest]]:
+    """What `infra/k8s/` holds, by file: rbac.yaml and rendered/{service,stable,canary,hpa}.yaml (a 10% canary)."""
+    repo = "registry.example.com/slipway/slipway-serve"
+    stable = ModelRelease(
+        model_name="slipway-classifier", model_version="1", image_ref=f"{repo}@sha256:{'1' * 64}"
+    )
+    canary = ModelRelease(
+        model_name="slipway-classifier",
+        model_version="2",
+        image_ref=f"{repo}@sha256:{'2' * 64}",
+        env={"SLIPWAY_SERVE_LOG_SAMPLE_RATE": "0.2"},
+    )
+    n_stable, n_canary = split_replicas(total=10, weight=10)
+    return {
+        "rbac.yaml": rbac(namespace=namespace),
+        "rendered/service.yaml": [service(app=app, namespace=namespace)],
+        "rendered/stable.yaml": [
+            deployment(app=app, namespace=namespace, arm="stable", release=stable, replicas=n_stable)
+        ],
+        "rendered/canary.yaml": [
+            deployment(app=app, namespace=namespace, arm="canary", release=canary, replicas=n_canary)
+        ],
+        "rendered/hpa.yaml": [
+            hpa(
+                app=app,
+                namespace=namespace,
+                api_version=HPA_API_VERSIONS[0],
+                min_replicas=n_stable,
+                max_replicas=30,
+            )
+        ],
+    }
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """A SafeDumper that writes shared sub-objects out again instead of as &anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(objects: list[Manifest]) -> str:
+    """A multi-document YAML stream, keys in the order the builders wrote them."""
+    return "---\n".join(yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False) for obj in objects)

@@ -1,0 +1,443 @@
+"""Kubernetes deploy target: stable and canary Deployments behind one Service, split by replica ratio.
+
+Objects (namespace-scoped, built by `k8s_manifests`): Deployments `<app>-stable` and `<app>-canary`
+(image by digest, hardened pods), Service `<app>` selecting both arms, and an HPA `<app>-stable`
+in the newest autoscaling API the server offers. Every write is a server-side apply with field
+manager `slipway` (force: the deployer owns its fields), so every call converges on the wanted
+objects from whatever is deployed. Nothing is remembered between calls: `state()` reads it back.
+
+Traffic: weight w -> canary replicas round(total*w/100) (half up, at least 1 while w > 0, at most
+total-1), stable the rest, so the canary's share moves in steps of 100/total percent. At weight 0
+the canary Deployment has 0 pods: `start_canary` proves it Ready on one pod first (that pod is in
+the Service for the moment between its Ready and the scale-down). Shadow mirroring needs a router:
+`set_traffic` refuses shadow > 0 and `state().shadow` is always 0.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slipway.deploy import k8s_manifests as m
+from slipway.deploy.base import Arm, DeploymentState, DeployTarget, ModelRelease
+from slipway.errors import DeployError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+Manifest = m.Manifest
+_PLURALS = {
+    "Deployment": "deployments",
+    "Service": "services",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+}
+
+
+class _Rest:
+    """The few REST calls the target makes, through the official client's ApiClient (auth, TLS)."""
+
+    def __init__(self, client: ApiClient, *, timeout_s: float) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Manifest | None = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> Manifest | None:
+        """The decoded JSON answer; None on 404 when `missing_ok`; DeployError naming `what` otherwise."""
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        request = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response: Any = self.client.call_api(*request, _request_timeout=self.timeout_s)
+            response.read()
+        except HTTPError as exc:
+            raise DeployError(f"kubernetes: {method} {what}: {exc}") from exc
+        if response.status == 404 and missing_ok:
+            return None
+        try:
+            data: Manifest = json.loads(response.data) if response.data else {}
+        except ValueError:
+            data = {"message": response.data[:200].decode(errors="replace")}
+        if not 200 <= response.status <= 299:
+            reason = data.get("message") or response.reason
+            raise DeployError(f"kubernetes: {method} {what}: HTTP {response.status}: {reason}")
+        return data
+
+
+def _path(*, api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    """The REST path of a namespaced object (or of its collection when `name` is None)."""
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{prefix}/namespaces/{namespace}/{_PLURALS.get(kind, kind.lower() + 's')}"
+    return path if name is None else f"{path}/{name}"
+
+
+def _rollout_blocker(obj: Manifest) -> str | None:
+    """Why a Deployment is not rolled out and Ready yet (kubectl rollout status rules); None when it is."""
+    spec_n = obj.get("spec", {}).get("replicas", 1)
+    status = obj.get("status", {})
+    for cond in status.get("conditions", []):
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return f"progress deadline exceeded: {cond.get('message', '')}"
+    if status.get("observedGeneration", 0) < obj["metadata"].get("generation", 0):
+        return "the controller has not seen the new spec yet"
+    updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
+    ready = status.get("readyReplicas", 0)
+    if updated < spec_n:
+        return f"{updated}/{spec_n} replicas updated"
+    if total > updated:
+        return f"{total - updated} old replicas still running"
+    if ready < spec_n:
+        return f"{ready}/{spec_n} replicas ready"
+    return None
+
+
+def _release_of(obj: Manifest) -> ModelRelease:
+    """The release a Deployment serves, read from its annotations, labels and pod template."""
+    meta = obj["metadata"]
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    containers = obj["spec"]["template"]["spec"]["containers"]
+    container = next((c for c in containers if c["name"] == m.CONTAINER), containers[0])
+    return ModelRelease(
+        model_name=annotations.get(m.ANNOTATION_MODEL_NAME, ""),
+        model_version=annotations.get(m.ANNOTATION_MODEL_VERSION) or labels.get(m.LABEL_VERSION, ""),
+        image_ref=container.get("image"),
+        env={e["name"]: e["value"] for e in container.get("env") or [] if "value" in e},
+    )
+
+
+class KubernetesTarget(DeployTarget):
+    """Stable/canary Deployments + Service + HPA in one namespace, applied server-side via a given ApiClient."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        api_client: ApiClient,
+        namespace: str,
+        app: str = "slipway-serve",
+        total_replicas: int = 10,
+        max_replicas: int | None = None,
+        resources: m.PodResources | None = None,
+        rollout_timeout_s: float = 300.0,
+        traffic_timeout_s: float = 60.0,
+        request_timeout_s: float = 30.0,
+        poll_s: float = 0.25,
+        owns_client: bool = False,
+    ) -> None:
+        self.namespace = m.require_dns_label(namespace, what="namespace")
+        self.app = m.require_dns_label(app, what="app name")
+        m.require_dns_label(m.arm_name(app=app, arm="canary"), what="canary Deployment name")
+        m.split_replicas(total=total_replicas, weight=0)  # rejects total < 2
+        self.total = total_replicas
+        self.max_replicas = max_replicas or 3 * total_replicas
+        self.resources = resources or m.PodResources()
+        self.rollout_timeout_s = rollout_timeout_s
+        self.traffic_timeout_s = traffic_timeout_s
+        self.poll_s = poll_s
+        self._client: ApiClient | None = api_client
+        self._owns_client = owns_client
+        self._rest = _Rest(api_client, timeout_s=request_timeout_s)
+        self._hpa_version: str | None = None
+
+    @classmethod
+    def from_kubeconfig(
+        cls, *, namespace: str, kubeconfig: Path | None = None, context: str | None = None, **kwargs: Any
+    ) -> KubernetesTarget:
+        """A target owning its client: `kubeconfig` (else $KUBECONFIG or ~/.kube/config), else in-cluster config."""
+        from kubernetes import config
+        from kubernetes.client import ApiClient, Configuration
+
+        try:
+            client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig) if kubeconfig else None, context=context
+            )
+        except config.ConfigException as exc:
+            if kubeconfig is not None:
+                raise DeployError(f"kubernetes: kubeconfig {kubeconfig}: {exc}") from exc
+            try:
+                configuration = Configuration()
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except config.ConfigException as exc2:
+                raise DeployError(f"kubernetes: no kubeconfig and not in a cluster: {exc}; {exc2}") from exc2
+            client = ApiClient(configuration)
+        return cls(api_client=client, namespace=namespace, owns_client=True, **kwargs)
+
+    # --- DeployTarget ---------------------------------------------------------------------------
+
+    def state(self) -> DeploymentState:
+        """Non-blocking read of both Deployments; weight from their replica counts, shadow always 0."""
+        stable_obj, canary_obj = self._get_arm("stable"), self._get_arm("canary")
+        stable = _release_of(stable_obj) if stable_obj else None
+        canary = _release_of(canary_obj) if canary_obj else None
+        weight = 0
+        if stable_obj and canary_obj:
+            weight = m.weight_of(stable=_replicas(stable_obj), canary=_replicas(canary_obj))
+        elif canary_obj:
+            weight = 100 if _replicas(canary_obj) else 0
+        # Ready = rolled out at its current size (at weight 0 that size is 0: start_canary checked it at 1 pod)
+        ready = canary_obj is not None and _rollout_blocker(canary_obj) is None
+        return DeploymentState(stable=stable, canary=canary, weight=weight, shadow=0, canary_ready=ready)
+
+    def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
+        """Blocking until ready or timeout (DeployError, the previous stable re-applied); idempotent; weight 0."""
+        m.require_digest(release.image_ref)
+        previous = self._get_arm("stable")
+        self._apply(m.service(app=self.app, namespace=self.namespace))
+        self._apply_arm("stable", release, self.total)
+        self._apply_hpa(min_replicas=self.total)
+        try:
+            self._wait_ready("stable", timeout_s=ready_timeout_s)
+        except DeployError as exc:
+            if previous is None or _release_of(previous) == release:
+                raise
+            # maxUnavailable 0 kept the old pods serving: put their template back (a rollout undo)
+            old = _release_of(previous)
+            self._apply_arm("stable", old, self.total)
+            raise DeployError(
+                f"{exc}; re-applied the previous stable (model version {old.model_version})"
+            ) from exc
+        canary_obj = self._get_arm("canary")
+        if canary_obj is not None and _replicas(canary_obj):
+            self._apply_arm("canary", _release_of(canary_obj), 0)
+            self._wait_ready("canary", timeout_s=self.traffic_timeout_s)
+
+    def start_canary(self, release: ModelRelease, *, ready_timeout_s: float) -> bool:
+        """Blocking until ready or timeout; idempotent; canary at weight 0 (proven Ready on one pod); False, and removed, if never ready."""
+        m.require_digest(release.image_ref)
+        self._require_stable("start a canary")
+        canary_obj = self._get_arm("canary")
+        warm = 1 if canary_obj is None else max(_replicas(canary_obj), 1)
+        self._apply_arm("canary", release, warm)  # the stable keeps its full size meanwhile
+        if self._wait_ready("canary", timeout_s=ready_timeout_s, raise_on_timeout=False) is not None:
+            self._remove_canary()
+            return False
+        self.set_traffic(weight=0, shadow=0)
+        return True
+
+    def set_traffic(self, *, weight: int, shadow: int) -> None:
+        """Blocking (traffic_timeout_s at most per arm); idempotent; scales both arms to the ratio; shadow > 0 is refused."""
+        n_stable, n_canary = m.split_replicas(total=self.total, weight=weight)
+        if shadow:
+            raise DeployError(
+                f"kubernetes: cannot mirror {shadow}% of traffic: this target splits by replica ratio only "
+                "(shadow needs the router; use shadow 0)"
+            )
+        canary_obj = self._get_arm("canary")
+        if canary_obj is None:
+            if weight:
+                raise DeployError(
+                    f"kubernetes: no canary Deployment in {self.namespace} to send {weight}% to"
+                )
+            return
+        stable, canary = self._require_stable("set traffic"), _release_of(canary_obj)
+        # Grow one arm before shrinking the other, so serving capacity never dips.
+        steps: list[tuple[Arm, ModelRelease, int]] = [
+            ("stable", stable, n_stable),
+            ("canary", canary, n_canary),
+        ]
+        if n_canary > _replicas(canary_obj):
+            steps.reverse()
+        for arm, release, replicas in steps:
+            self._apply_arm(arm, release, replicas)
+            if arm == "stable":
+                self._apply_hpa(min_replicas=n_stable)
+            self._wait_ready(arm, timeout_s=self.traffic_timeout_s)
+
+    def promote(self) -> None:
+        """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
+        canary_obj = self._get_arm("canary")
+        release = _release_of(canary_obj) if canary_obj else self._require_stable("promote")
+        self._apply_arm("stable", release, self.total)
+        self._apply_hpa(min_replicas=self.total)
+        self._wait_ready("stable", timeout_s=self.rollout_timeout_s)
+        self._remove_canary()
+
+    def rollback(self) -> None:
+        """Blocking; idempotent; the canary is removed first (its pods leave the Service), then the stable is full size."""
+        self._remove_canary()
+        stable_obj = self._get_arm("stable")
+        if stable_obj is None:
+            return
+        self._apply_arm("stable", _release_of(stable_obj), self.total)
+        self._apply_hpa(min_replicas=self.total)
+        self._wait_ready("stable", timeout_s=self.rollout_timeout_s)
+
+    def close(self) -> None:
+        """Idempotent; closes the ApiClient if this target created it (deployed objects stay)."""
+        if self._client is not None and self._owns_client:
+            self._client.close()  # type: ignore[no-untyped-call]
+        self._client = None
+
+    # --- objects --------------------------------------------------------------------------------
+
+    def hpa_api_version(self) -> str:
+        """The newest autoscaling API version the server offers (autoscaling/v2, v2beta2, else v1), cached."""
+        if self._hpa_version is None:
+            group = self._rest.call("GET", "/apis/autoscaling", what="API group autoscaling") or {}
+            offered = {v["groupVersion"] for v in group.get("versions", [])}
+            found = next((v for v in m.HPA_API_VERSIONS if v in offered), None)
+            if found is None:
+                raise DeployError(
+                    f"kubernetes: the server offers no known autoscaling API (it has {sorted(offered)})"
+                )
+            self._hpa_version = found
+        return self._hpa_version
+
+    def _apply(self, obj: Manifest) -> Manifest:
+        """Server-side apply of one object (field manager `slipway`, force); the object as stored."""
+        meta = obj["metadata"]
+        path = _path(
+            api_version=obj["apiVersion"], kind=obj["kind"], namespace=meta["namespace"], name=meta["name"]
+        )
+        stored = self._rest.call(
+            "PATCH",
+            path,
+            what=f"apply {obj['kind']} {meta['namespace']}/{meta['name']}",
+            body=obj,
+            query=[("fieldManager", m.FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return stored or {}
+
+    def _apply_arm(self, arm: Arm, release: ModelRelease, replicas: int) -> None:
+        """Apply one arm's Deployment at `replicas`."""
+        self._apply(
+            m.deployment(
+                app=self.app,
+                namespace=self.namespace,
+                arm=arm,
+                release=release,
+                replicas=replicas,
+                resources=self.resources,
+            )
+        )
+
+    def _apply_hpa(self, *, min_replicas: int) -> None:
+        """Apply the stable's HPA with its floor at the stable's current share."""
+        obj = m.hpa(
+            app=self.app,
+            namespace=self.namespace,
+            api_version=self.hpa_api_version(),
+            min_replicas=min_replicas,
+            max_replicas=self.max_replicas,
+        )
+        self._apply(obj)
+
+    def _deployment_path(self, arm: Arm) -> str:
+        """The REST path of one arm's Deployment."""
+        name = m.arm_name(app=self.app, arm=arm)
+        return _path(api_version="apps/v1", kind="Deployment", namespace=self.namespace, name=name)
+
+    def _get_arm(self, arm: Arm) -> Manifest | None:
+        """One arm's Deployment as stored, or None."""
+        what = f"get Deployment {self.namespace}/{m.arm_name(app=self.app, arm=arm)}"
+        return self._rest.call("GET", self._deployment_path(arm), what=what, missing_ok=True)
+
+    def _require_stable(self, action: str) -> ModelRelease:
+        """The stable's release; DeployError when there is none yet."""
+        stable_obj = self._get_arm("stable")
+        if stable_obj is None:
+            name = m.arm_name(app=self.app, arm="stable")
+            raise DeployError(
+                f"kubernetes: cannot {action}: no Deployment {self.namespace}/{name} (deploy a stable first)"
+            )
+        return _release_of(stable_obj)
+
+    def _remove_canary(self) -> None:
+        """Delete the canary Deployment and wait until none of its pods is left serving (terminating pods get no traffic)."""
+        name = m.arm_name(app=self.app, arm="canary")
+        self._rest.call(
+            "DELETE",
+            self._deployment_path("canary"),
+            what=f"delete Deployment {self.namespace}/{name}",
+            query=[("propagationPolicy", "Background")],
+            missing_ok=True,
+        )
+        selector = f"{m.LABEL_APP}={self.app},{m.LABEL_ARM}=canary"
+
+        def serving() -> str | None:
+            pods = self._list_pods(selector)
+            live = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+            return f"canary pods still serving: {', '.join(live)}" if live else None
+
+        blocker = _poll(serving, timeout_s=self.traffic_timeout_s, poll_s=self.poll_s)
+        if blocker is not None:
+            raise DeployError(
+                f"kubernetes: Deployment {self.namespace}/{name} deleted, but after {self.traffic_timeout_s:g} s {blocker}"
+            )
+
+    def _list_pods(self, selector: str) -> list[Manifest]:
+        """Pods of the namespace matching a label selector."""
+        path = f"/api/v1/namespaces/{self.namespace}/pods"
+        data = self._rest.call("GET", path, what=f"list pods {selector}", query=[("labelSelector", selector)])
+        return list((data or {}).get("items", []))
+
+    def _wait_ready(self, arm: Arm, *, timeout_s: float, raise_on_timeout: bool = True) -> str | None:
+        """Poll one arm's Deployment until rolled out and Ready; the last blocker on timeout (or DeployError)."""
+        name = m.arm_name(app=self.app, arm=arm)
+
+        def blocker() -> str | None:
+            obj = self._get_arm(arm)
+            return f"Deployment {self.namespace}/{name} is gone" if obj is None else _rollout_blocker(obj)
+
+        last = _poll(blocker, timeout_s=timeout_s, poll_s=self.poll_s)
+        if last is not None and raise_on_timeout:
+            hint = self._pod_hint(arm)
+            raise DeployError(
+                f"kubernetes: Deployment {self.namespace}/{name} not ready after {timeout_s:g} s: {last}{hint}"
+            )
+        return last
+
+    def _pod_hint(self, arm: Arm) -> str:
+        """Why the first not-ready pod of an arm is not ready (for error messages), or ''."""
+        try:
+            pods = self._list_pods(f"{m.LABEL_APP}={self.app},{m.LABEL_ARM}={arm}")
+        except DeployError:
+            return ""
+        for pod in pods:
+            status = pod.get("status", {})
+            for cond in status.get("conditions", []):
+                if cond.get("type") == "Ready" and cond.get("status") != "True":
+                    why = cond.get("message") or cond.get("reason") or "not ready"
+                    return f" (pod {pod['metadata']['name']}: {why})"
+            if status.get("phase") == "Pending" and not status.get("conditions"):
+                return f" (pod {pod['metadata']['name']}: Pending, not scheduled)"
+        return ""
+
+
+def _replicas(obj: Manifest) -> int:
+    """A Deployment's desired replica count."""
+    return int(obj.get("spec", {}).get("replicas", 1))
+
+
+def _poll(blocker: Callable[[], str | None], *, timeout_s: float, poll_s: float) -> str | None:
+    """Call `blocker` until it returns None or the deadline passes; its last answer (None = done)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = blocker()
+        if last is None or time.monotonic() >= deadline:
+            return last
+        time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))

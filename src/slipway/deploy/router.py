@@ -1,0 +1,443 @@
+"""The local weighted router: `python -m slipway.deploy.router --state deployment.json --port N`.
+
+A raw ASGI app on uvicorn in front of the stable and canary server processes. It re-reads the
+deployment file whenever it changes (the controller rewrites it atomically; see `state.py`), sends
+each `POST /predict` to the canary with probability weight% (seeded per generation), mirrors
+shadow% of the stable's requests to the canary (the client gets the stable's answer; both outputs
+are kept as pairs), and records per arm and request the status, latency and returned scores.
+
+`GET /router/window?since=SEQ&boot=ID&min_generation=G` returns what was recorded after cursor SEQ
+(an ArmWindow per arm plus the shadow pairs) and the next cursor; `GET /router/healthz` returns the
+applied generation. Upstream failures (refused, timed out, 5xx) count as that arm's errors and are
+answered 502 (transport) or the upstream's own 5xx; nothing waits longer than the upstream timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import random
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from slipway.deploy.state import DeploymentFile, read_state
+from slipway.errors import DeployError
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("slipway.deploy.router")
+
+MAX_BODY_BYTES = 2 << 20
+MAX_ENTRIES = 200_000  # recorded requests kept for window reads (oldest dropped first)
+TRANSPORT = 0  # recorded status of a request that got no HTTP answer
+_PASS_HEADERS = (b"content-type", b"x-request-id", b"x-slipway-fault")
+Scope = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """What the router applies: upstream URLs, traffic split, RNG seed, timeout, and its generation."""
+
+    generation: int = -1
+    stable: str | None = None
+    canary: str | None = None
+    weight: int = 0
+    shadow: int = 0
+    seed: int = 0
+    timeout_s: float = 5.0
+
+    @classmethod
+    def of(cls, doc: DeploymentFile) -> RouteConfig:
+        """Pure; the routing part of a deployment file."""
+        return cls(
+            generation=doc.generation,
+            stable=doc.stable.url if doc.stable else None,
+            canary=doc.canary.url if doc.canary else None,
+            weight=doc.weight,
+            shadow=doc.shadow,
+            seed=doc.seed,
+            timeout_s=doc.upstream_timeout_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One upstream call: status (0 = no answer), latency, per-row scores (None: non-finite or invalid)."""
+
+    status: int
+    latency_ms: float
+    rows: tuple[float | None, ...] = ()
+    nonfinite: int = 0
+    invalid: int = 0
+    version: str | None = None
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    detail: str = ""
+
+    @property
+    def error(self) -> bool:
+        """A transport failure or a 5xx."""
+        return self.status == TRANSPORT or self.status >= 500
+
+
+@dataclass(slots=True)
+class Entry:
+    """One recorded request (live, or a shadow copy with its pairs)."""
+
+    seq: int
+    generation: int
+    arm: str
+    shadow: bool
+    outcome: Outcome
+    pairs: list[tuple[float, float]] = field(default_factory=list)
+
+
+def score_rows(doc: Any) -> tuple[tuple[float | None, ...], int, int]:
+    """Pure; per-row P(class 1) from a /predict answer (None where not finite or invalid), non-finite and invalid counts.
+
+    A row is invalid when it is not a non-empty list of numbers in [0, 1] summing to 1 (±1e-3);
+    an answer without a non-empty `probabilities` list counts as one invalid row.
+    """
+    probs = doc.get("probabilities") if isinstance(doc, dict) else None
+    if not isinstance(probs, list) or not probs:
+        return (), 0, 1
+    rows: list[float | None] = []
+    nonfinite = invalid = 0
+    for row in probs:
+        if not isinstance(row, list) or not row or not all(_is_number(v) or v is None for v in row):
+            invalid += 1
+            rows.append(None)
+        elif any(v is None or not math.isfinite(v) for v in row):
+            nonfinite += 1
+            rows.append(None)
+        elif any(v < 0 or v > 1 for v in row) or abs(sum(row) - 1.0) > 1e-3:
+            invalid += 1
+            rows.append(None)
+        else:
+            rows.append(float(row[1] if len(row) > 1 else row[0]))
+    return tuple(rows), nonfinite, invalid
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def aggregate(entries: list[Entry]) -> dict[str, Any]:
+    """Pure; ArmWindow-shaped dicts per arm (live traffic only) and the shadow copies' pairs and counts."""
+    arms: dict[str, dict[str, Any]] = {arm: _empty_arm() for arm in ("stable", "canary")}
+    shadow: dict[str, Any] = {"requests": 0, "errors": 0, "nonfinite": 0, "invalid": 0, "pairs": []}
+    for entry in entries:
+        out = entry.outcome
+        if entry.shadow:
+            shadow["requests"] += 1
+            shadow["errors"] += int(out.error)
+            shadow["nonfinite"] += out.nonfinite
+            shadow["invalid"] += out.invalid
+            shadow["pairs"].extend([a, b] for a, b in entry.pairs)
+            continue
+        arm = arms[entry.arm]
+        arm["requests"] += 1
+        arm["errors"] += int(out.error)
+        arm["latencies_ms"].append(round(out.latency_ms, 4))
+        arm["scores"].extend(s for s in out.rows if s is not None)
+        arm["nonfinite"] += out.nonfinite
+        arm["invalid"] += out.invalid
+        key = str(out.status) if out.status else "transport"
+        arm["statuses"][key] = arm["statuses"].get(key, 0) + 1
+        if out.version is not None:
+            arm["versions"][out.version] = arm["versions"].get(out.version, 0) + 1
+    return {"arms": arms, "shadow": shadow}
+
+
+def _empty_arm() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        "errors": 0,
+        "latencies_ms": [],
+        "scores": [],
+        "nonfinite": 0,
+        "invalid": 0,
+        "statuses": {},
+        "versions": {},
+    }
+
+
+def _json_body(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def _respond(
+    send: Any, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    base = [(b"content-length", str(len(body)).encode())]
+    if not any(name == b"content-type" for name, _ in headers):
+        base.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": [*base, *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Any, *, limit: int) -> bytes | None:
+    """The request body, or None if the client left or it exceeds `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Router:
+    """The ASGI app; all state lives on the one event loop (no locks)."""
+
+    def __init__(self, state_path: Path, *, client: httpx.AsyncClient | None = None) -> None:
+        self.state_path = state_path
+        self.boot = secrets.token_hex(8)  # a restarted router starts a new cursor space
+        self._client = client
+        self._owns_client = client is None
+        self._key: tuple[int, int, int] | None = None
+        self._config = RouteConfig()
+        self._rng = random.Random(0)
+        self._entries: list[Entry] = []
+        self._seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def config(self) -> RouteConfig:
+        """Non-blocking (a stat; a small read when the file changed); the routing config now in force."""
+        try:
+            st = os.stat(self.state_path)
+            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_ino, st.st_size)
+        except OSError:
+            key = None
+        if key != self._key and key is not None:
+            self._key = key
+            try:
+                new = RouteConfig.of(read_state(self.state_path))
+            except DeployError as exc:
+                log.warning("keeping generation %s: %s", self._config.generation, exc)
+                return self._config
+            if new.generation != self._config.generation or new.seed != self._config.seed:
+                self._rng = random.Random(f"{new.seed}:{new.generation}")
+                log.info(
+                    "generation %s: stable %s, canary %s, weight %s%%, shadow %s%%",
+                    new.generation,
+                    new.stable,
+                    new.canary,
+                    new.weight,
+                    new.shadow,
+                )
+            self._config = new
+        return self._config
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """ASGI entry; never raises for a request."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/predict" and method == "POST":
+            await self._predict(scope, receive, send)
+        elif path == "/router/healthz" and method == "GET":
+            await _respond(send, 200, _json_body(self.health()))
+        elif path == "/router/window" and method == "GET":
+            await self._window(scope, send)
+        else:
+            await _respond(send, 404, _json_body({"detail": f"no route {method} {path}"}))
+
+    def health(self) -> dict[str, Any]:
+        """Non-blocking; alive, the applied generation and traffic, and the recording cursor."""
+        cfg = self.config()
+        return {
+            "status": "alive",
+            "boot": self.boot,
+            "generation": cfg.generation,
+            "weight": cfg.weight,
+            "shadow": cfg.shadow,
+            "stable": cfg.stable,
+            "canary": cfg.canary,
+            "seq": self._seq,
+        }
+
+    def window(self, *, since: int, boot: str, min_generation: int) -> dict[str, Any]:
+        """Non-blocking; what was recorded after cursor `since` (from 0 if `boot` is not this router's)."""
+        cfg = self.config()
+        if boot != self.boot:
+            since = 0
+        since = max(0, min(since, self._seq))
+        first = self._entries[0].seq if self._entries else self._seq + 1
+        start = max(0, since + 1 - first)
+        picked = [e for e in self._entries[start:] if e.generation >= min_generation]
+        return {
+            "boot": self.boot,
+            "since": since,
+            "next": self._seq,
+            "now": time.time(),
+            "generation": cfg.generation,
+            "weight": cfg.weight,
+            "shadow": cfg.shadow,
+            "truncated": since + 1 < first and since < self._seq,
+            **aggregate(picked),
+        }
+
+    async def _window(self, scope: Scope, send: Any) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode())
+        try:
+            since = int(query.get("since", ["0"])[0])
+            min_generation = int(query.get("min_generation", ["0"])[0])
+        except ValueError:
+            await _respond(send, 400, _json_body({"detail": "since, min_generation: expected integers"}))
+            return
+        boot = query.get("boot", [""])[0]
+        await _respond(
+            send, 200, _json_body(self.window(since=since, boot=boot, min_generation=min_generation))
+        )
+
+    async def _predict(self, scope: Scope, receive: Any, send: Any) -> None:
+        body = await _read_body(receive, limit=MAX_BODY_BYTES)
+        if body is None:
+            await _respond(send, 413, _json_body({"detail": f"body: missing or over {MAX_BODY_BYTES} bytes"}))
+            return
+        cfg = self.config()
+        if cfg.stable is None:
+            await _respond(send, 503, _json_body({"detail": "router: no stable upstream deployed"}))
+            return
+        route_draw, shadow_draw = self._rng.random() * 100, self._rng.random() * 100
+        arm = "canary" if cfg.canary is not None and route_draw < cfg.weight else "stable"
+        headers = {
+            name.decode(): value.decode()
+            for name, value in scope["headers"]
+            if name in (b"content-type", b"x-request-id")
+        }
+        copy: asyncio.Task[Outcome] | None = None
+        if arm == "stable" and cfg.canary is not None and shadow_draw < cfg.shadow:
+            copy = asyncio.create_task(self._forward(cfg.canary, body, headers, cfg.timeout_s))
+        url = cfg.stable if arm == "stable" or cfg.canary is None else cfg.canary
+        out = await self._forward(url, body, headers, cfg.timeout_s)
+        self._record(Entry(seq=0, generation=cfg.generation, arm=arm, shadow=False, outcome=out))
+        if copy is not None:
+            task = asyncio.create_task(self._record_shadow(cfg.generation, out, copy))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        arm_header = ((b"x-slipway-arm", arm.encode()),)
+        if out.status == TRANSPORT:
+            doc = {"detail": f"router: {arm} upstream failed: {out.detail}", "arm": arm}
+            await _respond(send, 502, _json_body(doc), arm_header)
+        else:
+            await _respond(send, out.status, out.body, out.headers + arm_header)
+
+    async def _forward(
+        self, base_url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> Outcome:
+        import httpx
+
+        if self._client is None:  # normally made at lifespan startup
+            self._client = _new_client()
+        start = time.perf_counter()
+        try:
+            resp = await self._client.post(
+                f"{base_url}/predict", content=body, headers=headers, timeout=timeout_s
+            )
+        except httpx.TimeoutException:
+            return Outcome(
+                TRANSPORT, (time.perf_counter() - start) * 1000, detail=f"timed out after {timeout_s:g} s"
+            )
+        except httpx.HTTPError as exc:
+            return Outcome(
+                TRANSPORT, (time.perf_counter() - start) * 1000, detail=f"{type(exc).__name__}: {exc}"
+            )
+        latency_ms = (time.perf_counter() - start) * 1000
+        kept = tuple((k.encode(), v.encode()) for k, v in resp.headers.items() if k.encode() in _PASS_HEADERS)
+        rows: tuple[float | None, ...] = ()
+        nonfinite = invalid = 0
+        version = None
+        if resp.status_code == 200:
+            try:
+                doc = json.loads(resp.content)
+            except ValueError:
+                doc = None
+            rows, nonfinite, invalid = score_rows(doc)
+            if isinstance(doc, dict) and isinstance(doc.get("model_version"), str):
+                version = doc["model_version"]
+        return Outcome(resp.status_code, latency_ms, rows, nonfinite, invalid, version, resp.content, kept)
+
+    async def _record_shadow(self, generation: int, live: Outcome, copy: asyncio.Task[Outcome]) -> None:
+        out = await copy
+        pairs = []
+        if live.status == 200 and out.status == 200 and len(live.rows) == len(out.rows):
+            pairs = [
+                (a, b) for a, b in zip(live.rows, out.rows, strict=True) if a is not None and b is not None
+            ]
+        self._record(Entry(seq=0, generation=generation, arm="canary", shadow=True, outcome=out, pairs=pairs))
+
+    def _record(self, entry: Entry) -> None:
+        self._seq += 1
+        entry.seq = self._seq
+        entry.outcome = replace(entry.outcome, body=b"", headers=())  # keep measurements, not payloads
+        self._entries.append(entry)
+        if len(self._entries) > MAX_ENTRIES:
+            del self._entries[: MAX_ENTRIES // 4]
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self._client is None:
+                    self._client = _new_client()
+                self.config()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=self._config.timeout_s)
+                if self._owns_client and self._client is not None:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _new_client() -> httpx.AsyncClient:
+    import httpx
+
+    # trust_env=False: a proxy from the environment must never sit between loopback processes
+    return httpx.AsyncClient(
+        trust_env=False,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Blocking until SIGTERM/SIGINT; 0 after a graceful shutdown, 3 if it could not start (port taken)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m slipway.deploy.router", description="Slipway's local weighted router."
+    )
+    parser.add_argument("--state", type=Path, required=True, help="the deployment.json to follow")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    args = parser.parse_args(argv)
+
+    from slipway.serving.server import serve_asgi
+    from slipway.serving.settings import ServeSettings
+
+    settings = ServeSettings(host=args.host, port=args.port, access_log=False, graceful_timeout_s=5)
+    return serve_asgi(Router(args.state.resolve()), settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

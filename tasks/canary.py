@@ -1,0 +1,116 @@
+"""Deploy task: canary the registered version on the configured target, then promote or roll back."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from slipway.canary.clock import RealClock
+from slipway.canary.decision import Decision
+from slipway.data.reference import load_reference
+from slipway.deploy.base import DeployTarget, ModelRelease
+from slipway.errors import ConfigError
+from slipway.optimize.stage import OptimizationOutcome
+from slipway.registry.base import VersionInfo
+from slipway.registry.factory import make_registry
+from slipway.release.canary_stage import DeployOutcome, deploy_release, fault_env
+from slipway.release.packaging import ImageOutcome, make_bundle
+from slipway.release.steps import ReleaseInputs, release_key
+from slipway.settings import Settings
+
+
+def _local_traffic(
+    rows: np.ndarray, rate_rps: float
+) -> Callable[[DeployTarget], contextlib.AbstractContextManager[None]]:
+    from slipway.deploy.loadgen import LoadGenerator
+    from slipway.deploy.local import LocalTarget
+
+    @contextlib.contextmanager
+    def drive(target: DeployTarget) -> Iterator[None]:
+        url = target.router_url if isinstance(target, LocalTarget) else None
+        if url is None:
+            yield
+            return
+        gen = LoadGenerator(url=url, rows=rows, rate_rps=rate_rps)
+        gen.start()
+        try:
+            yield
+        finally:
+            gen.stop(timeout_s=10)
+
+    return drive
+
+
+@task(name="canary-deploy", cache_policy=NO_CACHE, timeout_seconds=3600)
+def canary_deploy(
+    inputs: ReleaseInputs,
+    outcome: OptimizationOutcome,
+    version: VersionInfo,
+    image: ImageOutcome,
+    fault: str | None,
+) -> DeployOutcome:
+    """Canary -> promote or roll back on the configured target; every decision becomes a table row artifact."""
+    cfg = inputs.config()
+    settings = Settings()
+    if cfg.deploy.target == "kubernetes":
+        raise ConfigError(
+            "deploy.target: kubernetes needs a metrics source for the canary analysis; none is configured "
+            "in this version (use the local target, or deploy.target: none)"
+        )
+    from slipway.deploy.local import LocalTarget
+
+    ref = load_reference(cfg.data)
+    bundle = make_bundle(
+        outcome,
+        dst=settings.work_path() / f"bundle-{release_key(inputs)[:16]}-{version.version}",
+        model_name=version.name,
+        model_version=version.version,
+        ref=ref,
+    )
+    target = LocalTarget(settings=settings)
+    decisions: list[dict[str, object]] = []
+
+    def on_decision(d: Decision) -> None:
+        decisions.append(d.to_dict())
+
+    release = ModelRelease(
+        model_name=version.name,
+        model_version=version.version,
+        bundle_dir=bundle,
+        image_ref=image.record.reference if image.record else None,
+        env=fault_env(fault),
+    )
+    try:
+        deployed = deploy_release(
+            registry=make_registry(settings, cfg),
+            target=target,
+            metrics=target,
+            cfg=cfg,
+            version=version,
+            release=release,
+            ref=ref,
+            clock=RealClock(),
+            traffic=_local_traffic(ref.holdout_xy()[0], cfg.deploy.load_rps),
+            on_decision=on_decision,
+            settings=settings,
+        )
+    finally:
+        target.close()
+    rows = [
+        {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool)) or v is None} for d in decisions
+    ]
+    if rows:
+        create_table_artifact(
+            key="canary-decisions", table=rows, description="Every canary analysis decision"
+        )
+    create_markdown_artifact(
+        key="canary",
+        markdown=f"# Canary {deployed.result}\n\n* {deployed.reason}\n* serving now: version {deployed.stable_version}",
+        description="Canary outcome",
+    )
+    return deployed

@@ -1,0 +1,199 @@
+"""A real Kubernetes control plane for tests: etcd + kube-apiserver + kube-controller-manager on 127.0.0.1.
+
+Binaries come from $SLIPWAY_K8S_BIN (built by infra/ci/k8s.sh: 1.20.2 from Debian's source
+package, etcd linked beside them). Auth is a static admin token (group system:masters) and RBAC
+is enforced, so ServiceAccount tokens get exactly what their Roles grant. No scheduler and no
+kubelet: FakeKubelet (fake_kubelet.py) binds pods and reports them Running/Ready.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+DEFAULT_BIN = Path("/var/cache/slipway/k8s/v1.20.2")
+CONTROLLERS = "deployment,replicaset,garbagecollector,namespace,serviceaccount,serviceaccount-token,endpoint,endpointslice"
+
+
+def k8s_bin() -> Path:
+    """Where the binaries are: $SLIPWAY_K8S_BIN, else the CI cache path."""
+    return Path(os.environ.get("SLIPWAY_K8S_BIN") or DEFAULT_BIN)
+
+
+def missing_binaries() -> list[str]:
+    """What is missing to start a control plane (empty when everything is there)."""
+    missing = [
+        name for name in ("kube-apiserver", "kube-controller-manager") if not (k8s_bin() / name).is_file()
+    ]
+    if not (k8s_bin() / "etcd").exists() and shutil.which("etcd") is None:
+        missing.append("etcd")
+    return missing
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver + kube-controller-manager; `host`, `ca_file` and `admin_token` reach it."""
+
+    workdir: Path
+    host: str = ""
+    ca_file: Path = Path()
+    admin_token: str = "slipway-test-admin-token"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, *, timeout_s: float = 90.0) -> None:
+        """Start the three processes and wait until the API is ready and `default` has its ServiceAccount."""
+        bin_dir, w = k8s_bin(), self.workdir
+        etcd = str(bin_dir / "etcd") if (bin_dir / "etcd").exists() else str(shutil.which("etcd"))
+        (w / "certs").mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(w / "sa.key"), "2048"], check=True, capture_output=True
+        )
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(w / "sa.key"), "-pubout", "-out", str(w / "sa.pub")],
+            check=True,
+            capture_output=True,
+        )
+        (w / "tokens.csv").write_text(f'{self.admin_token},slipway-admin,1,"system:masters"\n')
+
+        etcd_port, api_port = free_port(), free_port()
+        self._spawn(
+            "etcd",
+            [
+                etcd,
+                f"--data-dir={w / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{free_port()}",
+                "--log-level=warn",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={w / 'certs'}",
+                f"--token-auth-file={w / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={w / 'sa.pub'}",
+                f"--service-account-signing-key-file={w / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount",
+                "--v=0",
+            ],
+        )
+        self.host = f"https://127.0.0.1:{api_port}"
+        self.ca_file = w / "certs" / "apiserver.crt"
+        deadline = time.monotonic() + timeout_s
+        self._wait(lambda http: http.get("/readyz").text == "ok", "kube-apiserver /readyz", deadline)
+
+        kubeconfig = self.write_kubeconfig(w / "admin.kubeconfig", token=self.admin_token)
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--port=0",
+                f"--controllers={CONTROLLERS}",
+                f"--service-account-private-key-file={w / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+            ],
+        )
+        self._wait(
+            lambda http: http.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200,
+            "the default ServiceAccount",
+            deadline,
+        )
+
+    def http(self, *, token: str | None = None) -> httpx.Client:
+        """An httpx client on the API server with a bearer token (the admin's by default)."""
+        return httpx.Client(
+            base_url=self.host,
+            verify=str(self.ca_file),
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=30.0,
+        )
+
+    def write_kubeconfig(self, path: Path, *, token: str, namespace: str = "default") -> Path:
+        """A kubeconfig for this API server with a bearer token (what `KubernetesTarget.from_kubeconfig` reads)."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "test", "cluster": {"server": self.host, "certificate-authority": str(self.ca_file)}}
+            ],
+            "users": [{"name": "user", "user": {"token": token}}],
+            "contexts": [
+                {"name": "test", "context": {"cluster": "test", "user": "user", "namespace": namespace}}
+            ],
+            "current-context": "test",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def stop(self) -> None:
+        """Stop every process (controller-manager, apiserver, then etcd)."""
+        for name in reversed(list(self.procs)):
+            proc = self.procs.pop(name)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """The last lines of one process's log."""
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        """Start one process, its output in <workdir>/<name>.log."""
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+
+    def _wait(self, ready: Callable[[httpx.Client], bool], what: str, deadline: float) -> None:
+        """Poll `ready(http)` until True; RuntimeError with the logs when a process died or time ran out."""
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            try:
+                if self.ca_file.exists():
+                    with self.http() as http:
+                        if ready(http):
+                            return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        logs = "\n".join(f"--- {n}:\n{self.log_tail(n)}" for n in self.procs)
+        raise RuntimeError(f"timed out waiting for {what}\n{logs}")

@@ -1,0 +1,239 @@
+"""The local target under load: real server processes, the router, the load generator (seconds each).
+
+Given a stable v1 behind the router and a canary v2 (the same model unless a fault is injected),
+when the load generator replays holdout rows, then the router's windows show the split, the
+shadow pairs and the faults where they belong, and rollback/promote move every answer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from slipway.data.reference import Reference
+from slipway.deploy.base import DeploymentState, Observation
+from slipway.deploy.loadgen import LoadGenerator, LoadStats
+from slipway.deploy.local import LocalTarget
+from slipway.deploy.processes import alive
+from tests.contract.test_deploy_targets import bundles, processes_mentioning, release
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["bundles"]  # the module-scoped fixture, shared with the contract suite
+
+READY_S = 60.0
+RATE_RPS = 50.0
+LOAD_S = 6.0
+
+
+@pytest.fixture(scope="module")
+def rows(ref: Reference) -> np.ndarray:
+    return ref.holdout_xy()[0]
+
+
+@pytest.fixture
+def target(tmp_path: Path, bundles: dict[str, Path]) -> Iterator[LocalTarget]:
+    """A local deployment with stable v1 serving; everything stopped (and checked gone) after."""
+    state_dir = tmp_path / "deploy"
+    target = LocalTarget(state_dir=state_dir, stop_grace_s=5.0, seed=7)
+    try:
+        target.deploy_stable(release(bundles, "1"), ready_timeout_s=READY_S)
+        yield target
+    finally:
+        recorded = target.processes()
+        target.stop_all()
+        target.close()
+        assert not [p for p in recorded if alive(p)]
+        assert processes_mentioning(state_dir, *bundles.values()) == []
+
+
+def run_load(target: LocalTarget, rows: np.ndarray, *, seconds: float = LOAD_S) -> LoadStats:
+    url = target.router_url
+    assert url is not None
+    load = LoadGenerator(url=url, rows=rows, rate_rps=RATE_RPS, seed=3)
+    load.start()
+    load.start()  # idempotent
+    time.sleep(seconds)
+    stats = load.stop()
+    assert load.stop() == stats  # idempotent
+    time.sleep(0.3)  # shadow copies finish after the client's answer
+    return stats
+
+
+def probe(target: LocalTarget, rows: np.ndarray, n: int = 200) -> dict[str, int]:
+    """model_version of n sequential answers through the router (failures as 'error')."""
+    url = target.router_url
+    assert url is not None
+    seen: dict[str, int] = {}
+    with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
+        for i in range(n):
+            resp = client.post("/predict", json={"instances": [rows[i % len(rows)].tolist()]})
+            key = resp.json()["model_version"] if resp.status_code == 200 else "error"
+            seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def start_canary(target: LocalTarget, bundles: dict[str, Path], env: dict[str, str] | None = None) -> None:
+    assert target.start_canary(release(bundles, "2", env), ready_timeout_s=READY_S)
+
+
+def test_the_canary_gets_its_weight_of_live_requests(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    start_canary(target, bundles)
+    target.set_traffic(weight=25, shadow=0)
+    stats = run_load(target, rows)
+    obs = target.observe(weight=25)
+    assert not obs.stale, obs.source_error
+    n = obs.stable.requests + obs.canary.requests
+    assert n == stats.sent == stats.statuses.get(200, 0) and n > 200
+    low, high = binom.interval(0.99, n, 0.25)
+    assert low <= obs.canary.requests <= high
+    assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
+    assert (obs.stable.errors, obs.canary.errors, obs.canary.nonfinite, obs.canary.invalid) == (0, 0, 0, 0)
+    assert (
+        len(obs.canary.scores) == obs.canary.requests and len(obs.canary.latencies_ms) == obs.canary.requests
+    )
+    assert obs.shadow_pairs == []
+    # the next window starts where this one ended
+    assert target.observe(weight=25).stable.requests == 0
+
+
+@pytest.mark.parametrize(("env", "agree"), [({}, True), ({"SLIPWAY_SERVE_FAULT_OUTPUT": "flip"}, False)])
+def test_shadow_traffic_yields_paired_outputs(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray, env: dict[str, str], agree: bool
+) -> None:
+    start_canary(target, bundles, env)
+    target.set_traffic(weight=0, shadow=50)
+    stats = run_load(target, rows)
+    obs = target.observe(weight=0)
+    assert not obs.stale, obs.source_error
+    assert obs.canary.requests == 0 and stats.versions == {"1": stats.sent}  # mirrored, never answered
+    low, high = binom.interval(0.99, obs.stable.requests, 0.5)
+    assert low <= len(obs.shadow_pairs) <= high
+    pairs = np.asarray(obs.shadow_pairs)
+    if agree:
+        assert np.abs(pairs[:, 0] - pairs[:, 1]).max() < 1e-6
+    else:
+        np.testing.assert_allclose(pairs[:, 1], 1.0 - pairs[:, 0], atol=1e-5)
+        assert np.mean(np.abs(pairs[:, 0] - pairs[:, 1]) > 0.5) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("env", "expect"),
+    [
+        ({"SLIPWAY_SERVE_FAULT_ERROR_RATE": "1.0"}, "errors"),
+        ({"SLIPWAY_SERVE_FAULT_OUTPUT": "nan"}, "nonfinite"),
+        ({"SLIPWAY_SERVE_FAULT_LATENCY_MS": "60"}, "latency"),
+    ],
+)
+def test_faults_show_on_the_canary_only(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray, env: dict[str, str], expect: str
+) -> None:
+    start_canary(target, bundles, env)
+    target.set_traffic(weight=25, shadow=0)
+    stats = run_load(target, rows)
+    obs = target.observe(weight=25)
+    stable, canary = obs.stable, obs.canary
+    assert not obs.stale, obs.source_error
+    assert canary.requests > 30
+    assert (stable.errors, stable.nonfinite, stable.invalid) == (0, 0, 0)
+    assert len(stable.scores) == stable.requests
+    if expect == "errors":
+        assert canary.errors == canary.requests == stats.statuses[503]
+    elif expect == "nonfinite":
+        assert canary.nonfinite == canary.requests and canary.scores == [] and canary.errors == 0
+    else:
+        assert np.median(canary.latencies_ms) > 60 > np.median(stable.latencies_ms) + 30
+
+
+def test_after_rollback_the_stable_answers(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    start_canary(target, bundles, {"SLIPWAY_SERVE_FAULT_ERROR_RATE": "0.5"})
+    target.set_traffic(weight=50, shadow=50)
+    canary = next(p for p in target.processes() if p.role == "canary")
+    target.rollback()
+    seen = probe(target, rows)
+    assert seen.get("1", 0) >= 0.99 * sum(seen.values())
+    assert not alive(canary)
+
+
+def test_promote_moves_every_answer_without_downtime(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    start_canary(target, bundles)
+    target.set_traffic(weight=50, shadow=0)
+    old_stable = next(p for p in target.processes() if p.role == "stable")
+    url = target.router_url
+    assert url is not None
+    load = LoadGenerator(url=url, rows=rows, rate_rps=RATE_RPS, seed=5)
+    load.start()
+    time.sleep(1.0)
+    target.promote()
+    time.sleep(1.0)
+    stats = load.stop()
+    assert stats.statuses == {200: stats.sent} and stats.transport_errors == 0  # nothing lost while swapping
+    assert probe(target, rows) == {"2": 200}
+    assert not alive(old_stable)
+    assert target.state() == DeploymentState(release(bundles, "2"), None, 0, 0, canary_ready=False)
+
+
+def test_a_killed_orchestrator_leaves_no_canary_behind(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    """The orchestrator is SIGKILLed while it waits for a slow canary; the next run reconciles."""
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from slipway.deploy.base import ModelRelease
+        from slipway.deploy.local import LocalTarget
+        target = LocalTarget(state_dir=Path({str(target.state_dir)!r}))
+        env = {{"SLIPWAY_SERVE_FAULT_SLOW_START_S": "60"}}
+        target.start_canary(ModelRelease("tiny", "2", Path({str(bundles["2"])!r}), env=env), ready_timeout_s=120)
+        """
+    )
+    orchestrator = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not any(p.role == "canary" for p in target.processes()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(orchestrator.pid, signal.SIGKILL)
+    orchestrator.wait()
+    canary = next(p for p in target.processes() if p.role == "canary")
+    assert alive(canary)  # it outlived its orchestrator, but gets no traffic
+    again = LocalTarget(state_dir=target.state_dir)
+    state = again.state()
+    assert (state.canary is not None, state.canary_ready, state.weight, state.shadow) == (True, False, 0, 0)
+    assert probe(target, rows, n=50) == {"1": 50}
+    again.rollback()
+    again.close()
+    assert not alive(canary)
+    assert again.state().canary is None
+
+
+def test_a_dead_router_makes_windows_stale_and_is_restarted(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    start_canary(target, bundles)
+    router = next(p for p in target.processes() if p.role == "router")
+    os.kill(router.pid, signal.SIGKILL)
+    while alive(router):
+        time.sleep(0.05)
+    obs: Observation = target.observe(weight=0)
+    assert obs.stale and obs.source_error and "router" in obs.source_error
+    target.set_traffic(weight=10, shadow=0)  # brings a new router up on the same port
+    assert target.router_url == router.url
+    assert sum(probe(target, rows, n=50).values()) == 50
+    assert not target.observe(weight=10).stale
+    assert target.observe(weight=30).stale  # the router routes 10%, not the 30% asked

@@ -1,0 +1,103 @@
+"""The statistics under the checks agree with scipy's reference implementations, and each check's edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, hypergeom, ks_2samp  # type: ignore[import-untyped]
+
+from slipway.canary import checks as ck
+from slipway.canary.checks import CheckStatus, Severity
+from slipway.config import CanaryConfig
+
+from .helpers import window
+
+POLICY = CanaryConfig()
+
+
+def test_stratified_exact_test_matches_hypergeom_on_one_stratum_and_monte_carlo_on_three() -> None:
+    assert ck.stratified_upper_p([(200, 6, 10)], 5) == pytest.approx(hypergeom.sf(4, 200, 6, 10), rel=1e-9)
+    strata = [(200, 8, 10), (150, 5, 40), (100, 3, 50)]
+    rng = np.random.default_rng(1)
+    draws = sum(rng.hypergeometric(k, m - k, n, size=100_000) for m, k, n in strata)
+    assert ck.stratified_upper_p(strata, 6) == pytest.approx(float(np.mean(draws >= 6)), abs=0.004)
+    assert ck.stratified_upper_p(strata, 0) == 1.0
+
+
+def test_two_sided_binomial_by_doubling_is_close_to_scipys_minlike_p() -> None:
+    for k, n, p in [(1, 200, 0.05), (3, 200, 0.05), (30, 200, 0.05), (100, 4000, 0.025), (10, 200, 0.05)]:
+        ours, ref = ck.binom_two_sided(k, n, p), binomtest(k, n, p).pvalue
+        assert 0.5 * ref <= ours <= min(1.0, 2.5 * ref), (k, n, p)
+
+
+def test_ks_matches_scipy_exact_and_asymptotic() -> None:
+    rng = np.random.default_rng(0)
+    for n1, n2 in [(50, 80), (1000, 3000)]:
+        a, b = rng.normal(0, 1, n1), rng.normal(0.1, 1, n2)
+        d, p = ck.ks_two_sample(a, b)
+        ref = ks_2samp(a, b)
+        assert d == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue, rel=0.1)
+
+
+def test_error_rate_is_insufficient_without_canary_traffic_and_hard_only_when_gross() -> None:
+    empty = ck.error_rate([window(0, weight=5, n_c=0, n_s=200)], policy=POLICY)
+    assert empty.status is CheckStatus.INSUFFICIENT
+    gross = ck.error_rate([window(0, weight=5, n_c=20, n_s=180, canary={"errors": 12})], policy=POLICY)
+    assert gross.failed and gross.severity is Severity.HARD
+    mild = [
+        window(i, weight=50, n_c=1000, n_s=1000, canary={"errors": 40}, stable={"errors": 5})
+        for i in range(3)
+    ]
+    result = ck.error_rate(mild, policy=POLICY)
+    assert result.failed and result.severity is Severity.STATISTICAL and result.p_value is not None
+
+
+def test_latency_needs_samples_and_fails_on_a_doubled_tail() -> None:
+    rng = np.random.default_rng(0)
+    stable = 20 * np.exp(rng.normal(0, 0.25, 400))
+    assert ck.latency(stable[:3], stable, policy=POLICY).status is CheckStatus.INSUFFICIENT
+    assert (
+        ck.latency(20 * np.exp(rng.normal(0, 0.25, 50)), stable, policy=POLICY).status is CheckStatus.PASSED
+    )
+    slow = ck.latency(40 * np.exp(rng.normal(0, 0.25, 50)), stable, policy=POLICY)
+    assert slow.failed and slow.statistic is not None and slow.statistic > POLICY.max_p99_ratio
+
+
+def test_collapse_by_std_and_by_a_single_label() -> None:
+    rng = np.random.default_rng(0)
+    stable = 1 / (1 + np.exp(-(np.where(rng.random(500) < 0.4, 2.5, -2.5) + rng.normal(0, 1.5, 500))))
+    assert ck.collapse(np.full(50, 0.3), stable, policy=POLICY).failed
+    one_label = np.clip(stable[stable < 0.5][:60] * 0.8 + rng.normal(0, 0.1, 60), 0, 0.49)
+    assert ck.collapse(one_label, stable, policy=POLICY).failed
+    assert ck.collapse(stable[:100], stable[100:], policy=POLICY).status is CheckStatus.PASSED
+    assert ck.collapse(stable[:5], stable, policy=POLICY).status is CheckStatus.INSUFFICIENT
+
+
+def test_shift_needs_samples_and_an_effect_above_the_floor() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, 20_000)
+    assert ck.shift(base[:50], base[50:], policy=POLICY).status is CheckStatus.INSUFFICIENT
+    tiny = ck.shift(base[:10_000] + 0.08, base[10_000:], policy=POLICY)  # significant, but D < 0.1
+    assert tiny.p_value is not None and tiny.p_value < POLICY.alpha and not tiny.failed
+    assert ck.shift(base[:500] + 0.5, base[500:], policy=POLICY).failed
+
+
+def test_psi_is_zero_for_the_same_sample_and_grows_with_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random(5000)
+    assert ck.psi(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert ck.psi(np.clip(x + 0.3, 0, 1), x) > 0.25
+
+
+def test_stable_health_marks_a_stable_above_the_limit_inconclusive() -> None:
+    off = window(0, weight=25, n_c=50, n_s=150, stable={"errors": 50})
+    assert ck.stable_health(off, policy=POLICY).status is CheckStatus.INCONCLUSIVE
+    assert ck.stable_health(window(0, weight=25, n_c=50, n_s=150), policy=POLICY).status is CheckStatus.PASSED
+
+
+def test_every_result_serializes_without_nan() -> None:
+    result = ck.CheckResult(
+        "x", CheckStatus.PASSED, Severity.HARD, statistic=float("inf"), p_value=float("nan")
+    )
+    doc = result.to_dict()
+    assert doc["statistic"] is None and doc["p_value"] is None and doc["status"] == "passed"

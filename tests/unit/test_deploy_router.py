@@ -1,0 +1,147 @@
+"""The local router without processes: its ASGI app over in-memory upstreams (httpx MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from slipway.deploy.router import Router, score_rows
+from slipway.deploy.state import DeploymentFile, ProcessRecord, ReleaseRecord, write_state
+
+STABLE, CANARY = 9001, 9002
+
+
+def upstream(port: int, version: str) -> ProcessRecord:
+    release = ReleaseRecord(model_name="m", model_version=version, bundle_dir="/b")
+    return ProcessRecord(role="x", pid=1, port=port, release=release)
+
+
+def write(path: Path, *, generation: int, weight: int = 0, shadow: int = 0, canary: bool = True) -> None:
+    doc = DeploymentFile(
+        generation=generation,
+        weight=weight,
+        shadow=shadow,
+        stable=upstream(STABLE, "1"),
+        canary=upstream(CANARY, "2") if canary else None,
+    )
+    write_state(path, doc)
+
+
+def answers(canary: dict[str, Any] | None = None, *, canary_status: int = 200) -> httpx.MockTransport:
+    """Stable answers [0.9, 0.1]; the canary answers `canary` (default the same) with `canary_status`."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        n = len(json.loads(request.content)["instances"])
+        if request.url.port == STABLE:
+            return httpx.Response(200, json={"model_version": "1", "probabilities": [[0.9, 0.1]] * n})
+        if canary_status == 0:
+            raise httpx.ConnectError("refused", request=request)
+        doc = canary or {"model_version": "2", "probabilities": [[0.9, 0.1]] * n}
+        return httpx.Response(canary_status, json=doc)
+
+    return httpx.MockTransport(handle)
+
+
+def run(router: Router, requests: int, *, rows: int = 1) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+            out = [
+                await client.post("/predict", json={"instances": [[0.0] * 30] * rows})
+                for _ in range(requests)
+            ]
+            await asyncio.sleep(0)  # let shadow copies record
+            for _ in range(10):
+                await asyncio.sleep(0.01)
+            return out
+
+    return asyncio.run(go())
+
+
+def window(router: Router, since: int = 0, min_generation: int = 0) -> dict[str, Any]:
+    return router.window(since=since, boot=router.boot, min_generation=min_generation)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "deployment.json"
+
+
+def test_the_split_follows_the_weight_and_is_seeded(state: Path) -> None:
+    write(state, generation=1, weight=30)
+    counts = []
+    for _ in range(2):
+        router = Router(state, client=httpx.AsyncClient(transport=answers()))
+        responses = run(router, 400)
+        arms = [r.headers["x-slipway-arm"] for r in responses]
+        win = window(router)
+        assert win["arms"]["canary"]["requests"] == arms.count("canary")
+        assert win["arms"]["canary"]["versions"] == {"2": arms.count("canary")}
+        counts.append(arms.count("canary"))
+    assert counts[0] == counts[1] and 90 <= counts[0] <= 150  # same seed, same draws; about 30%
+
+
+def test_shadow_copies_are_paired_and_never_answer_the_client(state: Path) -> None:
+    write(state, generation=1, weight=0, shadow=100)
+    flipped = {"model_version": "2", "probabilities": [[0.1, 0.9], [0.1, 0.9]]}
+    router = Router(state, client=httpx.AsyncClient(transport=answers(flipped)))
+    responses = run(router, 5, rows=2)
+    assert {r.json()["model_version"] for r in responses} == {"1"}
+    win = window(router)
+    assert win["arms"]["canary"]["requests"] == 0
+    assert win["shadow"]["requests"] == 5
+    assert win["shadow"]["pairs"] == [[0.1, 0.9]] * 10
+
+
+def test_upstream_failures_are_the_arms_errors(state: Path) -> None:
+    write(state, generation=1, weight=100)
+    router = Router(state, client=httpx.AsyncClient(transport=answers(canary_status=0)))
+    responses = run(router, 3)
+    assert [r.status_code for r in responses] == [502] * 3
+    assert "canary upstream failed" in responses[0].json()["detail"]
+    win = window(router)
+    assert (win["arms"]["canary"]["errors"], win["arms"]["canary"]["statuses"]) == (3, {"transport": 3})
+
+    router = Router(state, client=httpx.AsyncClient(transport=answers({"detail": "x"}, canary_status=503)))
+    assert [r.status_code for r in run(router, 2)] == [503, 503]
+    assert window(router)["arms"]["canary"]["errors"] == 2
+
+
+def test_a_rewritten_file_is_applied_and_windows_filter_by_generation(state: Path) -> None:
+    write(state, generation=1, weight=100)
+    router = Router(state, client=httpx.AsyncClient(transport=answers()))
+    run(router, 3)
+    write(state, generation=2, weight=0)
+    assert router.health()["generation"] == 2
+    run(router, 4)
+    win = window(router, min_generation=2)
+    assert (win["arms"]["stable"]["requests"], win["arms"]["canary"]["requests"]) == (4, 0)
+    assert win["next"] == 7
+    assert window(router, since=7)["arms"]["stable"]["requests"] == 0
+    other_boot = router.window(since=7, boot="another router", min_generation=0)
+    assert other_boot["arms"]["canary"]["requests"] == 3  # a cursor from another router starts at 0
+
+
+def test_no_stable_is_a_503(state: Path) -> None:
+    router = Router(state, client=httpx.AsyncClient(transport=answers()))
+    assert [r.status_code for r in run(router, 1)] == [503]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"probabilities": [[0.25, 0.75], [1.0, 0.0]]}, ((0.75, 0.0), 0, 0)),
+        ({"probabilities": [[None, None], [0.5, 0.5]]}, ((None, 0.5), 1, 0)),
+        ({"probabilities": [[0.7, 0.7], [1.5, -0.5], ["a", 1]]}, ((None, None, None), 0, 3)),
+        ({"probabilities": []}, ((), 0, 1)),
+        ({"detail": "no"}, ((), 0, 1)),
+        (None, ((), 0, 1)),
+    ],
+)
+def test_score_rows(doc: Any, expected: tuple[tuple[float | None, ...], int, int]) -> None:
+    assert score_rows(doc) == expected
