@@ -11,12 +11,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from slipway.canary.clock import RealClock
-from slipway.canary.decision import Decision
+from slipway.canary.controller import CanaryOutcome
 from slipway.data.reference import load_reference
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import ConfigError
 from slipway.optimize.stage import OptimizationOutcome
-from slipway.registry.base import VersionInfo
+from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.registry.factory import make_registry
 from slipway.release.canary_stage import DeployOutcome, deploy_release, fault_env
 from slipway.release.packaging import ImageOutcome, make_bundle
@@ -73,10 +73,7 @@ def canary_deploy(
         ref=ref,
     )
     target = LocalTarget(settings=settings)
-    decisions: list[dict[str, object]] = []
-
-    def on_decision(d: Decision) -> None:
-        decisions.append(d.to_dict())
+    outcomes: list[CanaryOutcome] = []
 
     release = ModelRelease(
         model_name=version.name,
@@ -96,21 +93,44 @@ def canary_deploy(
             ref=ref,
             clock=RealClock(),
             traffic=_local_traffic(ref.holdout_xy()[0], cfg.deploy.load_rps),
-            on_decision=on_decision,
+            on_outcome=outcomes.append,
             settings=settings,
         )
     finally:
         target.close()
-    rows = [
-        {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool)) or v is None} for d in decisions
-    ]
-    if rows:
-        create_table_artifact(
-            key="canary-decisions", table=rows, description="Every canary analysis decision"
-        )
+    if outcomes:
+        _publish(outcomes[0], version=version, settings=settings, registry=make_registry(settings, cfg))
     create_markdown_artifact(
         key="canary",
         markdown=f"# Canary {deployed.result}\n\n* {deployed.reason}\n* serving now: version {deployed.stable_version}",
         description="Canary outcome",
     )
     return deployed
+
+
+def _publish(
+    outcome: CanaryOutcome, *, version: VersionInfo, settings: Settings, registry: ModelRegistry
+) -> None:
+    """Every decision as a table artifact, the deciding checks as markdown, the PNG plot, all on the version too."""
+    from slipway.canary.report import decision_rows, plot_png, render_markdown, version_tags
+
+    folder = settings.reports_path()
+    folder.mkdir(parents=True, exist_ok=True)
+    png_path = folder / f"canary-{version.name}-v{version.version}.png"
+    png = plot_png(
+        outcome.timeline, title=f"{version.name} v{version.version}: {outcome.result}", path=png_path
+    )
+    create_table_artifact(
+        key="canary-decisions", table=decision_rows(outcome.decisions), description="Every canary decision"
+    )
+    create_markdown_artifact(
+        key="canary-analysis",
+        markdown=f"{render_markdown(outcome)}\n\n[plot: weight, error rate, p99, shift]({png_path.as_uri()})",
+        description="Canary analysis",
+    )
+    registry.annotate(
+        model_name=version.name,
+        version=version.version,
+        tags=version_tags(outcome, prefix="slipway.canary."),
+        documents={"slipway/canary.json": outcome.to_dict(), "slipway/canary.png": png},
+    )

@@ -32,6 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterato
     raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
     raw["validation"]["suite"] = str(REPO / raw["validation"]["suite"])
     raw["deploy"] = {"target": "local", "load_rps": 100}
+    raw["canary"]["readiness_deadline_s"] = 15  # the never-ready case waits this long
     config = root / "slipway.yaml"
     config.write_text(yaml.safe_dump(raw))
     ref = load_reference(PipelineConfig().data)
@@ -96,6 +97,11 @@ def test_every_canary_fault_is_rolled_back_and_the_champion_keeps_serving(
     mv = client.get_model_version(MODEL, result["model_version"])
     assert mv.tags["slipway.decision"] == "rejected" and mv.tags["slipway.rejected_at"] == "canary"
     assert _serving(world["home"]) == champion
+    assert mv.tags["slipway.canary.result"] == "rolled_back"
+    assert mv.tags["slipway.canary.stable_version"] == champion
+    assert {"slipway/canary.json", "slipway/canary.png"} <= {
+        a.path for a in client.list_artifacts(mv.run_id, "slipway")
+    }
     assert LocalTarget(state_dir=world["home"] / "deploy" / "local").state().canary is None  # no orphan
 
 
@@ -118,4 +124,6 @@ def test_a_good_challenger_is_canaried_and_promoted(
     mv = client.get_model_version_by_alias(MODEL, "champion")
     assert str(mv.version) == result["model_version"]
     assert mv.tags["slipway.previous_champion"] == champion
+    assert mv.tags["slipway.canary.result"] == "promoted"
+    assert int(mv.tags["slipway.canary.decisions"]) >= 3
     assert _serving(world["home"]) == result["model_version"]

@@ -77,7 +77,7 @@ class ModelRegistry(ABC):
     def annotate(
         self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
     ) -> VersionInfo:
-        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+        """Blocking; idempotent (same values overwrite); adds tags, and documents (JSON-able, or bytes = a file) to its run; RegistryError if unknown."""
 
     @abstractmethod
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:

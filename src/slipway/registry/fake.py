@@ -111,7 +111,7 @@ class InMemoryRegistry(ModelRegistry):
     def annotate(
         self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
     ) -> VersionInfo:
-        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+        """Blocking; idempotent (same values overwrite); adds tags, and documents (JSON-able, or bytes = a file) to its run; RegistryError if unknown."""
         base = self._known(model_name, version)
         versions = self._versions[model_name]
         versions[versions.index(base)] = VersionInfo(

@@ -181,12 +181,21 @@ class MlflowRegistry(ModelRegistry):
     def annotate(
         self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
     ) -> VersionInfo:
-        """Blocking; idempotent (same values overwrite); adds tags to a version and documents to its run; RegistryError if the version is unknown."""
+        """Blocking; idempotent (same values overwrite); adds tags, and documents (JSON-able, or bytes = a file) to its run; RegistryError if unknown."""
         mv = self._version(model_name, version)
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
         for fname, doc in documents.items():
-            self._client.log_dict(mv.run_id, doc, fname)
+            if isinstance(doc, bytes):  # a binary file (e.g. a PNG plot), stored under its path
+                import tempfile
+
+                folder, _, name = fname.rpartition("/")
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = Path(tmp) / name
+                    local.write_bytes(doc)
+                    self._client.log_artifact(mv.run_id, str(local), folder or None)
+            else:
+                self._client.log_dict(mv.run_id, doc, fname)
         return self._to_info(self._version(model_name, version))
 
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:

@@ -106,6 +106,7 @@ def deploy_release(
     clock: Clock,
     traffic: Callable[[DeployTarget], contextlib.AbstractContextManager[None]] | None = None,
     on_decision: Callable[[Decision], None] | None = None,
+    on_outcome: Callable[[CanaryOutcome], None] | None = None,
     settings: Settings | None = None,
 ) -> DeployOutcome:
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
@@ -150,6 +151,8 @@ def deploy_release(
         outcome = run_canary(
             target, metrics, release=release, policy=policy, clock=clock, on_decision=on_decision
         )
+    if on_outcome is not None:
+        on_outcome(outcome)
     return _record(registry, outcome, version=version, champion=champion, reconciled=reconciled)
 
 
