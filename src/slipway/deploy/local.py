@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import sys
@@ -245,7 +246,9 @@ class LocalTarget(DeployTarget, MetricsSource):
                 weight=weight,
                 stable=_arm_window(win["arms"]["stable"]),
                 canary=_arm_window(win["arms"]["canary"]),
-                shadow_pairs=[(float(a), float(b)) for a, b in win["shadow"]["pairs"]],
+                shadow_pairs=[
+                    (float(a), math.nan if b is None else float(b)) for a, b in win["shadow"]["pairs"]
+                ],
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             return _stale(start, end, weight, f"local router unavailable: {type(exc).__name__}: {exc}")

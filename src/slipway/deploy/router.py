@@ -99,7 +99,7 @@ class Entry:
     arm: str
     shadow: bool
     outcome: Outcome
-    pairs: list[tuple[float, float]] = field(default_factory=list)
+    pairs: list[tuple[float, float | None]] = field(default_factory=list)  # canary None: NaN/invalid
 
 
 def score_rows(doc: Any) -> tuple[tuple[float | None, ...], int, int]:
@@ -382,9 +382,8 @@ class Router:
         out = await copy
         pairs = []
         if live.status == 200 and out.status == 200 and len(live.rows) == len(out.rows):
-            pairs = [
-                (a, b) for a, b in zip(live.rows, out.rows, strict=True) if a is not None and b is not None
-            ]
+            # a canary row that answered NaN/invalid stays a pair (canary side None, NaN for the analysis)
+            pairs = [(a, b) for a, b in zip(live.rows, out.rows, strict=True) if a is not None]
         self._record(Entry(seq=0, generation=generation, arm="canary", shadow=True, outcome=out, pairs=pairs))
 
     def _record(self, entry: Entry) -> None:
