@@ -47,7 +47,7 @@ test: lint ## lint, types, then every test tier (unit, contract, integration, e2
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)
 	$(BIN)/pytest -m "not integration and not slow and not e2e"
 
-bench: install ## benchmarks on this machine; results in bench/results/ (optimize.json/.md, image.json, serving.json/.md)
+bench: install ## benchmarks on this machine; results in bench/results/ (optimize, image, serving, canary: .json + .md)
 	$(BIN)/python bench/optimize.py --out bench/results
 	$(BIN)/python bench/image.py --out bench/results
 	$(BIN)/python bench/serving.py --out bench/results
