@@ -17,8 +17,9 @@ from slipway.data.generate import make_batch
 from slipway.data.reference import Reference
 from slipway.errors import OptimizationError
 from slipway.examples.breast_cancer import train
+from slipway.hashing import file_sha256
 from slipway.optimize.candidates import Candidate, build_candidates
-from slipway.optimize.export import check_onnx, export_onnx, file_sha256
+from slipway.optimize.export import check_onnx, export_onnx
 from slipway.optimize.parity import ort_outputs
 from slipway.training.base import TrainingRequest
 

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from slipway.config import DataConfig
-from slipway.data.batch_io import batch_format, file_sha256, read_batch, write_batch
+from slipway.data.batch_io import batch_format, read_batch, write_batch
 from slipway.data.generate import Corruption, make_batch
 from slipway.data.reference import Reference, load_reference
 from slipway.errors import ConfigError, DataFormatError
+from slipway.hashing import file_sha256
 from slipway.validation.suite import (
     SUPPORTED_TYPES,
     ExpectationSpec,

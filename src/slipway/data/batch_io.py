@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,15 +19,6 @@ def batch_format(path: Path) -> str:
             f"{path}: unsupported batch format {path.suffix!r}; use one of {sorted(FORMATS)}"
         )
     return fmt
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of the file bytes (streamed)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_batch(path: Path) -> pd.DataFrame:

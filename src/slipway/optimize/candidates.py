@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 
 from slipway.errors import OptimizationError
-from slipway.optimize.export import INPUT_NAME, check_onnx, file_sha256
+from slipway.hashing import file_sha256
+from slipway.optimize.export import INPUT_NAME, check_onnx
 from slipway.optimize.runtime import open_session
 
 Status = Literal["built", "unsupported", "failed"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import re
@@ -16,6 +15,7 @@ import numpy as np
 
 from slipway.errors import OptimizationError
 from slipway.evaluation.scoring import eval_mode
+from slipway.hashing import file_sha256
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -33,15 +33,6 @@ class OnnxExport:
     size_bytes: int
     onnx_version: str
     torch_version: str
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _forward_arg(module: Any) -> str:

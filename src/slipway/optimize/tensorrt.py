@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.errors import OptimizationError
-from slipway.optimize.export import INPUT_NAME, file_sha256
+from slipway.hashing import file_sha256
+from slipway.optimize.export import INPUT_NAME
 from slipway.optimize.parity import ParityReport, compare
 
 Precision = Literal["fp16", "int8"]

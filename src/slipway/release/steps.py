@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import PipelineConfig, load_config
-from slipway.data.batch_io import file_sha256, read_batch
+from slipway.data.batch_io import read_batch
 from slipway.data.reference import Reference, load_reference
 from slipway.evaluation.scoring import evaluate
 from slipway.gate.quality import GateDecision, decide
+from slipway.hashing import file_sha256
 from slipway.lineage.collect import git_state, json_hash, lineage_tags
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import CHAMPION, ModelRegistry, Registration, VersionInfo

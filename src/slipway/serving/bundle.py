@@ -6,7 +6,6 @@ sha256 and its input/output names. Reading verifies the sha256, so a swapped fil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from slipway.errors import UsageError
+from slipway.hashing import file_sha256
 
 ONNX_FILE = "model.onnx"
 META_FILE = "model.json"
@@ -50,15 +50,6 @@ class Bundle:
 
     onnx_path: Path
     meta: BundleMeta
-
-
-def file_sha256(path: Path) -> str:
-    """Blocking; sha256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle(

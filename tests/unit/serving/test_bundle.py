@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from slipway.errors import UsageError
-from slipway.serving.bundle import META_FILE, ONNX_FILE, file_sha256, read_bundle, write_bundle
+from slipway.hashing import file_sha256
+from slipway.serving.bundle import META_FILE, ONNX_FILE, read_bundle, write_bundle
 from slipway.serving.model import load_runtime
 from tests.unit.serving.conftest import linear_onnx
 
