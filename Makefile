@@ -74,6 +74,21 @@ bench: install ## benchmarks on this machine; results in bench/results/ (optimiz
 	$(BIN)/python bench/serving.py --out bench/results
 	$(BIN)/python bench/canary.py --out bench/results
 
+# A team's setup: Prefect server + UI and MLflow server (make server), a process worker (make worker),
+# the deployments of prefect.yaml (make deploy). Point worker/deploy at another API with PREFECT_API_URL.
+.PHONY: server worker deploy
+SERVER_HOST ?= 127.0.0.1
+server: install ## Prefect server + UI on :4200 (SQLite; PostgreSQL via PREFECT_API_DATABASE_CONNECTION_URL) and MLflow on :5001
+	BIN=$(BIN) SLIPWAY_SERVER_HOST=$(SERVER_HOST) bash infra/dev/server.sh
+
+worker: install ## a process worker for the slipway-process pool (PREFECT_API_URL, default the local server)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://$(SERVER_HOST):4200/api} \
+	SLIPWAY_MLFLOW_TRACKING_URI=$${SLIPWAY_MLFLOW_TRACKING_URI:-http://$(SERVER_HOST):5001} \
+	BIN=$(BIN) bash infra/dev/worker.sh
+
+deploy: install ## work pools (if missing) + every deployment of prefect.yaml, non-interactively
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://$(SERVER_HOST):4200/api} BIN=$(BIN) bash infra/dev/deploy.sh
+
 images-setup: ## (root) buildah, podman, a local base image, a loopback registry: see infra/ci/images.sh
 	bash infra/ci/images.sh
 

@@ -42,18 +42,21 @@ def _finish(result: ReleaseResult, clock: StageClock, cached: list[str]) -> dict
 
 @flow(name="release", description="Validate, train or accept, gate and register one model release.")
 def release(
-    data: str,
+    data: str | None = None,
     model_uri: str | None = None,
     config_path: str = "slipway.yaml",
     canary_fault: str | None = None,
+    commit: str | None = None,
 ) -> dict[str, Any]:
-    """Run one release of the batch at `data`; returns the ReleaseResult as a dict.
+    """Run one release; returns the ReleaseResult as a dict.
 
+    `data`: a batch file, a folder or an http(s)/file URL; None takes the newest batch(es) in
+    `batches.location`. `commit`: the pushed SHA that triggered it (must be the checkout's commit).
     `canary_fault` starts the canary with one of the server's fault kinds (demos and tests).
     """
     clock, cached = StageClock(), list[str]()
     with clock.stage("prepare"):
-        inputs = prepare_release(config_path, data, model_uri)
+        inputs = prepare_release(config_path, data, model_uri, commit)
         cfg = inputs.config()
     with clock.stage("validation"):
         state = validate(inputs, run_name=f"release-{inputs.data_sha256[:12]}", return_state=True)
@@ -65,6 +68,8 @@ def release(
         stage="validation",
         model_name=cfg.registry.model_name,
         data_docs=report.data_docs,
+        data_path=inputs.data_path,
+        commit=inputs.git.get("requested") or inputs.git["commit"],
     )
     if not report.success:
         reasons = [f.line() for f in report.failures]

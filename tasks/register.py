@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from slipway.registry.base import Registration, VersionInfo
@@ -56,6 +56,11 @@ def publish_decision(result: ReleaseResult) -> str:
     """The final decision as a Markdown artifact and a JSON report under the state folder."""
     create_markdown_artifact(
         key="release-decision", markdown=decision_markdown(result), description="Release"
+    )
+    create_table_artifact(
+        key="release-summary",
+        table=result.summary_rows(),
+        description="Release decision, version, image digest and commit (read back by `slipway remote release`)",
     )
     folder = Settings().reports_path()
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$state"
 state=$(cd "$state" && pwd)
-args=(--backend-store-uri "sqlite:///$state/mlflow.db" --artifacts-destination "file://$state/artifacts"
+# a team's database / bucket: MLFLOW_BACKEND_STORE_URI=postgresql://... MLFLOW_ARTIFACTS_DESTINATION=s3://...
+args=(--backend-store-uri "${MLFLOW_BACKEND_STORE_URI:-sqlite:///$state/mlflow.db}"
+      --artifacts-destination "${MLFLOW_ARTIFACTS_DESTINATION:-file://$state/artifacts}"
       --host "$host" --port "$port" --workers 1)
 [ -n "$allowed" ] && args+=(--allowed-hosts "$allowed")
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false

@@ -377,6 +377,24 @@ class DeployConfig(BaseModel):
     )
 
 
+class BatchesConfig(BaseModel):
+    """Where new data batches land: the `retrain` deployment and releases without a data location take the newest."""
+
+    model_config = _STRICT
+    location: Path = Field(
+        default=Path("data/incoming"),
+        description="Folder that receives batch files (relative to the config file); mount or sync remote "
+        "storage here.",
+    )
+    pattern: str = Field(default="*.csv", description="Glob of batch files inside `location`.")
+    newest: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="How many of the newest batches (by modification time) one release combines, rows concatenated.",
+    )
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -395,6 +413,10 @@ class PipelineConfig(BaseModel):
         default_factory=CanaryConfig, description="Canary analysis policy and decision limits."
     )
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deploy target.")
+    batches: BatchesConfig = Field(
+        default_factory=BatchesConfig,
+        description="Where new batches land (retraining, releases without data).",
+    )
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
     )
@@ -402,6 +424,11 @@ class PipelineConfig(BaseModel):
     def suite_path(self) -> Path:
         """The suite file, resolved against the config's folder."""
         path = self.validation.suite
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def batches_path(self) -> Path:
+        """The batch folder, resolved against the config's folder."""
+        path = self.batches.location
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def training_hash(self) -> str:

@@ -36,6 +36,22 @@ def git_state(repo: Path) -> dict[str, str]:
     return {"commit": commit, "dirty": "true" if status.strip() else "false"}
 
 
+def check_commit(git: dict[str, str], *, requested: str | None) -> dict[str, str]:
+    """Pure; `git` plus the requested commit; UsageError when the checkout runs other code than requested."""
+    from slipway.errors import UsageError
+
+    if not requested:
+        return git
+    actual = git["commit"]
+    if actual != UNKNOWN and not (actual.startswith(requested) or requested.startswith(actual)):
+        raise UsageError(
+            f"commit {requested}: the checkout that runs this release is at {actual}; update the worker's "
+            "checkout (or its deployment's pull step) to the pushed commit, or trigger the release for "
+            f"{actual[:12]}"
+        )
+    return {**git, "requested": requested}
+
+
 def package_versions() -> dict[str, str]:
     """Python and the versions of the packages a model depends on."""
     out = {"python": platform.python_version()}
@@ -77,5 +93,7 @@ def lineage_tags(
         "slipway.holdout_sha256": holdout_sha256,
         "slipway.model_source": source,
     }
+    if git.get("requested"):
+        tags["slipway.requested_commit"] = git["requested"]
     tags.update({f"slipway.version.{k}": v for k, v in package_versions().items()})
     return tags

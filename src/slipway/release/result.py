@@ -42,6 +42,26 @@ class ReleaseResult(BaseModel):
     data_docs: str | None = Field(default=None, description="Data Docs page of the validation.")
     mlflow_run_id: str | None = Field(default=None, description="MLflow run holding this attempt.")
     flow_run_id: str | None = Field(default=None, description="Prefect flow run id.")
+    commit: str | None = Field(default=None, description="Git commit of the code that ran the release.")
+    data_path: str | None = Field(default=None, description="The batch file the release used.")
+
+    def summary_rows(self) -> list[dict[str, str]]:
+        """Field/value rows for the `release-summary` table artifact (what CI reads back through the API)."""
+        values = {
+            "decision": self.decision,
+            "stage": self.stage,
+            "model_name": self.model_name or "",
+            "model_version": self.model_version or "",
+            "champion_compared": self.champion_version or "",
+            "image_digest": str(self.image.get("record", {}).get("digest") or ""),
+            "image_reference": str(self.image.get("record", {}).get("reference") or ""),
+            "serving_version": str(self.deploy.get("stable_version") or ""),
+            "commit": self.commit or "",
+            "data": self.data_path or "",
+            "mlflow_run_id": self.mlflow_run_id or "",
+            "reasons": "\n".join(self.reasons),
+        }
+        return [{"field": k, "value": v} for k, v in values.items()]
 
     def exit_code(self) -> int:
         """CLI contract: 0 registered/promoted, 1 a gate rejected it or the canary rolled it back, 2 error."""

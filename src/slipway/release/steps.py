@@ -12,7 +12,7 @@ from slipway.data.reference import Reference, load_reference
 from slipway.evaluation.scoring import evaluate
 from slipway.gate.quality import GateDecision, decide
 from slipway.hashing import file_sha256
-from slipway.lineage.collect import git_state, json_hash, lineage_tags
+from slipway.lineage.collect import check_commit, git_state, json_hash, lineage_tags
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import CHAMPION, ModelRegistry, Registration, VersionInfo
 from slipway.settings import Settings
@@ -45,8 +45,13 @@ class ReleaseInputs:
         return load_suite(self.config().suite_path())
 
 
-def prepare(*, config_path: Path, data_path: Path, model_uri: str | None) -> ReleaseInputs:
-    """Load config, suite and entrypoint and hash the inputs; UsageError on anything missing or invalid."""
+def prepare(
+    *, config_path: Path, data_path: Path, model_uri: str | None, commit: str | None = None
+) -> ReleaseInputs:
+    """Load config, suite and entrypoint and hash the inputs; UsageError on anything missing or invalid.
+
+    `commit` (the pushed SHA that triggered the release) must be the checkout's commit when git knows it.
+    """
     cfg = load_config(config_path)
     suite = load_suite(cfg.suite_path())
     read_batch(data_path)  # fail early, with the reader's message, on an unreadable batch
@@ -60,8 +65,22 @@ def prepare(*, config_path: Path, data_path: Path, model_uri: str | None) -> Rel
         suite_version=suite.version,
         training_config_sha256=cfg.training_hash(),
         training_code_sha256=code_sha,
-        git=git_state(cfg.base_dir),
+        git=check_commit(_code_git(cfg.base_dir), requested=commit),
     )
+
+
+def _code_git(config_dir: Path) -> dict[str, str]:
+    """The git state of the config's checkout, else of the working directory (a worker's checkout)."""
+    state = git_state(config_dir)
+    return state if state["commit"] != "unknown" else git_state(Path.cwd())
+
+
+def resolve_batch(*, config_path: Path, data: str | None) -> Path:
+    """Blocking (downloads a URL); the local batch file: `data`, or the newest batch(es) in `batches.location`."""
+    from slipway.data.source import resolve_data
+
+    cfg = load_config(config_path)
+    return resolve_data(data, folder=cfg.batches_path(), cfg=cfg.batches, work_dir=Settings().work_path())
 
 
 def validate_batch(inputs: ReleaseInputs, *, validator: DataValidator, run_name: str) -> ValidationReport:

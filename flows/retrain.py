@@ -1,0 +1,53 @@
+"""The scheduled retraining flow: release the newest batch(es) from `batches.location`.
+
+Orchestration only. With `release_deployment` set (as the `retrain` deployment in prefect.yaml
+does) the release runs through the `release` deployment, so its concurrency limit (one release
+per environment, later runs queued) also covers scheduled runs; without it, in-process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from prefect import flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from tasks.retrain import plan
+
+from flows.release import release
+from slipway.orchestration.remote import read_summary
+
+
+@flow(name="retrain", description="Release the newest batch(es) of batches.location (cron).")
+def retrain(
+    config_path: str = "slipway.yaml",
+    release_deployment: str | None = None,
+    timeout_s: float = 7200.0,
+) -> dict[str, Any]:
+    """One scheduled run: skipped when the champion already learned from the newest batch, else a release."""
+    todo = plan(config_path)
+    if todo.skip_reason:
+        return {"decision": "skipped", "reasons": [todo.skip_reason], "data_path": todo.data_path}
+    if release_deployment is None:
+        return release(data=todo.data_path, config_path=config_path)
+    run = cast(
+        FlowRun,
+        run_deployment(
+            release_deployment,
+            parameters={"data": todo.data_path, "config_path": config_path},
+            timeout=timeout_s,
+            as_subflow=True,
+        ),
+    )  # called from sync code: returns the FlowRun, not a coroutine
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        summary = read_summary(client, flow_run_id=run.id)
+    state = run.state.name if run.state else "Unknown"
+    return {
+        "decision": summary.get("decision", "error") if state == "Completed" else "error",
+        "release_flow_run_id": str(run.id),
+        "release_state": state,
+        "model_version": summary.get("model_version"),
+        "data_path": todo.data_path,
+    }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create Slipway's work pools on the API in PREFECT_API_URL when missing (never overwrites a team's
+# edited base job template). Pools: slipway-process (release, retrain, rollback), slipway-gpu-process
+# and slipway-gpu-k8s (TensorRT; the k8s one from infra/work-pools/gpu-kubernetes.json).
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+: "${PREFECT_API_URL:?set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api; make server prints it)}"
+ensure() {  # name, then `prefect work-pool create` arguments
+  local name=$1; shift
+  if "$BIN/prefect" work-pool inspect "$name" >/dev/null 2>&1; then
+    echo "work pool $name: exists"
+  else
+    "$BIN/prefect" work-pool create "$name" "$@" >/dev/null && echo "work pool $name: created"
+  fi
+}
+ensure slipway-process --type process
+ensure slipway-gpu-process --type process
+ensure slipway-gpu-k8s --type kubernetes --base-job-template infra/work-pools/gpu-kubernetes.json
