@@ -13,6 +13,7 @@ import typer
 from slipway.errors import SlipwayError, UsageError
 
 if TYPE_CHECKING:
+    from slipway.ops.context import OpsContext
     from slipway.settings import Settings
 
 app = typer.Typer(
@@ -267,6 +268,82 @@ def serve_cmd(
         model=model, host=host, port=port, ort_threads=threads, microbatch=microbatch
     )
     raise typer.Exit(run_server(settings))
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _ops(config: Path | None) -> OpsContext:
+    from slipway.ops.context import open_context
+
+    return open_context(config_path=_config_path(config), settings=_settings())
+
+
+def _emit(payload: object, lines: list[str], *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+@app.command("status")
+def status_cmd(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """What serves now: champion version, image digest, since when, and any canary in flight."""
+    from slipway.ops.status import current_status, render_status
+
+    status = current_status(_ops(config))
+    _emit(status.model_dump(mode="json"), render_status(status), as_json=as_json)
+
+
+@app.command("history")
+def history_cmd(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many releases.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Releases, newest first: registered versions and gate-rejected attempts, with decisions and reasons."""
+    from slipway.ops.history import release_history, render_history
+
+    ctx = _ops(config)
+    entries = release_history(registry=ctx.registry(), model_name=ctx.model_name, limit=limit)
+    payload = {"model_name": ctx.model_name, "releases": [e.model_dump(mode="json") for e in entries]}
+    _emit(payload, render_history(entries, model_name=ctx.model_name), as_json=as_json)
+
+
+@app.command("why")
+def why_cmd(
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="Model version number, e.g. 3.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Provenance of a version: commit, data/suite/config hashes, image digest, optimizer, gate and canary decisions."""
+    from slipway.ops.why import provenance, render_provenance
+
+    ctx = _ops(config)
+    found = provenance(registry=ctx.reader(), model_name=ctx.model_name, version=version)
+    _emit(found.model_dump(mode="json"), render_provenance(found), as_json=as_json)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (recorded on both versions and in the audit log).")
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Version to restore (default: the previous champion recorded on the champion)."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audited rollback: redeploy a former champion on the deploy target, then move `champion` to it (exit 2 if refused)."""
+    from slipway.ops.rollback import default_actor, render_rollback, run_rollback
+
+    result = run_rollback(_ops(config), to_version=to, reason=reason, actor=default_actor())
+    _emit(result.model_dump(mode="json"), render_rollback(result), as_json=as_json)
 
 
 def main() -> None:

@@ -26,7 +26,16 @@ from slipway.data.reference import load_reference
 from slipway.errors import ModelContractError, RegistryError
 from slipway.evaluation.scoring import predict_proba
 from slipway.examples.breast_cancer import train
-from slipway.registry.base import CHALLENGER, CHAMPION, RELEASE_KEY_TAG, ModelRegistry, Registration
+from slipway.registry.base import (
+    CHALLENGER,
+    CHAMPION,
+    CHAMPION_SINCE_TAG,
+    CHAMPION_VIA_TAG,
+    PROMOTED_AT_TAG,
+    RELEASE_KEY_TAG,
+    ModelRegistry,
+    Registration,
+)
 from slipway.registry.fake import InMemoryRegistry
 from slipway.training.base import TrainingRequest
 
@@ -380,6 +389,97 @@ class RegistryContract(ABC):
         assert f"{name}/{version}" in str(exc.value)
         assert registry.find_release(model_name=NAME, release_key="key-1") is not None
 
+    # -- listing (the operations CLI: history, status, rollback) ----------------------------------------
+
+    def test_list_versions_is_newest_first_with_tags_aliases_and_times(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        assert registry.list_versions(model_name=NAME) == []
+        assert registry.list_versions(model_name="no-such-model") == []
+        for key in ("key-1", "key-2", "key-3"):
+            registry.register(registration(model, holdout_x, key=key))
+        registry.promote(model_name=NAME, version="2", reason="canary passed")
+
+        listed = registry.list_versions(model_name=NAME)
+        assert [v.version for v in listed] == ["3", "2", "1"]
+        by_version = {v.version: v for v in listed}
+        assert by_version["3"].aliases == (CHALLENGER,)
+        assert by_version["2"].aliases == (CHAMPION,)
+        assert by_version["1"].aliases == ()
+        assert by_version["2"].tags["slipway.decision"] == "promoted"
+        assert by_version["1"].tags[RELEASE_KEY_TAG] == "key-1"
+        assert by_version["1"].tags == registry.get_version(model_name=NAME, version="1").tags
+        times = [v.created_at for v in listed]
+        assert all(t is not None and t > 1.7e9 for t in times), times  # epoch seconds, not ms
+        assert times == sorted(times, reverse=True)  # type: ignore[type-var]
+        assert registry.get_version(model_name=NAME, version="2").created_at == by_version["2"].created_at
+        # another model's versions stay out
+        registry.register(registration(model, holdout_x, key="other-1", name="other-model"))
+        assert [v.version for v in registry.list_versions(model_name=NAME)] == ["3", "2", "1"]
+
+    def test_list_rejections_returns_this_models_attempts_newest_first_with_reasons(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        assert registry.list_rejections(model_name=NAME) == []
+        gate_doc = {
+            "reasons": ["first release", "FAIL: accuracy 0.5000 >= floor 0.9000", "gate rejected: accuracy"]
+        }
+        gate_reg = registration(model, holdout_x, key="rej-1")
+        gate_reg.documents["slipway/quality_gate.json"] = gate_doc
+        first = registry.record_rejection(gate_reg, stage="quality_gate")
+        parity_reg = registration(model, holdout_x, key="rej-2")
+        parity_reg.documents["slipway/optimization_error.json"] = {"stage": "export", "cause": "op Foo"}
+        second = registry.record_rejection(parity_reg, stage="export")
+        registry.record_rejection(registration(model, holdout_x, key="x", name="other-model"), stage="parity")
+        registry.register(registration(model, holdout_x, key="key-1"))  # a version is no rejection
+
+        got = registry.list_rejections(model_name=NAME)
+        assert [r.run_id for r in got] == [second, first]
+        assert [r.stage for r in got] == ["export", "quality_gate"]
+        assert got[1].reason == "FAIL: accuracy 0.5000 >= floor 0.9000; gate rejected: accuracy"
+        assert got[0].reason == "export: op Foo"
+        assert got[0].created_at >= got[1].created_at > 1.7e9
+        assert got[1].tags[RELEASE_KEY_TAG] == "rej-1"
+        assert [r.stage for r in registry.list_rejections(model_name="other-model")] == ["parity"]
+
+    def test_promote_records_when_and_keeps_the_first_promotion_time(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        for key in ("key-1", "key-2"):
+            registry.register(registration(model, holdout_x, key=key))
+        first = registry.promote(model_name=NAME, version="1", reason="first")
+        promoted_at = first.tags[PROMOTED_AT_TAG]
+        assert promoted_at.startswith("20") and promoted_at.endswith("+00:00")  # ISO 8601, UTC
+        assert first.tags[CHAMPION_SINCE_TAG] == promoted_at
+        assert first.tags[CHAMPION_VIA_TAG] == "promotion"
+        registry.promote(model_name=NAME, version="2", reason="second")
+        again = registry.promote(model_name=NAME, version="1", reason="back again")
+        assert again.tags[PROMOTED_AT_TAG] == promoted_at  # the first promotion time is kept
+        assert again.tags["slipway.previous_champion"] == "2"
+        assert again.tags[CHAMPION_SINCE_TAG] >= promoted_at
+
+    def test_set_champion_moves_the_alias_with_tags_but_no_promotion_record(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        for key in ("key-1", "key-2"):
+            registry.register(registration(model, holdout_x, key=key))
+        registry.promote(model_name=NAME, version="2", reason="canary passed")
+        for _ in range(2):  # idempotent
+            moved = registry.set_champion(
+                model_name=NAME, version="1", tags={"slipway.rollback.reason": "bad outputs"}
+            )
+        assert CHAMPION in moved.aliases
+        assert moved.tags["slipway.rollback.reason"] == "bad outputs"
+        assert "slipway.decision" not in moved.tags  # not a promotion
+        champion = registry.get_alias(model_name=NAME, alias=CHAMPION)
+        assert champion is not None and champion.version == "1"
+        assert CHAMPION not in registry.get_version(model_name=NAME, version="2").aliases
+        with pytest.raises(RegistryError) as exc:
+            registry.set_champion(model_name=NAME, version="9", tags={})
+        assert f"{NAME}/9" in str(exc.value)
+        champion = registry.get_alias(model_name=NAME, alias=CHAMPION)
+        assert champion is not None and champion.version == "1"
+
 
 # -- backends ----------------------------------------------------------------------------------------
 
@@ -521,3 +621,57 @@ class TestMlflowRunRecords:
             registry.load_model(uri=uri)
         assert uri in str(exc.value)
         assert "pytorch" in str(exc.value).lower()
+
+
+@pytest.mark.integration
+class TestSqliteVersionReader:
+    """The read-only SQLite reader answers exactly what the MLflow backend answers, on a store MLflow wrote."""
+
+    def test_reads_match_the_mlflow_backend(
+        self, mlflow_store: tuple[Any, Any], model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        from slipway.registry.sqlite_reader import SqliteVersionReader, sqlite_path
+
+        registry, client = mlflow_store
+        db = sqlite_path(client.tracking_uri)
+        assert db is not None and db.is_file()
+        reader = SqliteVersionReader(db_path=db)
+        assert reader.list_versions(model_name=NAME) == []
+        assert reader.get_alias(model_name=NAME, alias=CHAMPION) is None
+
+        for key in ("key-1", "key-2", "key-3"):
+            registry.register(registration(model, holdout_x, key=key))
+        registry.promote(model_name=NAME, version="1", reason="first")
+        registry.promote(model_name=NAME, version="2", reason="second")
+        registry.reject(model_name=NAME, version="3", stage="canary", reason="nan")
+        registry.register(registration(model, holdout_x, key="other", name="other-model"))
+
+        assert reader.list_versions(model_name=NAME) == registry.list_versions(model_name=NAME)
+        for version in ("1", "2", "3"):
+            assert reader.get_version(model_name=NAME, version=version) == registry.get_version(
+                model_name=NAME, version=version
+            )
+        for alias in (CHAMPION, CHALLENGER, "no-such-alias"):
+            assert reader.get_alias(model_name=NAME, alias=alias) == registry.get_alias(
+                model_name=NAME, alias=alias
+            )
+        for version in ("9", "x"):
+            with pytest.raises(RegistryError) as exc:
+                reader.get_version(model_name=NAME, version=version)
+            assert f"{NAME}/{version}" in str(exc.value)
+        assert reader.list_versions(model_name="no-such-model") == []
+
+    def test_a_store_it_does_not_know_is_a_registry_error(self, tmp_path: Path) -> None:
+        import sqlite3
+
+        from slipway.registry.sqlite_reader import SqliteVersionReader
+
+        with pytest.raises(RegistryError, match="does not exist"):
+            SqliteVersionReader(db_path=tmp_path / "missing.db").list_versions(model_name=NAME)
+        odd = tmp_path / "odd.db"
+        con = sqlite3.connect(odd)
+        con.execute("CREATE TABLE model_versions (name TEXT, version INTEGER)")
+        con.commit()
+        con.close()
+        with pytest.raises(RegistryError, match="schema not recognised"):
+            SqliteVersionReader(db_path=odd).get_version(model_name=NAME, version="1")

@@ -65,6 +65,48 @@ def test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary(home: Pa
         cli("deploy", "stop", home=home)
 
 
+def test_ops_commands_answer_on_the_demo_state(home: Path) -> None:
+    """status, history, why (<= 2 s) and rollback refusals on what `make demo` left (its test runs first)."""
+    import time
+
+    if not (home / "mlflow.db").is_file():
+        pytest.skip(
+            "needs the state test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary leaves"
+        )
+    status = cli("status", "--json", home=home)
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert (doc["champion_version"], doc["champion_via"]) == ("1", "promotion")
+    assert doc["champion_since"].endswith("+00:00")
+
+    history = cli("history", "--json", home=home)
+    assert history.returncode == 0, history.stderr
+    releases = json.loads(history.stdout)["releases"]
+    assert [(r["version"], r["decision"]) for r in releases] == [("2", "rolled_back"), ("1", "promoted")]
+    assert "nonfinite" in releases[0]["reason"]
+
+    start = time.perf_counter()
+    why = cli("why", "1", home=home)
+    elapsed = time.perf_counter() - start
+    assert why.returncode == 0, why.stderr
+    assert elapsed <= 2.0, f"slipway why took {elapsed:.2f} s"
+    assert "git commit: " in why.stdout and "data sha256: " in why.stdout and "shipped: " in why.stdout
+
+    refusals = {
+        "9": "version '9' of model breast-cancer-mlp does not exist",
+        "2": "version 2 of model breast-cancer-mlp was rejected at stage canary",
+    }
+    for version, message in refusals.items():
+        proc = cli("rollback", "--to", version, "--reason", "test", home=home)
+        assert proc.returncode == 2, (version, proc.stdout, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+    bare = cli("rollback", "--reason", "test", home=home)
+    assert bare.returncode == 2 and "records no previous champion" in bare.stderr, bare.stderr
+    same = cli("rollback", "--to", "1", "--reason", "test", home=home)
+    assert same.returncode == 0 and "already the champion" in same.stdout, same.stderr
+    assert not (home / "reports" / "audit.jsonl").exists()  # nothing happened, nothing audited
+
+
 def test_release_json_contract_on_a_rejected_batch(home: Path, tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
     made = cli("data", "batch", "--out", str(data), "--seed", "9", "--corrupt", "bad-labels", home=home)
@@ -134,13 +176,17 @@ def test_bad_config_key_is_named(home: Path, tmp_path: Path) -> None:
 def test_help_describes_every_option(home: Path) -> None:
     top = cli("--help", home=home)
     assert top.returncode == 0
-    for command in ("data", "validate", "release", "suite"):
+    for command in ("data", "validate", "release", "suite", "status", "history", "why", "rollback"):
         assert command in top.stdout
     expected = {
         ("release",): ["--data", "--model-uri", "--config", "--json"],
         ("validate",): ["--data", "--config"],
         ("data", "batch"): ["--out", "--rows", "--seed", "--drift", "--corrupt"],
         ("suite", "generate"): ["--out", "--version", "--margin"],
+        ("status",): ["--config", "--json"],
+        ("history",): ["--limit", "--json"],
+        ("why",): ["VERSION", "--json"],
+        ("rollback",): ["--to", "--reason", "--config", "--json"],
     }
     for command, options in expected.items():
         proc = cli(*command, "--help", home=home)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,50 @@ import numpy as np
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 RELEASE_KEY_TAG = "slipway.release_key"
+PROMOTED_AT_TAG = "slipway.promoted_at"  # UTC ISO time of the version's first promotion
+CHAMPION_SINCE_TAG = "slipway.champion_since"  # UTC ISO time `champion` last moved to the version
+CHAMPION_VIA_TAG = "slipway.champion_via"  # "promotion" or "rollback": how it last became champion
+REJECTION_REASON_TAG = "slipway.rejection_reason"
+MODEL_NAME_TAG = "slipway.model_name"  # on rejected-attempt runs (they have no model version)
+
+RegistryClock = Callable[[], float]  # seconds since the epoch (time.time in production)
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as an ISO 8601 string with seconds (what the timestamp tags hold)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def promotion_tags(
+    *, existing: dict[str, str], reason: str, previous: str | None, now: str
+) -> dict[str, str]:
+    """Pure; the tags `promote` writes: decision, reason, previous champion, since when (first promotion kept)."""
+    tags = {
+        "slipway.decision": "promoted",
+        "slipway.promotion_reason": reason[:500],
+        "slipway.previous_champion": previous or "none",
+        CHAMPION_SINCE_TAG: now,
+        CHAMPION_VIA_TAG: "promotion",
+    }
+    if PROMOTED_AT_TAG not in existing:
+        tags[PROMOTED_AT_TAG] = now
+    return tags
+
+
+def rejection_summary(documents: dict[str, Any], *, stage: str) -> str:
+    """Pure; one line saying why an attempt was rejected, from the documents of its registration."""
+    gate = documents.get("slipway/quality_gate.json")
+    if stage == "quality_gate" and isinstance(gate, dict):
+        reasons = [str(r) for r in gate.get("reasons") or []]
+        failed = [r for r in reasons if r.startswith("FAIL")]
+        return "; ".join(failed + reasons[-1:])[:500] or "rejected by the quality gate"
+    for doc_name in ("slipway/optimization_error.json", "slipway/servability.json"):
+        doc = documents.get(doc_name)
+        if isinstance(doc, dict) and doc.get("cause"):
+            return f"{stage}: {doc['cause']}"[:500]
+    return f"rejected at stage {stage}"
 
 
 @dataclass(frozen=True)
@@ -23,6 +68,8 @@ class VersionInfo:
     run_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+
+    created_at: float | None = None  # seconds since the epoch, when the version was registered
 
     @property
     def uri(self) -> str:
@@ -46,8 +93,19 @@ class Registration:
     artifacts: dict[str, Path] = field(default_factory=dict)
 
 
-class ModelRegistry(ABC):
-    """Where released models live; backends receive their clients."""
+@dataclass(frozen=True)
+class RejectedAttempt:
+    """A release attempt a gate rejected: logged as a run, no model version (see `record_rejection`)."""
+
+    run_id: str
+    stage: str
+    created_at: float  # seconds since the epoch
+    reason: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class VersionReader(ABC):
+    """The read half of a registry: versions, their tags and aliases (what the operations commands read)."""
 
     @abstractmethod
     def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
@@ -56,6 +114,14 @@ class ModelRegistry(ABC):
     @abstractmethod
     def get_version(self, *, model_name: str, version: str) -> VersionInfo:
         """Non-blocking read; the version with its tags and aliases; RegistryError if it does not exist."""
+
+    @abstractmethod
+    def list_versions(self, *, model_name: str) -> list[VersionInfo]:
+        """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
+
+
+class ModelRegistry(VersionReader):
+    """Where released models live; backends receive their clients."""
 
     @abstractmethod
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
@@ -90,3 +156,11 @@ class ModelRegistry(ABC):
     @abstractmethod
     def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
         """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+
+    @abstractmethod
+    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
+        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
+
+    @abstractmethod
+    def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:
+        """Blocking; idempotent; writes `tags` on the version, then moves `champion` to it (no promotion record); RegistryError if unknown."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,25 @@ from slipway.errors import ModelContractError, RegistryError
 from slipway.registry.base import (
     CHALLENGER,
     CHAMPION,
+    MODEL_NAME_TAG,
+    REJECTION_REASON_TAG,
     RELEASE_KEY_TAG,
     ModelRegistry,
     Registration,
+    RegistryClock,
+    RejectedAttempt,
     VersionInfo,
+    promotion_tags,
+    rejection_summary,
+    utc_now_iso,
 )
 
 
 class InMemoryRegistry(ModelRegistry):
     """Keeps versions, aliases and modules in dicts; `models:/NAME/V` and `models:/NAME@ALIAS` resolve."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: RegistryClock = time.time) -> None:
+        self._clock = clock
         self._versions: dict[str, list[VersionInfo]] = {}
         self._modules: dict[tuple[str, str], Any] = {}
         self._aliases: dict[str, dict[str, str]] = {}
@@ -32,7 +41,12 @@ class InMemoryRegistry(ModelRegistry):
         base = next(v for v in self._versions[name] if v.version == version)
         aliases = tuple(sorted(a for a, v in self._aliases.get(name, {}).items() if v == version))
         return VersionInfo(
-            name=name, version=version, run_id=base.run_id, tags=dict(base.tags), aliases=aliases
+            name=name,
+            version=version,
+            run_id=base.run_id,
+            tags=dict(base.tags),
+            aliases=aliases,
+            created_at=base.created_at,
         )
 
     def set_alias(self, *, model_name: str, alias: str, version: str) -> None:
@@ -84,7 +98,11 @@ class InMemoryRegistry(ModelRegistry):
                 "artifacts": {k: Path(v).read_bytes() for k, v in reg.artifacts.items()},
             }
             tags = {**reg.tags, RELEASE_KEY_TAG: reg.release_key}
-            versions.append(VersionInfo(name=reg.model_name, version=version, run_id=run_id, tags=tags))
+            versions.append(
+                VersionInfo(
+                    name=reg.model_name, version=version, run_id=run_id, tags=tags, created_at=self._clock()
+                )
+            )
             self._modules[(reg.model_name, version)] = copy.deepcopy(reg.module)
         else:
             version = existing.version
@@ -99,6 +117,16 @@ class InMemoryRegistry(ModelRegistry):
             "metrics": reg.metrics,
             "documents": reg.documents,
             "stage": stage,
+            "model_name": reg.model_name,
+            "created_at": self._clock(),
+            "tags": {
+                **reg.tags,
+                RELEASE_KEY_TAG: reg.release_key,
+                "slipway.decision": "rejected",
+                "slipway.rejected_at": stage,
+                MODEL_NAME_TAG: reg.model_name,
+                REJECTION_REASON_TAG: rejection_summary(reg.documents, stage=stage),
+            },
         }
         return run_id
 
@@ -115,7 +143,11 @@ class InMemoryRegistry(ModelRegistry):
         base = self._known(model_name, version)
         versions = self._versions[model_name]
         versions[versions.index(base)] = VersionInfo(
-            name=base.name, version=base.version, run_id=base.run_id, tags={**base.tags, **tags}
+            name=base.name,
+            version=base.version,
+            run_id=base.run_id,
+            tags={**base.tags, **tags},
+            created_at=base.created_at,
         )
         if base.run_id is not None:
             self.runs[base.run_id]["documents"].update(copy.deepcopy(documents))
@@ -141,16 +173,13 @@ class InMemoryRegistry(ModelRegistry):
         previous = self.get_alias(model_name=model_name, alias=CHAMPION)
         if previous is not None and previous.version == version:
             return self._info(model_name, version)
-        self.annotate(
-            model_name=model_name,
-            version=version,
-            tags={
-                "slipway.decision": "promoted",
-                "slipway.promotion_reason": reason[:500],
-                "slipway.previous_champion": previous.version if previous else "none",
-            },
-            documents={},
+        tags = promotion_tags(
+            existing=self._known(model_name, version).tags,
+            reason=reason,
+            previous=previous.version if previous else None,
+            now=utc_now_iso(),
         )
+        self.annotate(model_name=model_name, version=version, tags=tags, documents={})
         self.set_alias(model_name=model_name, alias=CHAMPION, version=version)
         return self._info(model_name, version)
 
@@ -166,3 +195,29 @@ class InMemoryRegistry(ModelRegistry):
             },
             documents={},
         )
+
+    def list_versions(self, *, model_name: str) -> list[VersionInfo]:
+        """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
+        versions = self._versions.get(model_name, [])
+        return [self._info(model_name, v.version) for v in sorted(versions, key=lambda v: -int(v.version))]
+
+    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
+        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
+        found = [
+            RejectedAttempt(
+                run_id=run_id,
+                stage=str(run["stage"]),
+                created_at=float(run["created_at"]),
+                reason=run["tags"][REJECTION_REASON_TAG],
+                tags=dict(run["tags"]),
+            )
+            for run_id, run in self.runs.items()
+            if "stage" in run and run["model_name"] == model_name
+        ]
+        return sorted(found, key=lambda r: -r.created_at)
+
+    def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:
+        """Blocking; idempotent; writes `tags` on the version, then moves `champion` to it (no promotion record); RegistryError if unknown."""
+        self.annotate(model_name=model_name, version=version, tags=tags, documents={})
+        self.set_alias(model_name=model_name, alias=CHAMPION, version=version)
+        return self._info(model_name, version)

@@ -12,10 +12,16 @@ from slipway.errors import ModelContractError, RegistryError
 from slipway.registry.base import (
     CHALLENGER,
     CHAMPION,
+    MODEL_NAME_TAG,
+    REJECTION_REASON_TAG,
     RELEASE_KEY_TAG,
     ModelRegistry,
     Registration,
+    RejectedAttempt,
     VersionInfo,
+    promotion_tags,
+    rejection_summary,
+    utc_now_iso,
 )
 
 
@@ -46,12 +52,14 @@ class MlflowRegistry(ModelRegistry):
         self._artifact_location = artifact_location
 
     def _to_info(self, mv: Any) -> VersionInfo:
+        created = getattr(mv, "creation_timestamp", None)
         return VersionInfo(
             name=mv.name,
             version=str(mv.version),
             run_id=mv.run_id,
             tags=dict(mv.tags or {}),
             aliases=tuple(sorted(mv.aliases or ())),
+            created_at=created / 1000.0 if created else None,
         )
 
     def _experiment_id(self) -> str:
@@ -165,7 +173,12 @@ class MlflowRegistry(ModelRegistry):
         run_id, _ = self._log_run(
             reg,
             run_name=f"rejected-{stage}-{reg.release_key[:12]}",
-            extra_tags={"slipway.decision": "rejected", "slipway.rejected_at": stage},
+            extra_tags={
+                "slipway.decision": "rejected",
+                "slipway.rejected_at": stage,
+                MODEL_NAME_TAG: reg.model_name,
+                REJECTION_REASON_TAG: rejection_summary(reg.documents, stage=stage),
+            },
             model_required=False,
         )
         return run_id
@@ -224,11 +237,12 @@ class MlflowRegistry(ModelRegistry):
         previous = self.get_alias(model_name=model_name, alias=CHAMPION)
         if previous is not None and previous.version == version:
             return target  # already the champion: keep the first promotion's record
-        tags = {
-            "slipway.decision": "promoted",
-            "slipway.promotion_reason": reason[:500],
-            "slipway.previous_champion": previous.version if previous else "none",
-        }
+        tags = promotion_tags(
+            existing=target.tags,
+            reason=reason,
+            previous=previous.version if previous else None,
+            now=utc_now_iso(),
+        )
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
         self._client.set_registered_model_alias(model_name, CHAMPION, version)
@@ -244,4 +258,73 @@ class MlflowRegistry(ModelRegistry):
         }
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
+        return self.get_version(model_name=model_name, version=version)
+
+    def list_versions(self, *, model_name: str) -> list[VersionInfo]:
+        """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self._client.get_registered_model(model_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise RegistryError(f"registry read of model {model_name} failed: {exc.message}") from None
+        # search results carry no aliases: take them from the registered model (alias -> version)
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (getattr(model, "aliases", None) or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self._client.search_model_versions(
+                f"name='{model_name}'", order_by=["version_number DESC"], page_token=token
+            )
+            found.extend(page)
+            token = getattr(page, "token", None)
+            if not token:
+                break
+        return [
+            VersionInfo(
+                name=mv.name,
+                version=str(mv.version),
+                run_id=mv.run_id,
+                tags=dict(mv.tags or {}),
+                aliases=tuple(sorted(aliases.get(str(mv.version), []))),
+                created_at=mv.creation_timestamp / 1000.0 if mv.creation_timestamp else None,
+            )
+            for mv in sorted(found, key=lambda mv: -int(mv.version))
+        ]
+
+    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
+        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
+        exp = self._client.get_experiment_by_name(self._experiment)
+        if exp is None:
+            return []
+        runs = self._client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`slipway.decision` = 'rejected'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+        )
+        return [
+            RejectedAttempt(
+                run_id=run.info.run_id,
+                stage=run.data.tags.get("slipway.rejected_at", "unknown"),
+                created_at=run.info.start_time / 1000.0,
+                reason=run.data.tags.get(REJECTION_REASON_TAG)
+                or f"rejected at stage {run.data.tags.get('slipway.rejected_at', 'unknown')}",
+                tags=dict(run.data.tags),
+            )
+            for run in runs
+            # runs logged before the model-name tag existed belong to this config's experiment
+            if run.data.tags.get(MODEL_NAME_TAG, model_name) == model_name
+        ]
+
+    def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:
+        """Blocking; idempotent; writes `tags` on the version, then moves `champion` to it (no promotion record); RegistryError if unknown."""
+        self._version(model_name, version)
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+        self._client.set_registered_model_alias(model_name, CHAMPION, version)
         return self.get_version(model_name=model_name, version=version)

@@ -1,0 +1,111 @@
+"""`slipway history`: every release the registry knows, newest first, with its decision and the reason.
+
+Versions carry their decision as tags (promoted, rolled back at the canary, rejected, registered, error at
+the image stage); attempts a gate rejected before registration are runs without a version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from slipway.registry.base import CHAMPION, ModelRegistry, RejectedAttempt, VersionInfo
+
+
+class HistoryEntry(BaseModel):
+    """One release: a registered version, or a rejected attempt (a run, no version)."""
+
+    kind: Literal["version", "attempt"]
+    version: str | None = None
+    run_id: str | None = None
+    created_at: str | None = Field(default=None, description="UTC ISO 8601 time it was registered/logged.")
+    decision: str = Field(description="promoted, rolled_back, rejected, registered or error.")
+    stage: str | None = Field(default=None, description="Where it was decided (quality_gate, canary, ...).")
+    reason: str = ""
+    champion: bool = Field(default=False, description="Holds the champion alias now.")
+    notes: list[str] = Field(default_factory=list, description="Later operations, e.g. a rollback.")
+    sort_key: float = Field(default=0.0, exclude=True)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def version_entry(v: VersionInfo) -> HistoryEntry:
+    """Pure; a version's decision and reason from its tags."""
+    tags = v.tags
+    decision, stage, reason = "registered", "register", "registered; not deployed (challenger)"
+    if tags.get("slipway.decision") == "promoted":
+        decision, stage, reason = "promoted", "canary", tags.get("slipway.promotion_reason", "")
+    elif tags.get("slipway.decision") == "rejected":
+        stage = tags.get("slipway.rejected_at", "unknown")
+        decision = "rolled_back" if stage == "canary" else "rejected"
+        reason = tags.get("slipway.rejection_reason", "")
+    elif tags.get("slipway.image.status") == "failed":
+        decision, stage, reason = "error", "image", tags.get("slipway.image.reason", "image build failed")
+    notes = []
+    rollback_id = tags.get("slipway.rollback.id")
+    if rollback_id and tags.get("slipway.rollback.from") == v.version:
+        notes.append(
+            f"demoted by rollback to version {tags.get('slipway.rollback.to')} at {tags.get('slipway.rollback.at')} "
+            f"by {tags.get('slipway.rollback.by')}: {tags.get('slipway.rollback.reason')}"
+        )
+    elif rollback_id and tags.get("slipway.rollback.to") == v.version:
+        notes.append(
+            f"restored as champion by rollback from version {tags.get('slipway.rollback.from')} at "
+            f"{tags.get('slipway.rollback.at')} by {tags.get('slipway.rollback.by')}: {tags.get('slipway.rollback.reason')}"
+        )
+    return HistoryEntry(
+        kind="version",
+        version=v.version,
+        run_id=v.run_id,
+        created_at=_iso(v.created_at),
+        decision=decision,
+        stage=stage,
+        reason=reason,
+        champion=CHAMPION in v.aliases,
+        notes=notes,
+        sort_key=v.created_at or 0.0,
+    )
+
+
+def attempt_entry(r: RejectedAttempt) -> HistoryEntry:
+    """Pure; a rejected attempt (no version was registered)."""
+    return HistoryEntry(
+        kind="attempt",
+        run_id=r.run_id,
+        created_at=_iso(r.created_at),
+        decision="rejected",
+        stage=r.stage,
+        reason=r.reason,
+        sort_key=r.created_at,
+    )
+
+
+def release_history(*, registry: ModelRegistry, model_name: str, limit: int) -> list[HistoryEntry]:
+    """Non-blocking reads (two registry queries); versions and rejected attempts, newest first, at most `limit`."""
+    entries = [version_entry(v) for v in registry.list_versions(model_name=model_name)]
+    entries += [attempt_entry(r) for r in registry.list_rejections(model_name=model_name)]
+    entries.sort(key=lambda e: e.sort_key, reverse=True)
+    return entries[: max(limit, 0)]
+
+
+def render_history(entries: list[HistoryEntry], *, model_name: str) -> list[str]:
+    """Pure; the plain-text lines of `slipway history`."""
+    if not entries:
+        return [f"model {model_name}: no releases recorded"]
+    lines = []
+    for e in entries:
+        what = (
+            f"version {e.version}"
+            if e.kind == "version"
+            else f"attempt (run {(e.run_id or '')[:12]}, no version)"
+        )
+        crown = " [champion]" if e.champion else ""
+        lines.append(f"{e.created_at or 'unknown time'}  {what}{crown}: {e.decision} at {e.stage}")
+        if e.reason:
+            lines.append(f"    reason: {e.reason}")
+        lines.extend(f"    note: {n}" for n in e.notes)
+    return lines

@@ -1,0 +1,160 @@
+"""`slipway status`: the champion (version, image digest, since when) and what the deploy target runs now."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from slipway.deploy.base import DeploymentState
+from slipway.registry.base import (
+    CHAMPION,
+    CHAMPION_SINCE_TAG,
+    CHAMPION_VIA_TAG,
+    PROMOTED_AT_TAG,
+    VersionReader,
+)
+
+if TYPE_CHECKING:
+    from slipway.ops.context import OpsContext
+
+NOT_RECORDED = "unknown (not recorded on the version)"
+
+
+class DeployView(BaseModel):
+    """What the configured deploy target reports, or why it cannot."""
+
+    target: str = Field(description="local, kubernetes or none.")
+    stable_version: str | None = None
+    canary_version: str | None = Field(default=None, description="A canary in flight, if any.")
+    weight: int = Field(default=0, description="Percent of live traffic on the canary.")
+    shadow: int = Field(default=0, description="Percent of stable traffic mirrored to the canary.")
+    canary_ready: bool = False
+    router_url: str | None = None
+    note: str | None = Field(default=None, description="Why the state is missing, when it is.")
+
+
+class ServingStatus(BaseModel):
+    """The answer of `slipway status`."""
+
+    model_name: str
+    champion_version: str | None
+    image_digest: str | None = None
+    image_reference: str | None = None
+    champion_since: str | None = None
+    champion_via: str | None = Field(default=None, description="promotion or rollback.")
+    previous_champion: str | None = None
+    deploy: DeployView
+    warnings: list[str] = Field(default_factory=list)
+
+
+def deploy_view(
+    state: DeploymentState | None, *, target: str, router_url: str | None = None, note: str | None = None
+) -> DeployView:
+    """Pure; the view of a target's state (None: state unavailable, `note` says why)."""
+    if state is None:
+        return DeployView(target=target, router_url=router_url, note=note)
+    return DeployView(
+        target=target,
+        stable_version=state.stable.model_version if state.stable else None,
+        canary_version=state.canary.model_version if state.canary else None,
+        weight=state.weight,
+        shadow=state.shadow,
+        canary_ready=state.canary_ready,
+        router_url=router_url,
+        note=note,
+    )
+
+
+def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployView) -> ServingStatus:
+    """Non-blocking read (one registry call); the champion with its digest and since-when, and the target's view."""
+    champion = registry.get_alias(model_name=model_name, alias=CHAMPION)
+    warnings = []
+    if champion is None:
+        status = ServingStatus(model_name=model_name, champion_version=None, deploy=deploy)
+        if deploy.stable_version is not None:
+            warnings.append(
+                f"the {deploy.target} target serves version {deploy.stable_version} but no champion exists"
+            )
+        return status.model_copy(update={"warnings": warnings})
+    tags = champion.tags
+    if deploy.target != "none" and deploy.note is None and deploy.stable_version != champion.version:
+        serving = f"version {deploy.stable_version}" if deploy.stable_version else "nothing"
+        warnings.append(
+            f"the {deploy.target} target serves {serving}, not champion version {champion.version} "
+            f"(`slipway rollback --to {champion.version} --reason ...` redeploys it)"
+        )
+    previous = tags.get("slipway.previous_champion")
+    return ServingStatus(
+        model_name=model_name,
+        champion_version=champion.version,
+        image_digest=tags.get("slipway.image.digest"),
+        image_reference=tags.get("slipway.image.reference"),
+        champion_since=tags.get(CHAMPION_SINCE_TAG) or tags.get(PROMOTED_AT_TAG),
+        champion_via=tags.get(CHAMPION_VIA_TAG) or ("promotion" if tags.get("slipway.decision") else None),
+        previous_champion=None if previous in (None, "none") else previous,
+        deploy=deploy,
+        warnings=warnings,
+    )
+
+
+def render_status(status: ServingStatus) -> list[str]:
+    """Pure; the plain-text lines of `slipway status`."""
+    if status.champion_version is None:
+        lines = [f"model {status.model_name}: no champion (nothing has been promoted)"]
+    else:
+        image = status.image_digest or "none (no image was built for this version)"
+        lines = [
+            f"champion: {status.model_name} version {status.champion_version}",
+            f"  image digest: {image}",
+            f"  since: {status.champion_since or NOT_RECORDED}"
+            + (f" (by {status.champion_via})" if status.champion_via else ""),
+            f"  previous champion: {status.previous_champion or 'none'}",
+        ]
+    d = status.deploy
+    if d.note is not None:
+        lines.append(f"deploy target {d.target}: {d.note}")
+    else:
+        lines.append(f"deploy target {d.target}: stable serves {_version(d.stable_version)}")
+        if d.canary_version is None:
+            lines.append("  canary: none in flight")
+        else:
+            ready = "ready" if d.canary_ready else "not ready"
+            lines.append(
+                f"  canary: version {d.canary_version} in flight ({ready}, weight {d.weight}%, shadow {d.shadow}%)"
+            )
+        if d.router_url:
+            lines.append(f"  router: {d.router_url}")
+    lines.extend(f"warning: {w}" for w in status.warnings)
+    return lines
+
+
+def _version(version: str | None) -> str:
+    return f"version {version}" if version else "nothing"
+
+
+def read_deploy_view(ctx: OpsContext) -> DeployView:
+    """Non-blocking (reads the target's state; probes take ms); never raises: a failure becomes the view's note."""
+    from slipway.errors import SlipwayError
+
+    if ctx.target_name == "none":
+        return DeployView(
+            target="none", note="deploy.target is none: Slipway deploys nothing, only the alias moves"
+        )
+    try:
+        target = ctx.target()
+    except SlipwayError as exc:
+        return DeployView(target=ctx.target_name, note=f"state unavailable: {exc}")
+    assert target is not None
+    try:
+        url = getattr(target, "router_url", None)
+        return deploy_view(target.state(), target=ctx.target_name, router_url=url)
+    except SlipwayError as exc:
+        return DeployView(target=ctx.target_name, note=f"state unavailable: {exc}")
+    finally:
+        target.close()
+
+
+def current_status(ctx: OpsContext) -> ServingStatus:
+    """Blocking (imports the registry client); the champion and what the configured target runs."""
+    return serving_status(registry=ctx.reader(), model_name=ctx.model_name, deploy=read_deploy_view(ctx))
