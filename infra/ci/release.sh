@@ -7,6 +7,7 @@
 # Env: PREFECT_API_URL (required), PREFECT_API_KEY (Prefect Cloud), SLIPWAY_COMMIT (default: HEAD),
 #      SLIPWAY_DATA_URI (data location on the worker; empty = the newest batch in batches.location),
 #      SLIPWAY_SUMMARY_FILE (e.g. $GITHUB_STEP_SUMMARY), SLIPWAY_RELEASE_TIMEOUT_S (default 3600),
+#      SLIPWAY_CONFIG_PATH (slipway.yaml path on the worker; default slipway.yaml),
 #      SLIPWAY_MLFLOW_TRACKING_URI (only for the MLflow link in the summary).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,7 @@ SLIPWAY_COMMIT=$commit bash infra/dev/deploy.sh
 
 args=(--commit "$commit" --timeout "${SLIPWAY_RELEASE_TIMEOUT_S:-3600}"
       --idempotency-key "release-$commit-${GITHUB_RUN_ID:-local}-${GITHUB_RUN_ATTEMPT:-1}")
+[ -n "${SLIPWAY_CONFIG_PATH:-}" ] && args+=(--config-path "$SLIPWAY_CONFIG_PATH")
 [ -n "${SLIPWAY_DATA_URI:-}" ] && args+=(--data "$SLIPWAY_DATA_URI")
 [ -n "${SLIPWAY_SUMMARY_FILE:-}" ] && args+=(--summary "$SLIPWAY_SUMMARY_FILE")
 [ -n "${SLIPWAY_RELEASE_POLL_S:-}" ] && args+=(--poll "$SLIPWAY_RELEASE_POLL_S")

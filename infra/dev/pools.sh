@@ -5,12 +5,18 @@
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 : "${PREFECT_API_URL:?set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api; make server prints it)}"
-ensure() {  # name, then `prefect work-pool create` arguments
-  local name=$1; shift
+ensure() {  # name, then `prefect work-pool create` arguments; safe when two callers race
+  local name=$1 out; shift
   if "$BIN/prefect" work-pool inspect "$name" >/dev/null 2>&1; then
     echo "work pool $name: exists"
+  elif out=$("$BIN/prefect" work-pool create "$name" "$@" 2>&1); then
+    echo "work pool $name: created"
+  elif "$BIN/prefect" work-pool inspect "$name" >/dev/null 2>&1; then
+    echo "work pool $name: exists (created concurrently)"
   else
-    "$BIN/prefect" work-pool create "$name" "$@" >/dev/null && echo "work pool $name: created"
+    echo "work pool $name: cannot be created on $PREFECT_API_URL:" >&2
+    echo "$out" >&2
+    return 1
   fi
 }
 ensure slipway-process --type process
