@@ -29,6 +29,15 @@ deploy_app = typer.Typer(help="Inspect and stop the local deploy target.", no_ar
 app.add_typer(suite_app, name="suite")
 app.add_typer(deploy_app, name="deploy")
 
+
+def _add_remote() -> None:
+    from slipway.orchestration.cli import remote_app
+
+    app.add_typer(remote_app, name="remote")
+
+
+_add_remote()
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="Pipeline config file (default: $SLIPWAY_CONFIG or ./slipway.yaml)."),
@@ -120,7 +129,14 @@ def validate_cmd(
 
 @app.command("release")
 def release_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Batch file to release from (.csv or .parquet).")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Batch to release from: a .csv/.parquet file, a folder (its newest batch) or an http(s) URL "
+            "(default: the newest batch in slipway.yaml batches.location).",
+        ),
+    ] = None,
     model_uri: Annotated[
         str | None,
         typer.Option(
@@ -140,22 +156,34 @@ def release_cmd(
             "for demos and tests: the release must end rolled_back with the champion serving.",
         ),
     ] = None,
+    commit: Annotated[
+        str | None,
+        typer.Option(
+            "--commit", help="The commit that triggered the release; must be the checkout's commit."
+        ),
+    ] = None,
 ) -> None:
     """Run the release flow: exit 0 registered/promoted, 1 rejected by a gate or rolled back, 2 error."""
-    from slipway.release.steps import prepare
+    from slipway.release.steps import prepare, resolve_batch
     from slipway.runtime_env import apply_runtime_defaults
 
     settings = _settings()
     apply_runtime_defaults(settings)
     cfg_path = _config_path(config)
-    prepare(config_path=cfg_path, data_path=data, model_uri=model_uri)  # usage errors before Prefect starts
+    data_path = resolve_batch(config_path=cfg_path, data=data)
+    # usage errors before Prefect starts
+    prepare(config_path=cfg_path, data_path=data_path, model_uri=model_uri, commit=commit)
     from slipway.release.canary_stage import fault_env
 
     fault_env(canary_fault)  # an unknown kind is a usage error before Prefect starts
     from flows.release import release
 
     result = release(
-        data=str(data), model_uri=model_uri, config_path=str(cfg_path), canary_fault=canary_fault
+        data=str(data_path),
+        model_uri=model_uri,
+        config_path=str(cfg_path),
+        canary_fault=canary_fault,
+        commit=commit,
     )
     _print_result(result, as_json=as_json)
     raise typer.Exit({"rejected": 1, "rolled_back": 1, "error": 2}.get(str(result["decision"]), 0))
