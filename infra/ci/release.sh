@@ -8,12 +8,19 @@
 #      SLIPWAY_DATA_URI (data location on the worker; empty = the newest batch in batches.location),
 #      SLIPWAY_SUMMARY_FILE (e.g. $GITHUB_STEP_SUMMARY), SLIPWAY_RELEASE_TIMEOUT_S (default 3600),
 #      SLIPWAY_CONFIG_PATH (slipway.yaml path on the worker; default slipway.yaml),
+#      SLIPWAY_REPO_DIR (the worker's checkout; required on GitHub Actions, default here: this checkout),
 #      SLIPWAY_MLFLOW_TRACKING_URI (only for the MLflow link in the summary).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 : "${PREFECT_API_URL:?PREFECT_API_URL is not set: add it as a repository/environment secret}"
 commit=${SLIPWAY_COMMIT:-$(git rev-parse HEAD)}
+# The deployments run flows from a checkout on the WORKER (prefect.yaml pull step); this runner's own
+# path would be wrong there, so CI must name it. Locally it defaults to this checkout.
+if [ "${GITHUB_ACTIONS:-}" = "true" ] && [ -z "${SLIPWAY_REPO_DIR:-}" ]; then
+  echo "::error::SLIPWAY_REPO_DIR is empty: set the repository variable SLIPWAY_WORKER_REPO_DIR to the worker's checkout path" >&2
+  exit 2
+fi
 
 echo "== registering deployments on $PREFECT_API_URL"
 SLIPWAY_COMMIT=$commit bash infra/dev/deploy.sh

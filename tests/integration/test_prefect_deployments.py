@@ -129,6 +129,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, config_file_module: Callable[
             "SLIPWAY_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
             "SLIPWAY_IMAGE_BUILDER": "fake",
             "SLIPWAY_WORKER_NAME": "test-worker",
+            "SLIPWAY_REPO_DIR": str(REPO),  # the worker's checkout (release.sh demands it on GitHub)
         }
         worker_log = tmp / "worker.log"
         worker = subprocess.Popen(
