@@ -12,8 +12,9 @@ from prefect.cache_policies import NO_CACHE
 
 from slipway.canary.clock import RealClock
 from slipway.canary.controller import CanaryOutcome
+from slipway.config import PipelineConfig
 from slipway.data.reference import load_reference
-from slipway.deploy.base import DeployTarget, ModelRelease
+from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease
 from slipway.errors import ConfigError
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import ModelRegistry, VersionInfo
@@ -46,6 +47,55 @@ def _local_traffic(
     return drive
 
 
+def _check_kubernetes(cfg: PipelineConfig, image: ImageOutcome) -> None:
+    """ConfigError naming every field that keeps this release off the kubernetes target (before anything is deployed)."""
+    from slipway.deploy.kubernetes import policy_problems
+
+    problems = policy_problems(
+        steps=cfg.canary.steps,
+        shadow_intervals=cfg.canary.shadow_intervals,
+        total_replicas=cfg.deploy.kubernetes.replicas,
+    )
+    if image.record is None:
+        problems.append(
+            f"the kubernetes target deploys images by digest, but the image stage built none "
+            f"({image.status}: {image.reason or 'no reason given'})"
+        )
+    elif image.record.reference is None:
+        problems.append(
+            f"the kubernetes target deploys images by digest, but image {image.record.tag} was not pushed "
+            "to a registry (configure the image registry)"
+        )
+    if problems:
+        raise ConfigError("deploy.target: kubernetes: " + "; ".join(problems))
+
+
+def _kubernetes_target(cfg: PipelineConfig) -> tuple[DeployTarget, MetricsSource]:
+    """The kubernetes target from deploy.kubernetes, and its pod-metrics source (windows restart on every traffic change)."""
+    from slipway.deploy.k8s_metrics import PodMetricsSource
+    from slipway.deploy.kubernetes import KubernetesTarget
+
+    k8s = cfg.deploy.kubernetes
+    kubeconfig = None
+    if k8s.kubeconfig is not None:
+        kubeconfig = k8s.kubeconfig.expanduser()
+        kubeconfig = kubeconfig if kubeconfig.is_absolute() else (cfg.base_dir / kubeconfig).resolve()
+    target = KubernetesTarget.from_kubeconfig(
+        namespace=k8s.namespace,
+        kubeconfig=kubeconfig,
+        context=k8s.context,
+        app=k8s.app,
+        total_replicas=k8s.replicas,
+        max_replicas=k8s.max_replicas,
+        rollout_timeout_s=k8s.rollout_timeout_s,
+        traffic_timeout_s=cfg.canary.readiness_deadline_s,
+        request_timeout_s=k8s.request_timeout_s,
+    )
+    source = PodMetricsSource(target)
+    target.on_traffic_set(source.rebaseline)
+    return target, source
+
+
 @task(name="canary-deploy", cache_policy=NO_CACHE, timeout_seconds=3600)
 def canary_deploy(
     inputs: ReleaseInputs,
@@ -57,13 +107,9 @@ def canary_deploy(
     """Canary -> promote or roll back on the configured target; every decision becomes a table row artifact."""
     cfg = inputs.config()
     settings = Settings()
-    if cfg.deploy.target == "kubernetes":
-        raise ConfigError(
-            "deploy.target: kubernetes needs a metrics source for the canary analysis; none is configured "
-            "in this version (use the local target, or deploy.target: none)"
-        )
-    from slipway.deploy.local import LocalTarget
-
+    kubernetes = cfg.deploy.target == "kubernetes"
+    if kubernetes:
+        _check_kubernetes(cfg, image)
     ref = load_reference(cfg.data)
     bundle = make_bundle(
         outcome,
@@ -72,7 +118,14 @@ def canary_deploy(
         model_version=version.version,
         ref=ref,
     )
-    target = LocalTarget(settings=settings)
+    target: DeployTarget
+    metrics: MetricsSource
+    if kubernetes:
+        target, metrics = _kubernetes_target(cfg)
+    else:
+        from slipway.deploy.local import LocalTarget
+
+        target = metrics = LocalTarget(settings=settings)
     outcomes: list[CanaryOutcome] = []
 
     release = ModelRelease(
@@ -86,13 +139,14 @@ def canary_deploy(
         deployed = deploy_release(
             registry=make_registry(settings, cfg),
             target=target,
-            metrics=target,
+            metrics=metrics,
             cfg=cfg,
             version=version,
             release=release,
             ref=ref,
             clock=RealClock(),
-            traffic=_local_traffic(ref.holdout_xy()[0], cfg.deploy.load_rps),
+            # on Kubernetes the traffic is the cluster's own: nothing is replayed
+            traffic=None if kubernetes else _local_traffic(ref.holdout_xy()[0], cfg.deploy.load_rps),
             on_outcome=outcomes.append,
             settings=settings,
         )

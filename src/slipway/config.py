@@ -358,6 +358,42 @@ class CanaryConfig(BaseModel):
         return self
 
 
+class KubernetesDeployConfig(BaseModel):
+    """The kubernetes target: where its Deployments go, how many pods split the traffic, how to reach the API."""
+
+    model_config = _STRICT
+    namespace: str = Field(
+        default="slipway",
+        description="Namespace of the Deployments, Service and HPA (infra/k8s/rbac.yaml's).",
+    )
+    app: str = Field(
+        default="slipway-serve", description="Service name; Deployments are <app>-stable and <app>-canary."
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubeconfig file (relative to the config file); unset: $KUBECONFIG or ~/.kube/config, "
+        "else the in-cluster ServiceAccount.",
+    )
+    context: str | None = Field(default=None, description="Kubeconfig context; unset: its current context.")
+    replicas: int = Field(
+        default=10,
+        ge=2,
+        description="Pods of both arms together; traffic follows the replica ratio, so every canary.steps "
+        "weight must be a multiple of 100/replicas (10 pods: 10, 20, ... 100).",
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=2, description="The stable's HPA ceiling; unset: 3 x replicas."
+    )
+    rollout_timeout_s: float = Field(
+        default=300.0, gt=0, description="How long a promotion or rollback may take to roll out."
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Per API call, including each pod's /metrics scrape through the proxy.",
+    )
+
+
 class DeployConfig(BaseModel):
     """Where the stable (champion) and the canary run, and the traffic the local target replays."""
 
@@ -374,6 +410,10 @@ class DeployConfig(BaseModel):
         default=60.0,
         gt=0,
         description="How long the stable may take to become ready when it is (re)deployed.",
+    )
+    kubernetes: KubernetesDeployConfig = Field(
+        default_factory=KubernetesDeployConfig,
+        description="The kubernetes target's namespace, pods and API access (used when target is kubernetes).",
     )
 
 

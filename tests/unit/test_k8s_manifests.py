@@ -150,9 +150,11 @@ def test_the_role_is_namespaced_and_grants_no_secrets_or_rbac() -> None:
         ("", "services"),
         ("autoscaling", "horizontalpodautoscalers"),
         ("", "pods"),
+        ("", "pods/proxy"),  # canary analysis scrapes each pod's /metrics through the API server
     }
     verbs = {r: set(rule["verbs"]) for rule in role["rules"] for r in rule["resources"]}
     assert verbs["pods"] == {"get", "list", "watch"}
+    assert verbs["pods/proxy"] == {"get"}  # read only: no POST/PUT through the proxy
     assert "update" not in set().union(*verbs.values())
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "slipway-deployer", "namespace": "ns"}]
 

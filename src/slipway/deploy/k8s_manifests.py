@@ -41,8 +41,9 @@ _DIGEST_REF = re.compile(r"^[A-Za-z0-9][^\s@]*@sha256:[0-9a-f]{64}$")  # `repo[:
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 
-# The deployer's Role: exactly the calls KubernetesTarget makes (apply = patch, creating when
-# missing), plus read verbs on what it manages; nothing cluster-wide, no secrets, no RBAC.
+# The deployer's Role: exactly the calls KubernetesTarget and PodMetricsSource make (apply = patch,
+# creating when missing; GET through the pods' proxy), plus read verbs on what it manages; nothing
+# cluster-wide, no secrets, no RBAC.
 DEPLOYER_RULES: list[Manifest] = [
     {
         "apiGroups": ["apps"],
@@ -56,6 +57,8 @@ DEPLOYER_RULES: list[Manifest] = [
         "verbs": ["get", "list", "watch", "create", "patch"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # canary analysis scrapes each serving pod's /metrics through the API server's pod proxy
+    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
 ]
 
 

@@ -11,6 +11,10 @@ total-1), stable the rest, so the canary's share moves in steps of 100/total per
 the canary Deployment has 0 pods: `start_canary` proves it Ready on one pod first (that pod is in
 the Service for the moment between its Ready and the scale-down). Shadow mirroring needs a router:
 `set_traffic` refuses shadow > 0 and `state().shadow` is always 0.
+
+Canary analysis reads each Ready pod's /metrics through the API server's pod proxy
+(`arm_pods`, `pod_proxy_get`; `slipway.deploy.k8s_metrics.PodMetricsSource`), which restarts its
+window whenever `set_traffic` returns (`on_traffic_set`).
 """
 
 from __future__ import annotations
@@ -55,9 +59,48 @@ class _Rest:
         missing_ok: bool = False,
     ) -> Manifest | None:
         """The decoded JSON answer; None on 404 when `missing_ok`; DeployError naming `what` otherwise."""
+        status, reason, raw = self._send(
+            method,
+            path,
+            what=what,
+            body=body,
+            query=query,
+            content_type=content_type,
+            accept="application/json",
+        )
+        if status == 404 and missing_ok:
+            return None
+        try:
+            data: Manifest = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {"message": raw[:200].decode(errors="replace")}
+        if not 200 <= status <= 299:
+            raise DeployError(f"kubernetes: {method} {what}: HTTP {status}: {data.get('message') or reason}")
+        return data
+
+    def text(self, path: str, *, what: str) -> str:
+        """Blocking (timeout_s); GET `path` as text (e.g. a pod's /metrics through the proxy); DeployError unless 2xx."""
+        status, reason, raw = self._send("GET", path, what=what, accept="text/plain")
+        if not 200 <= status <= 299:
+            detail = raw[:200].decode(errors="replace").strip() or reason
+            raise DeployError(f"kubernetes: GET {what}: HTTP {status}: {detail}")
+        return raw.decode(errors="replace")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        accept: str,
+        body: Manifest | None = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, str, bytes]:
+        """One request: (HTTP status, reason, body bytes); DeployError naming `what` on a transport failure."""
         from urllib3.exceptions import HTTPError
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         request = self.client.param_serialize(
@@ -73,16 +116,7 @@ class _Rest:
             response.read()
         except HTTPError as exc:
             raise DeployError(f"kubernetes: {method} {what}: {exc}") from exc
-        if response.status == 404 and missing_ok:
-            return None
-        try:
-            data: Manifest = json.loads(response.data) if response.data else {}
-        except ValueError:
-            data = {"message": response.data[:200].decode(errors="replace")}
-        if not 200 <= response.status <= 299:
-            reason = data.get("message") or response.reason
-            raise DeployError(f"kubernetes: {method} {what}: HTTP {response.status}: {reason}")
-        return data
+        return int(response.status), str(response.reason), bytes(response.data or b"")
 
 
 def _path(*, api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -127,6 +161,25 @@ def _release_of(obj: Manifest) -> ModelRelease:
     )
 
 
+def policy_problems(*, steps: list[int], shadow_intervals: int, total_replicas: int) -> list[str]:
+    """Pure; why a canary policy cannot run on replica-ratio traffic (empty when it can), naming the fields."""
+    problems = []
+    if shadow_intervals:
+        problems.append(
+            f"canary.shadow_intervals is {shadow_intervals}: the kubernetes target splits traffic by replica "
+            "ratio and cannot mirror it, so there is no shadow phase (set canary.shadow_intervals: 0)"
+        )
+    reachable = sorted({m.weight_of(stable=s, canary=total_replicas - s) for s in range(1, total_replicas)})
+    off = [w for w in steps if w < 100 and w not in reachable]
+    if off:
+        problems.append(
+            f"canary.steps {steps}: weight(s) {off} cannot be served by {total_replicas} pods "
+            f"(deploy.kubernetes.replicas); the canary's share moves in steps of 100/{total_replicas}: "
+            f"use weights from {reachable} or change the replica count"
+        )
+    return problems
+
+
 class KubernetesTarget(DeployTarget):
     """Stable/canary Deployments + Service + HPA in one namespace, applied server-side via a given ApiClient."""
 
@@ -161,6 +214,7 @@ class KubernetesTarget(DeployTarget):
         self._owns_client = owns_client
         self._rest = _Rest(api_client, timeout_s=request_timeout_s)
         self._hpa_version: str | None = None
+        self._traffic_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_kubeconfig(
@@ -265,6 +319,8 @@ class KubernetesTarget(DeployTarget):
             if arm == "stable":
                 self._apply_hpa(min_replicas=n_stable)
             self._wait_ready(arm, timeout_s=self.traffic_timeout_s)
+        for listener in self._traffic_listeners:
+            listener()
 
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
@@ -290,6 +346,26 @@ class KubernetesTarget(DeployTarget):
         if self._client is not None and self._owns_client:
             self._client.close()  # type: ignore[no-untyped-call]
         self._client = None
+
+    # --- pods (what a metrics source reads) --------------------------------------------------------
+
+    def on_traffic_set(self, listener: Callable[[], None]) -> None:
+        """Non-blocking; `listener()` runs after every `set_traffic` that returned (both arms at the new ratio)."""
+        self._traffic_listeners.append(listener)
+
+    def arm_pods(self, arm: Arm) -> list[Manifest]:
+        """Blocking (one list call); the pods of one arm as stored (any phase; DeployError if the list fails)."""
+        return self._list_pods(f"{m.LABEL_APP}={self.app},{m.LABEL_ARM}={arm}")
+
+    def pod_proxy_get(self, pod: str, *, port: int, path: str) -> str:
+        """Blocking (request_timeout_s); GET http://<pod>:<port>/<path> through the API server's pod proxy, as text.
+
+        Needs `pods/proxy get` in the namespace (the deployer's Role has it); DeployError unless 2xx.
+        """
+        url = f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
+        return self._rest.text(
+            url, what=f"pod {self.namespace}/{pod}:{port}/{path.lstrip('/')} via the API proxy"
+        )
 
     # --- objects --------------------------------------------------------------------------------
 

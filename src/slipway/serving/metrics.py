@@ -7,8 +7,15 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-SCORE_BUCKETS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+# Canary analysis on Kubernetes rebuilds latency and score samples from these buckets
+# (slipway.deploy.k8s_metrics), so they are fine: latency edges 2**(k/4) s from 2**-13 s (0.12 ms) to
+# 2**4 s (each 19% above the last: a p99 ratio read off them is off by at most that factor), and score
+# edges every 0.02 (0.5 is an edge, so labels survive) plus finer ones near 0 and 1 where a
+# classifier's scores pile up. Above 1.0 (the +Inf bucket) a score breaks the schema.
+LATENCY_BUCKETS = tuple(float(f"{2.0 ** (k / 4):.6g}") for k in range(-52, 17))
+SCORE_BUCKETS = tuple(
+    sorted({0.001, 0.005, 0.01, 0.99, 0.995, 0.999} | {round(0.02 * k, 2) for k in range(1, 51)})
+)
 
 
 class ServingMetrics:

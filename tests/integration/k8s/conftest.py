@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,9 +17,15 @@ import pytest
 
 from tests.integration.k8s.control_plane import ControlPlane, k8s_bin, missing_binaries
 from tests.integration.k8s.fake_kubelet import FakeKubelet
+from tests.integration.k8s.process_kubelet import ProcessKubelet, network_unavailable
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+    from slipway.data.reference import Reference
+
+# Namespaces whose pods a ProcessKubelet runs as real server processes (the fake kubelet skips them).
+PROCESS_NAMESPACES: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +40,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     plane = ControlPlane(workdir=tmp_path_factory.mktemp("k8s"))
     try:
         plane.start()
-        kubelet = FakeKubelet(plane.http())
+        kubelet = FakeKubelet(plane.http(), skip_namespaces=PROCESS_NAMESPACES)
         kubelet.start()
         yield plane
         kubelet.stop()
@@ -85,3 +92,63 @@ def admin_api_client(control_plane: ControlPlane) -> Iterator[ApiClient]:
     client = api_client(control_plane, token=control_plane.admin_token)
     yield client
     client.close()
+
+
+PROCESS_REPO = "127.0.0.1:5000/slipway/tiny"
+
+
+def process_image(version: str) -> str:
+    """The image reference a ProcessKubelet maps to the tiny bundle of `version` (its digest: the digit repeated)."""
+    return f"{PROCESS_REPO}@sha256:{version[0] * 64}"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, ref: Reference) -> dict[str, Path]:
+    """Serving bundles of one tiny linear model as versions 1 and 2, by image reference."""
+    import numpy as np
+
+    from slipway.serving.bundle import write_bundle
+    from tests.unit.serving.conftest import linear_onnx
+
+    root = tmp_path_factory.mktemp("k8s-bundles").resolve()
+    rng = np.random.default_rng(0)
+    onnx_path = linear_onnx(
+        root / "src" / "model.onnx", weights=rng.normal(size=(30, 2)) / 10, bias=np.array([0.1, -0.1])
+    )
+    return {
+        process_image(version): write_bundle(
+            root / f"v{version}",
+            onnx_path=onnx_path,
+            model_name="tiny",
+            model_version=version,
+            features=list(ref.features),
+            classes=[0, 1],
+        )
+        for version in ("1", "2")
+    }
+
+
+@pytest.fixture()
+def process_kubelet(
+    control_plane: ControlPlane,
+    admin: httpx.Client,
+    tiny_bundles: dict[str, Path],
+    tmp_path: Path,
+) -> Iterator[ProcessKubelet]:
+    """A fresh namespace whose pods RUN as local server processes on their own non-loopback IPs."""
+    reason = network_unavailable()
+    if reason:
+        pytest.skip(reason)
+    namespace = f"p-{uuid.uuid4().hex[:8]}"
+    PROCESS_NAMESPACES.add(namespace)  # before any pod exists in it: the fake kubelet keeps off
+    create_namespace(admin, namespace)
+    kubelet = ProcessKubelet(
+        control_plane.http(), namespace=namespace, bundles=tiny_bundles, workdir=tmp_path
+    )
+    kubelet.start()
+    try:
+        yield kubelet
+    finally:
+        kubelet.stop()
+        admin.delete(f"/api/v1/namespaces/{namespace}")
+    assert not kubelet.errors, f"process kubelet errors: {kubelet.errors[:3]}"

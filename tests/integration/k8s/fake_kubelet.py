@@ -35,8 +35,17 @@ def wants_ready(pod: dict[str, Any]) -> bool:
 class FakeKubelet:
     """Binds, starts and deletes the pods of a real API server, in a background thread."""
 
-    def __init__(self, http: httpx.Client, *, node: str = "fake-node-1", tick_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        node: str = "fake-node-1",
+        tick_s: float = 0.1,
+        skip_namespaces: set[str] | None = None,
+    ) -> None:
         self.http = http
+        # namespaces whose pods another kubelet runs (process_kubelet.py); shared, so it may grow later
+        self.skip_namespaces = skip_namespaces if skip_namespaces is not None else set()
         self.node = node
         self.tick_s = tick_s
         self.errors: list[str] = []
@@ -84,6 +93,8 @@ class FakeKubelet:
         """One pass over every pod of the cluster."""
         for pod in self.http.get("/api/v1/pods").json().get("items", []):
             meta, spec, status = pod["metadata"], pod["spec"], pod.get("status", {})
+            if meta["namespace"] in self.skip_namespaces:
+                continue
             path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
             if meta.get("deletionTimestamp"):
                 if spec.get("nodeName"):

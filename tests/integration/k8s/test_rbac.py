@@ -16,12 +16,18 @@ import httpx
 import pytest
 import yaml
 
+from slipway.data.reference import Reference
+from slipway.deploy.k8s_metrics import PodMetricsSource
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.errors import DeployError
 from tests.integration.k8s.conftest import api_client, create_namespace
 from tests.integration.k8s.control_plane import ControlPlane
 from tests.integration.k8s.observe import names
+from tests.integration.k8s.process_kubelet import ProcessKubelet, ServiceProxy, wait_for
 from tests.integration.k8s.test_kubernetes_target import APP, V1, V2, expect_only_stable
+from tests.integration.k8s.test_pod_metrics import APP as TINY_APP
+from tests.integration.k8s.test_pod_metrics import READY_S, load_through, make_target
+from tests.integration.k8s.test_pod_metrics import release as tiny_release
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 
@@ -29,26 +35,31 @@ RBAC_YAML = Path(__file__).resolve().parents[3] / "infra" / "k8s" / "rbac.yaml"
 NAMESPACE = "slipway"  # the namespace rbac.yaml is rendered for
 
 
-def apply_rbac(admin: httpx.Client) -> None:
-    """Create the ServiceAccount, Role and RoleBinding exactly as infra/k8s/rbac.yaml has them."""
+def apply_rbac(admin: httpx.Client, *, namespace: str = NAMESPACE) -> None:
+    """Create the ServiceAccount, Role and RoleBinding exactly as infra/k8s/rbac.yaml has them (moved to `namespace`)."""
     paths = {
-        "ServiceAccount": f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
-        "Role": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/roles",
-        "RoleBinding": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/rolebindings",
+        "ServiceAccount": f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        "Role": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
+        "RoleBinding": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
     }
     for obj in yaml.safe_load_all(RBAC_YAML.read_text()):
         assert obj["metadata"]["namespace"] == NAMESPACE
+        obj["metadata"]["namespace"] = namespace
+        for subject in obj.get("subjects") or []:
+            subject["namespace"] = namespace
         r = admin.post(paths[obj["kind"]], json=obj)
         assert r.status_code in (201, 409), r.text
 
 
-def service_account_token(admin: httpx.Client, name: str, *, timeout_s: float = 20.0) -> str:
+def service_account_token(
+    admin: httpx.Client, name: str, *, namespace: str = NAMESPACE, timeout_s: float = 20.0
+) -> str:
     """The token 1.20's token controller puts in the ServiceAccount's Secret."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        sa = admin.get(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}").json()
+        sa = admin.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}").json()
         for ref in sa.get("secrets") or []:
-            secret: dict[str, Any] = admin.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{ref['name']}").json()
+            secret: dict[str, Any] = admin.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}").json()
             token = (secret.get("data") or {}).get("token")
             if token:
                 return base64.b64decode(token).decode()
@@ -123,6 +134,11 @@ def test_the_role_is_enough_for_the_whole_release_flow(
         ("GET", "/apis/apps/v1/deployments", None),
         ("GET", "/api/v1/namespaces", None),
         ("GET", "/api/v1/nodes", None),
+        # the pod proxy: GET (scrape /metrics) in its own namespace only, nothing that writes through it
+        ("POST", f"/api/v1/namespaces/{NAMESPACE}/pods/x:8080/proxy/predict", {"instances": []}),
+        ("PUT", f"/api/v1/namespaces/{NAMESPACE}/pods/x:8080/proxy/metrics", None),
+        ("GET", "/api/v1/namespaces/other-team/pods/x:8080/proxy/metrics", None),
+        ("GET", "/api/v1/namespaces/other-team/services/x:80/proxy/metrics", None),
     ],
 )
 def test_the_role_grants_nothing_more(
@@ -148,3 +164,33 @@ def test_a_target_in_another_namespace_is_refused(
         "Service": set(),
         "HorizontalPodAutoscaler": set(),
     }
+
+
+def test_the_role_is_enough_to_scrape_every_pod_for_the_canary_analysis(
+    control_plane: ControlPlane, admin: httpx.Client, process_kubelet: ProcessKubelet, ref: Reference
+) -> None:
+    # Given the Role of rbac.yaml in a namespace whose pods run real servers
+    namespace = process_kubelet.namespace
+    apply_rbac(admin, namespace=namespace)
+    token = service_account_token(admin, "slipway-deployer", namespace=namespace)
+    client = api_client(control_plane, token=token)
+    try:
+        # When the deployer's own token deploys both arms and scrapes them through the pod proxy
+        target = make_target(client, namespace)
+        target.deploy_stable(tiny_release("1"), ready_timeout_s=READY_S)
+        assert target.start_canary(tiny_release("2"), ready_timeout_s=READY_S)
+        source = PodMetricsSource(target)
+        target.on_traffic_set(source.rebaseline)
+        target.set_traffic(weight=50, shadow=0)
+        with ServiceProxy(admin, namespace=namespace, service=TINY_APP, seed=4) as proxy:
+            wait_for(lambda: len(proxy.addresses) == 4, timeout_s=30, what="4 endpoints")
+            stats = load_through(proxy, ref.holdout_xy()[0], seconds=3.0)
+        obs = source.observe(weight=50)
+
+        # Then every Ready pod was read: the windows hold all the answers, by arm
+        assert not obs.stale, obs.source_error
+        assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
+        assert obs.stable.requests > 0 and obs.canary.requests > 0
+        target.rollback()
+    finally:
+        client.close()

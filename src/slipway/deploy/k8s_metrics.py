@@ -1,0 +1,289 @@
+"""Canary analysis windows on Kubernetes: every Ready pod of each arm scraped through the API server's pod proxy.
+
+`PodMetricsSource.observe` lists the Ready, non-terminating pods of each arm (labels `app`, `arm`),
+reads each one's Prometheus `/metrics` at `/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics`
+(RBAC: `pods/proxy get`, in the deployer's Role), and differences the counters and histograms
+against the previous scrape of the same pod. A pod first seen in this window counts in full (it got
+no traffic before it was Ready); a counter that went down, a new `_created` time or a higher
+`restartCount` is a restarted server, whose counts since the restart are the window's. A Ready pod
+that cannot be scraped, or whose metrics name another model version than its arm serves, makes the
+window stale (fail closed: the decision never promotes on it).
+
+Latency and score samples are rebuilt from histogram buckets: every observation in a bucket becomes
+the bucket's representative value (geometric middle for latency, middle for scores), the SAME value
+for both arms, so KS sees two samples on one grid (ties only make it conservative: D can only shrink)
+and the p99 ratio is a ratio of bucket values, exact to one bucket width (19% with the serving
+buckets). Scores above 1.0 (the +Inf score bucket) count as schema-invalid rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from slipway.deploy import k8s_manifests as m
+from slipway.deploy.base import Arm, ArmWindow, MetricsSource, Observation
+from slipway.errors import DeployError
+
+if TYPE_CHECKING:
+    from slipway.deploy.kubernetes import KubernetesTarget
+
+Buckets = tuple[tuple[float, int], ...]  # (upper bound, count in that bucket alone), +Inf last
+ARMS: tuple[Arm, Arm] = ("stable", "canary")
+REQUESTS = "slipway_requests_total"
+LATENCY = "slipway_request_latency_seconds"
+SCORE = "slipway_prediction_score"
+NONFINITE = "slipway_nonfinite_outputs_total"
+
+
+@dataclass(frozen=True)
+class PodCounters:
+    """One scrape of one pod's server: cumulative counts since the process started."""
+
+    requests: int = 0
+    errors: int = 0  # HTTP 5xx answers
+    latency: Buckets = ()
+    scores: Buckets = ()
+    nonfinite: int = 0
+    versions: frozenset[str] = frozenset()  # model_version label values seen
+    created: float = 0.0  # earliest `_created` time of the request series (the process's first request)
+
+    def counts(self) -> tuple[int, ...]:
+        """Pure; every counter and bucket as one tuple (for reset detection)."""
+        return (
+            self.requests,
+            self.errors,
+            self.nonfinite,
+            *(n for _, n in self.latency),
+            *(n for _, n in self.scores),
+        )
+
+
+def _buckets(cumulative: Mapping[float, float]) -> Buckets:
+    """Pure; per-bucket counts from Prometheus cumulative `le` counts."""
+    out: list[tuple[float, int]] = []
+    below = 0.0
+    for le in sorted(cumulative):
+        out.append((le, round(cumulative[le] - below)))
+        below = cumulative[le]
+    return tuple(out)
+
+
+def parse_metrics(text: str) -> PodCounters:
+    """Pure; the serving app's exposition (slipway.serving.metrics) summed over model versions; ValueError if malformed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    requests = errors = nonfinite = 0.0
+    latency: dict[float, float] = {}
+    scores: dict[float, float] = {}
+    versions: set[str] = set()
+    created: list[float] = []
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            version = s.labels.get("model_version")
+            if version is not None:
+                versions.add(version)
+            if s.name == REQUESTS:
+                requests += s.value
+                if s.labels.get("status", "").startswith("5"):
+                    errors += s.value
+            elif s.name == f"{REQUESTS.removesuffix('_total')}_created":
+                created.append(s.value)
+            elif s.name == NONFINITE:
+                nonfinite += s.value
+            elif s.name in (f"{LATENCY}_bucket", f"{SCORE}_bucket"):
+                into = latency if s.name.startswith(LATENCY) else scores
+                le = float(s.labels["le"])
+                into[le] = into.get(le, 0.0) + s.value
+    return PodCounters(
+        requests=int(requests),
+        errors=int(errors),
+        latency=_buckets(latency),
+        scores=_buckets(scores),
+        nonfinite=int(nonfinite),
+        versions=frozenset(versions),
+        created=min(created, default=0.0),
+    )
+
+
+def _sub(now: Buckets, before: Buckets) -> Buckets:
+    """Pure; bucket-wise difference (bounds taken from `now`; a bucket `before` lacks counts from 0)."""
+    prev = dict(before)
+    return tuple((le, n - prev.get(le, 0)) for le, n in now)
+
+
+def difference(now: PodCounters, before: PodCounters | None) -> PodCounters:
+    """Pure; what happened between two scrapes of one pod; all of `now` when first seen or after a restart (reset)."""
+    if before is None or (before.created and now.created and now.created != before.created):
+        return now
+    delta = PodCounters(
+        requests=now.requests - before.requests,
+        errors=now.errors - before.errors,
+        latency=_sub(now.latency, before.latency),
+        scores=_sub(now.scores, before.scores),
+        nonfinite=now.nonfinite - before.nonfinite,
+        versions=now.versions,
+        created=now.created,
+    )
+    return now if any(n < 0 for n in delta.counts()) else delta
+
+
+def _representatives(buckets: Buckets, *, geometric: bool) -> list[tuple[float, int]]:
+    """Pure; (value, count) per finite bucket: its middle (geometric for latency); the +Inf bucket at twice the last bound."""
+    out: list[tuple[float, int]] = []
+    lower = 0.0
+    for le, n in buckets:
+        if math.isinf(le):
+            value = 2.0 * lower
+        elif geometric and lower > 0:
+            value = math.sqrt(lower * le)
+        else:
+            value = (lower + le) / 2.0
+        if n > 0:
+            out.append((value, n))
+        lower = le
+    return out
+
+
+def arm_window(deltas: list[PodCounters]) -> ArmWindow:
+    """Pure; one arm's ArmWindow from its pods' deltas: counts summed, samples rebuilt from the summed buckets."""
+    window = ArmWindow()
+    latency: dict[float, int] = {}
+    scores: dict[float, int] = {}
+    for d in deltas:
+        window.requests += d.requests
+        window.errors += d.errors
+        window.nonfinite += d.nonfinite
+        for le, n in d.latency:
+            latency[le] = latency.get(le, 0) + n
+        for le, n in d.scores:
+            scores[le] = scores.get(le, 0) + n
+    for value, n in _representatives(tuple(sorted(latency.items())), geometric=True):
+        window.latencies_ms.extend([round(value * 1000.0, 6)] * n)
+    score_buckets = tuple(sorted(scores.items()))
+    window.invalid += sum(n for le, n in score_buckets if math.isinf(le) and n > 0)
+    finite = tuple((le, n) for le, n in score_buckets if not math.isinf(le))
+    for value, n in _representatives(finite, geometric=False):
+        window.scores.extend([round(value, 6)] * n)
+    return window
+
+
+@dataclass
+class _Seen:
+    """The last scrape of one pod (by UID) and its restart count then."""
+
+    counters: PodCounters
+    restarts: int
+
+
+@dataclass
+class _Scrape:
+    """One pass over both arms: per-pod counters, and why it is stale (empty when fresh)."""
+
+    at: float
+    pods: dict[str, tuple[Arm, PodCounters, int]] = field(
+        default_factory=dict
+    )  # uid -> (arm, counters, restarts)
+    problems: list[str] = field(default_factory=list)
+
+
+def _ready(pod: m.Manifest) -> bool:
+    """Whether a pod is Ready and not terminating (what a Service sends traffic to)."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return False
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _restarts(pod: m.Manifest) -> int:
+    """The pod's total container restart count."""
+    return sum(int(c.get("restartCount", 0)) for c in pod.get("status", {}).get("containerStatuses") or [])
+
+
+class PodMetricsSource(MetricsSource):
+    """Analysis windows of a KubernetesTarget's arms, scraped per Ready pod through the API server's pod proxy."""
+
+    def __init__(
+        self,
+        target: KubernetesTarget,
+        *,
+        port: int = m.CONTAINER_PORT,
+        path: str = "metrics",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self.port = port
+        self.path = path.lstrip("/")
+        self.clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._start: float | None = None
+        self._stale_baseline: str | None = None
+
+    def rebaseline(self) -> None:
+        """Blocking (one scrape); the next window starts now (call after a traffic change); a failed scrape makes it stale."""
+        scrape = self._scrape()
+        self._keep(scrape)
+        self._start = scrape.at
+        self._stale_baseline = "; ".join(scrape.problems) or None
+
+    def observe(self, *, weight: int) -> Observation:
+        """Blocking (one scrape per Ready pod); both arms' counts since the previous call; stale if any Ready pod fails."""
+        scrape = self._scrape()
+        start = scrape.at if self._start is None else self._start
+        deltas: dict[Arm, list[PodCounters]] = {"stable": [], "canary": []}
+        for uid, (arm, counters, restarts) in scrape.pods.items():
+            seen = self._seen.get(uid)
+            before = seen.counters if seen is not None and restarts == seen.restarts else None
+            deltas[arm].append(difference(counters, before))
+        problems = list(scrape.problems)
+        if self._stale_baseline:
+            problems.append(f"baseline after the traffic change: {self._stale_baseline}")
+        first = self._start is None
+        self._keep(scrape)
+        self._start, self._stale_baseline = scrape.at, None
+        return Observation(
+            start_s=start,
+            end_s=scrape.at,
+            weight=weight,
+            stable=arm_window(deltas["stable"]) if not first else ArmWindow(),
+            canary=arm_window(deltas["canary"]) if not first else ArmWindow(),
+            stale=bool(problems) or first,
+            source_error="; ".join(problems) if problems else ("first scrape: a baseline" if first else None),
+        )
+
+    def _keep(self, scrape: _Scrape) -> None:
+        """Remember this scrape per pod (pods gone since are forgotten)."""
+        self._seen = {uid: _Seen(counters, restarts) for uid, (_, counters, restarts) in scrape.pods.items()}
+
+    def _scrape(self) -> _Scrape:
+        """One pass: list each arm's pods, scrape the Ready ones; problems name the pod and why."""
+        scrape = _Scrape(at=self.clock())
+        for arm in ARMS:
+            try:
+                pods = self.target.arm_pods(arm)
+            except DeployError as exc:
+                scrape.problems.append(f"{arm}: {exc}")
+                continue
+            for pod in pods:
+                if not _ready(pod):
+                    continue
+                meta = pod["metadata"]
+                name, uid = meta["name"], meta.get("uid", meta["name"])
+                want = (meta.get("labels") or {}).get(m.LABEL_VERSION)
+                try:
+                    text = self.target.pod_proxy_get(name, port=self.port, path=self.path)
+                    counters = parse_metrics(text)
+                except (DeployError, ValueError) as exc:
+                    scrape.problems.append(f"{arm} pod {name}: metrics unreadable: {exc}")
+                    continue
+                if want and counters.versions - {want}:
+                    scrape.problems.append(
+                        f"{arm} pod {name}: metrics of model version(s) {sorted(counters.versions)}, "
+                        f"but the pod serves {want}"
+                    )
+                    continue
+                scrape.pods[uid] = (arm, counters, _restarts(pod))
+        return scrape

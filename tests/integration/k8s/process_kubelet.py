@@ -1,0 +1,407 @@
+"""A test-only kubelet that RUNS pods: each pod of its namespace is a real `python -m slipway.serving` process.
+
+The fake kubelet (fake_kubelet.py) only reports pods Ready. Canary analysis on Kubernetes reads every
+pod's /metrics through the API server's pod proxy, which refuses loopback pod IPs; so this kubelet
+gives each pod its own non-loopback address (10.77.X.N/32 on a dummy interface, or on `lo` where the
+kernel has no dummy driver: needs root and `ip`), starts the server of the pod's image (a bundle
+folder registered per image digest) bound to that address and the container port with the pod's
+env, and reports Ready from the server's own /readyz (3 failed probes in a row = not Ready, like a
+readinessProbe with failureThreshold 3). A server that exits is restarted (restartCount + 1); a
+terminating pod's process gets SIGTERM, then the pod is deleted.
+
+`ServiceProxy` stands in for kube-proxy: an HTTP server on 127.0.0.1 that sends each request to a
+random ready endpoint address of a Service, so load spreads over the arms by their pod counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVER_PORT = 8080
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def network_unavailable() -> str | None:
+    """Why pod addresses cannot be added here (None when they can): root and `ip` are needed."""
+    if os.geteuid() != 0:
+        return "the process kubelet adds pod IPs to a network interface: needs root"
+    if shutil.which("ip") is None:
+        return "the process kubelet needs `ip` (iproute2) to add pod IPs"
+    return None
+
+
+class PodNetwork:
+    """Non-loopback /32 addresses for pods, on a dummy interface (or `lo`); all removed by `close()`."""
+
+    def __init__(self) -> None:
+        self.subnet = f"10.77.{random.Random(os.getpid()).randint(1, 250)}"
+        self.device = f"slipway{os.getpid() % 100000}"
+        made = subprocess.run(
+            ["ip", "link", "add", self.device, "type", "dummy"], capture_output=True, text=True
+        )
+        self.own_device = made.returncode == 0
+        if self.own_device:
+            subprocess.run(["ip", "link", "set", self.device, "up"], check=True, capture_output=True)
+        else:
+            self.device = "lo"  # no dummy driver (containers): a /32 on lo is still not a loopback IP
+        self._free = [f"{self.subnet}.{n}" for n in range(2, 255)]
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> str:
+        """A fresh address, added to the device."""
+        with self._lock:
+            ip = self._free.pop(0)
+            subprocess.run(
+                ["ip", "addr", "add", f"{ip}/32", "dev", self.device], check=True, capture_output=True
+            )
+            self._used.add(ip)
+            return ip
+
+    def release(self, ip: str) -> None:
+        """Remove one address (idempotent)."""
+        with self._lock:
+            if ip in self._used:
+                subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", self.device], capture_output=True)
+                self._used.discard(ip)
+
+    def close(self) -> None:
+        """Remove every address, and the dummy device if this made it."""
+        for ip in list(self._used):
+            self.release(ip)
+        if self.own_device:
+            subprocess.run(["ip", "link", "del", self.device], capture_output=True)
+
+
+@dataclass
+class _Pod:
+    """One running pod: its address, server process, restarts and what was last reported."""
+
+    name: str
+    ip: str
+    proc: subprocess.Popen[bytes]
+    restarts: int = 0
+    failures: int = 0
+    reported: bool | None = None  # last Ready value patched into the status
+
+
+class ProcessKubelet:
+    """Binds and RUNS the pods of one namespace as local server processes, in a background thread."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        namespace: str,
+        bundles: Mapping[str, Path] | Callable[[dict[str, Any]], Path | None],
+        workdir: Path,
+        tick_s: float = 0.2,
+        failure_threshold: int = 3,
+    ) -> None:
+        self.http = http
+        self.namespace = namespace
+        # image reference -> bundle folder, or a function of the pod giving its bundle (None: unknown)
+        self.bundles = bundles
+        self.workdir = workdir
+        self.node = f"process-node-{namespace}"
+        self.tick_s = tick_s
+        self.failure_threshold = failure_threshold
+        self.errors: list[str] = []
+        self.pods: dict[str, _Pod] = {}  # by uid
+        self.net = PodNetwork()
+        self._probe = httpx.Client(timeout=1.0, trust_env=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="process-kubelet", daemon=True)
+
+    def start(self) -> None:
+        """Register the Node (Ready) and start the loop."""
+        r = self.http.post(
+            "/api/v1/nodes", json={"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node}}
+        )
+        if r.status_code not in (201, 409):
+            raise RuntimeError(f"register node: {r.status_code} {r.text}")
+        status = {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "ProcessKubelet",
+                        "lastHeartbeatTime": _now(),
+                    }
+                ],
+                "capacity": {"cpu": "16", "memory": "64Gi", "pods": "100"},
+                "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "100"},
+            }
+        }
+        self._patch(f"/api/v1/nodes/{self.node}/status", status)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop, every server process, and remove the pod addresses."""
+        self._stop.set()
+        self._thread.join(timeout=15)
+        for pod in list(self.pods.values()):
+            self._kill(pod)
+        self.pods.clear()
+        self.net.close()
+        self._probe.close()
+        with contextlib.suppress(httpx.HTTPError):
+            self.http.delete(f"/api/v1/nodes/{self.node}")
+
+    def pod_named(self, name: str) -> _Pod:
+        """The running pod with this name (KeyError if none)."""
+        return next(p for p in self.pods.values() if p.name == name)
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # keep going; tests read `errors`
+                self.errors.append(repr(exc))
+            self._stop.wait(self.tick_s)
+
+    def tick(self) -> None:
+        """One pass over the namespace's pods: bind, start, probe, restart, stop."""
+        listed = self.http.get(f"/api/v1/namespaces/{self.namespace}/pods").json().get("items", [])
+        live: set[str] = set()
+        for pod in listed:
+            meta, spec = pod["metadata"], pod["spec"]
+            uid, path = meta["uid"], f"/api/v1/namespaces/{self.namespace}/pods/{meta['name']}"
+            if meta.get("deletionTimestamp"):
+                if uid in self.pods:
+                    self._kill(self.pods.pop(uid))
+                self.http.delete(path, params={"gracePeriodSeconds": "0"})
+                continue
+            live.add(uid)
+            if not spec.get("nodeName"):
+                binding = {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": meta["name"]},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+                }
+                self.http.post(f"{path}/binding", json=binding)
+                continue
+            running = self.pods.get(uid)
+            if running is None:
+                running = self.pods[uid] = self._start(pod)
+            elif running.proc.poll() is not None:  # crashed: restart like a kubelet would
+                running.proc = self._spawn(pod, running.ip)
+                running.restarts += 1
+                running.failures, running.reported = 0, None
+            ready = self._ready(running)
+            if ready != running.reported:
+                self._patch(f"{path}/status", self._status(pod, running, ready=ready))
+                running.reported = ready
+        for uid in set(self.pods) - live:  # deleted outright
+            self._kill(self.pods.pop(uid))
+
+    def _ready(self, pod: _Pod) -> bool:
+        """The server's /readyz, with failureThreshold: Ready until that many probes in a row failed."""
+        try:
+            ok = self._probe.get(f"http://{pod.ip}:{SERVER_PORT}/readyz").status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        pod.failures = 0 if ok else pod.failures + 1
+        if pod.reported:
+            return pod.failures < self.failure_threshold
+        return ok
+
+    def _start(self, pod: dict[str, Any]) -> _Pod:
+        ip = self.net.acquire()
+        return _Pod(name=pod["metadata"]["name"], ip=ip, proc=self._spawn(pod, ip))
+
+    def _spawn(self, pod: dict[str, Any], ip: str) -> subprocess.Popen[bytes]:
+        """`python -m slipway.serving` for the pod's image, with its env, on ip:8080."""
+        container = pod["spec"]["containers"][0]
+        bundles = self.bundles
+        bundle = bundles(pod) if callable(bundles) else bundles.get(container["image"])
+        if bundle is None:
+            raise RuntimeError(f"no bundle registered for image {container['image']}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_SERVE_")}
+        env.update({e["name"]: e.get("value", "") for e in container.get("env") or []})
+        env.update(
+            SLIPWAY_SERVE_MODEL=str(bundle),
+            SLIPWAY_SERVE_HOST=ip,
+            SLIPWAY_SERVE_PORT=str(SERVER_PORT),
+            SLIPWAY_SERVE_ORT_THREADS="1",
+        )
+        log = (self.workdir / f"{pod['metadata']['name']}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "slipway.serving"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            log.close()
+
+    def _kill(self, pod: _Pod) -> None:
+        if pod.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                pod.proc.send_signal(signal.SIGCONT)  # a test may have paused it
+                pod.proc.terminate()
+            try:
+                pod.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pod.proc.kill()
+                pod.proc.wait(timeout=5)
+        self.net.release(pod.ip)
+
+    def _status(self, pod: dict[str, Any], running: _Pod, *, ready: bool) -> dict[str, Any]:
+        now, flag = _now(), "True" if ready else "False"
+        why = (
+            {}
+            if ready
+            else {"reason": "ContainersNotReady", "message": "readiness probe failed: GET /readyz"}
+        )
+        return {
+            "status": {
+                "phase": "Running",
+                "hostIP": running.ip,
+                "podIP": running.ip,
+                "podIPs": [{"ip": running.ip}],
+                "startTime": now,
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": flag, "lastTransitionTime": now, **why},
+                    {"type": "Ready", "status": flag, "lastTransitionTime": now, **why},
+                ],
+                "containerStatuses": [
+                    {
+                        "name": c["name"],
+                        "image": c["image"],
+                        "imageID": c["image"],
+                        "ready": ready,
+                        "started": True,
+                        "restartCount": running.restarts,
+                        "state": {"running": {"startedAt": now}},
+                    }
+                    for c in pod["spec"]["containers"]
+                ],
+            }
+        }
+
+    def _patch(self, path: str, body: dict[str, Any]) -> None:
+        r = self.http.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
+        if r.status_code not in (200, 404, 409):
+            raise RuntimeError(f"PATCH {path}: {r.status_code} {r.text[:300]}")
+
+
+class ServiceProxy:
+    """kube-proxy for one Service: each request to http://127.0.0.1:<port> goes to a random ready endpoint."""
+
+    def __init__(self, http: httpx.Client, *, namespace: str, service: str, seed: int = 0) -> None:
+        self.http = http
+        self.path = f"/api/v1/namespaces/{namespace}/endpoints/{service}"
+        self.addresses: list[str] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stop = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, headers, payload = proxy.forward(self.path, body, self.headers.get("Content-Type"))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, name="service-proxy", daemon=True),
+            threading.Thread(target=self._watch, name="service-proxy-endpoints", daemon=True),
+        ]
+
+    def __enter__(self) -> ServiceProxy:
+        self.refresh()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def refresh(self) -> None:
+        """Read the Service's ready endpoint addresses."""
+        r = self.http.get(self.path)
+        found: list[str] = []
+        if r.status_code == 200:
+            for subset in r.json().get("subsets") or []:
+                found += [a["ip"] for a in subset.get("addresses") or []]
+        with self._lock:
+            self.addresses = sorted(found)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            with contextlib.suppress(httpx.HTTPError):
+                self.refresh()
+
+    def forward(self, path: str, body: bytes, content_type: str | None) -> tuple[int, dict[str, str], bytes]:
+        """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 on failure."""
+        with self._lock:
+            ip = self._rng.choice(self.addresses) if self.addresses else None
+        if ip is None:
+            return 503, {"Content-Type": "text/plain"}, b"no ready endpoints"
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = httpx.Client(timeout=10.0, trust_env=False)
+        try:
+            r = client.post(
+                f"http://{ip}:{SERVER_PORT}{path}",
+                content=body,
+                headers={"Content-Type": content_type or "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            return 502, {"Content-Type": "text/plain"}, str(exc).encode()
+        return r.status_code, {"Content-Type": r.headers.get("content-type", "application/json")}, r.content
+
+
+def wait_for(check: Any, *, timeout_s: float, what: str) -> None:
+    """Poll `check()` until truthy; AssertionError naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)

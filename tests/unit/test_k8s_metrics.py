@@ -1,0 +1,254 @@
+"""PodMetricsSource's pure parts: parsing the serving exposition, differencing scrapes, rebuilding samples from buckets.
+
+Also: the canary checks stay sound on binned data (both arms on the same grid), and a stand-in
+target (pods + their exposition text, no HTTP) drives the source's stale/reset rules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from slipway.canary import checks
+from slipway.config import CanaryConfig
+from slipway.deploy import k8s_manifests as m
+from slipway.deploy.k8s_metrics import (
+    PodCounters,
+    PodMetricsSource,
+    arm_window,
+    difference,
+    parse_metrics,
+)
+from slipway.deploy.kubernetes import policy_problems
+from slipway.errors import DeployError
+from slipway.serving.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, ServingMetrics
+
+POLICY = CanaryConfig(shadow_intervals=0, shift_min_samples=100)
+
+
+def served(
+    *,
+    version: str = "2",
+    ok: int = 0,
+    errors: int = 0,
+    scores: list[float] | None = None,
+    seconds: float = 0.002,
+) -> ServingMetrics:
+    """A real ServingMetrics after `ok` 200s and `errors` 500s, one row each with these scores."""
+    metrics = ServingMetrics()
+    for _ in range(ok):
+        metrics.request(status=200, version=version, seconds=seconds)
+    for _ in range(errors):
+        metrics.request(status=500, version=version, seconds=seconds)
+    values = np.asarray(scores or [], dtype=float)
+    labels: list[int | None] = [None if not np.isfinite(v) else int(v >= 0.5) for v in values]
+    metrics.outputs(version=version, labels=labels, scores=values)
+    return metrics
+
+
+def counters(metrics: ServingMetrics) -> PodCounters:
+    return parse_metrics(metrics.exposition().decode())
+
+
+def test_parse_reads_requests_errors_nonfinite_and_buckets() -> None:
+    c = counters(served(ok=7, errors=3, scores=[0.1, 0.9, math.nan, 0.3]))
+    assert (c.requests, c.errors, c.nonfinite, c.versions) == (10, 3, 1, frozenset({"2"}))
+    assert sum(n for _, n in c.latency) == 10 and len(c.latency) == len(LATENCY_BUCKETS) + 1
+    assert sum(n for _, n in c.scores) == 3 and len(c.scores) == len(SCORE_BUCKETS) + 1
+    assert c.created > 0
+
+
+def test_a_fresh_server_exposes_no_version_and_no_counts() -> None:
+    c = counters(ServingMetrics())
+    assert (c.requests, c.versions, c.latency) == (0, frozenset(), ())
+
+
+def test_difference_is_what_happened_between_scrapes() -> None:
+    metrics = served(ok=5, scores=[0.2] * 5)
+    before = counters(metrics)
+    metrics.request(status=500, version="2", seconds=0.01)
+    metrics.outputs(version="2", labels=[1, 1], scores=np.array([0.8, 0.8]))
+    delta = difference(counters(metrics), before)
+    assert (delta.requests, delta.errors, delta.nonfinite) == (1, 1, 0)
+    assert sum(n for _, n in delta.scores) == 2
+    assert [le for le, n in delta.scores if n] == [0.8]  # (0.78, 0.8]
+    assert sum(n for _, n in delta.latency) == 1
+
+
+def test_a_restarted_server_counts_in_full() -> None:
+    old = counters(served(ok=50))
+    new = counters(served(ok=4))  # a new process: counters went down, `_created` moved
+    assert difference(new, old) == new
+    assert difference(new, None) == new
+    # a reset seen by the counts alone (same `_created`) also counts in full
+    assert difference(new, PodCounters(requests=10, created=new.created)) == new
+
+
+def test_arm_window_rebuilds_one_sample_per_observation_on_the_shared_grid() -> None:
+    a = counters(served(ok=3, scores=[0.49, 0.51, 0.999]))
+    b = counters(served(ok=2, errors=1, scores=[0.0001, 1.0], seconds=0.05))
+    w = arm_window([a, b])
+    assert (w.requests, w.errors, w.nonfinite, w.invalid) == (6, 1, 0, 0)
+    assert len(w.latencies_ms) == 6 and len(w.scores) == 5
+    # labels survive the binning: 0.5 is a bucket edge
+    assert [s >= 0.5 for s in sorted(w.scores)] == [False, False, True, True, True]
+    assert all(0 < s < 1 for s in w.scores)
+    fast, slow = sorted(set(w.latencies_ms))
+    assert 2 / 1.19 < fast < 2 * 1.19 and 50 / 1.19 < slow < 50 * 1.19  # within one bucket of 2 ms, 50 ms
+
+
+def test_scores_above_one_are_schema_invalid() -> None:
+    c = counters(served(ok=2, scores=[1.5, 0.2]))
+    w = arm_window([c])
+    assert (w.invalid, len(w.scores)) == (1, 1)
+
+
+def binned(values: np.ndarray, *, latency: bool = False) -> list[float]:
+    """`values` through a real ServingMetrics histogram and back (what the kubernetes source sees)."""
+    metrics = ServingMetrics()
+    if latency:
+        for v in values:
+            metrics.request(status=200, version="1", seconds=float(v) / 1000.0)
+        return arm_window([counters(metrics)]).latencies_ms
+    metrics.outputs(version="1", labels=[int(v >= 0.5) for v in values], scores=values)
+    return arm_window([counters(metrics)]).scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ks_on_binned_scores_never_exceeds_the_raw_statistic(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    stable = 1 / (1 + np.exp(-rng.normal(0, 2.5, 600)))
+    canary = 1 / (1 + np.exp(-rng.normal(0.4 * (seed % 2), 2.5, 600)))
+    raw_d, _ = checks.ks_two_sample(canary, stable)
+    bin_d, _ = checks.ks_two_sample(np.asarray(binned(canary)), np.asarray(binned(stable)))
+    assert bin_d <= raw_d + 1e-12  # ties on one grid can only hide a shift, never invent one
+
+
+def test_binned_shift_check_passes_the_same_model_and_fails_a_flipped_one() -> None:
+    rng = np.random.default_rng(1)
+    base = 1 / (1 + np.exp(-(rng.normal(0, 1, 800) * 3 + 1.0)))  # skewed toward class 1, like the holdout
+    other = 1 / (1 + np.exp(-(rng.normal(0, 1, 800) * 3 + 1.0)))
+    stable, same, flipped = (np.asarray(binned(v)) for v in (base, other, 1.0 - other))
+    assert checks.shift(same, stable, policy=POLICY).status is checks.CheckStatus.PASSED
+    assert checks.shift(flipped, stable, policy=POLICY).failed
+
+
+@pytest.mark.parametrize(("factor", "fails"), [(1.0, False), (3.0, True)])
+def test_binned_latency_check_keeps_the_p99_ratio_within_one_bucket(factor: float, fails: bool) -> None:
+    rng = np.random.default_rng(2)
+    stable_raw = rng.lognormal(np.log(2.0), 0.3, 1000)
+    canary_raw = rng.lognormal(np.log(2.0), 0.3, 300) * factor
+    stable, canary = (
+        np.asarray(binned(stable_raw, latency=True)),
+        np.asarray(binned(canary_raw, latency=True)),
+    )
+    result = checks.latency(canary, stable, policy=POLICY)
+    assert result.failed is fails
+    raw = np.quantile(canary_raw, 0.99) / np.quantile(stable_raw, 0.99)
+    assert result.statistic is not None
+    assert raw / 2**0.5 <= result.statistic <= raw * 2**0.5  # each p99 off by at most one bucket (2**0.25)
+
+
+# -- the source's rules, over a stand-in target ---------------------------------------------------------
+
+
+class PodsStandIn:
+    """What PodMetricsSource asks a KubernetesTarget: arm_pods and pod_proxy_get (served from dicts)."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, list[dict[str, Any]]] = {"stable": [], "canary": []}
+        self.text: dict[str, str | Exception] = {}
+
+    def add(self, arm: str, name: str, metrics: ServingMetrics, *, version: str, ready: bool = True) -> None:
+        self.pods[arm].append(
+            {
+                "metadata": {"name": name, "uid": f"uid-{name}", "labels": {m.LABEL_VERSION: version}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    "containerStatuses": [{"restartCount": 0}],
+                },
+            }
+        )
+        self.text[name] = metrics.exposition().decode()
+
+    def arm_pods(self, arm: str) -> list[dict[str, Any]]:
+        return self.pods[arm]
+
+    def pod_proxy_get(self, pod: str, *, port: int, path: str) -> str:
+        value = self.text[pod]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def source_over(pods: PodsStandIn) -> PodMetricsSource:
+    clock = iter(range(100))
+    return PodMetricsSource(pods, clock=lambda: float(next(clock)))  # type: ignore[arg-type]
+
+
+def test_windows_difference_per_pod_and_skip_pods_that_are_not_ready() -> None:
+    pods, s1, c1 = PodsStandIn(), served(version="1", ok=10), served(version="2", ok=2)
+    pods.add("stable", "s1", s1, version="1")
+    pods.add("canary", "c1", c1, version="2")
+    pods.add("canary", "c-starting", served(version="2", ok=99), version="2", ready=False)
+    source = source_over(pods)
+    first = source.observe(weight=10)
+    assert first.stale and first.source_error == "first scrape: a baseline"
+    for _ in range(5):
+        s1.request(status=200, version="1", seconds=0.001)
+    c1.request(status=503, version="2", seconds=0.001)
+    pods.text["s1"], pods.text["c1"] = s1.exposition().decode(), c1.exposition().decode()
+    obs = source.observe(weight=10)
+    assert not obs.stale, obs.source_error
+    assert (obs.stable.requests, obs.canary.requests, obs.canary.errors) == (5, 1, 1)
+    assert (obs.start_s, obs.end_s) == (0.0, 1.0)
+
+
+def test_a_ready_pod_that_cannot_be_scraped_makes_the_window_stale() -> None:
+    pods = PodsStandIn()
+    pods.add("stable", "s1", served(version="1", ok=1), version="1")
+    pods.add("canary", "c1", served(version="2", ok=1), version="2")
+    source = source_over(pods)
+    source.observe(weight=10)
+    pods.text["c1"] = DeployError("kubernetes: GET pod c1 via the API proxy: HTTP 503: connection refused")
+    obs = source.observe(weight=10)
+    assert obs.stale and obs.source_error is not None and "canary pod c1" in obs.source_error
+
+
+def test_metrics_of_another_version_than_the_arm_serves_make_the_window_stale() -> None:
+    pods = PodsStandIn()
+    pods.add("stable", "s1", served(version="1", ok=1), version="1")
+    pods.add("canary", "c1", served(version="1", ok=1), version="2")  # the canary pod answers as v1
+    source = source_over(pods)
+    source.observe(weight=10)
+    obs = source.observe(weight=10)
+    assert obs.stale and obs.source_error is not None
+    assert "canary pod c1: metrics of model version(s) ['1'], but the pod serves 2" in obs.source_error
+
+
+def test_a_failed_rebaseline_makes_the_next_window_stale() -> None:
+    pods = PodsStandIn()
+    pods.add("stable", "s1", served(version="1", ok=1), version="1")
+    source = source_over(pods)
+    source.observe(weight=0)
+    pods.text["s1"] = DeployError("timed out")
+    source.rebaseline()
+    pods.text["s1"] = served(version="1", ok=3).exposition().decode()
+    obs = source.observe(weight=10)
+    assert obs.stale and obs.source_error is not None and "after the traffic change" in obs.source_error
+
+
+# -- which policies replica-ratio traffic can run --------------------------------------------------------
+
+
+def test_policy_problems_refuse_shadow_and_unreachable_weights_naming_the_fields() -> None:
+    problems = policy_problems(steps=[5, 25, 50, 100], shadow_intervals=1, total_replicas=10)
+    assert len(problems) == 2
+    assert "canary.shadow_intervals is 1" in problems[0] and "cannot mirror" in problems[0]
+    assert "canary.steps" in problems[1] and "[5, 25]" in problems[1]
+    assert "deploy.kubernetes.replicas" in problems[1]
+    assert policy_problems(steps=[10, 50, 100], shadow_intervals=0, total_replicas=10) == []
+    assert policy_problems(steps=[25, 50, 100], shadow_intervals=0, total_replicas=4) == []
