@@ -303,8 +303,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 def _ops(config: Path | None) -> OpsContext:
     from slipway.ops.context import open_context
+    from slipway.runtime_env import apply_runtime_defaults
 
-    return open_context(config_path=_config_path(config), settings=_settings())
+    settings = _settings()
+    apply_runtime_defaults(settings)  # e.g. no MLflow progress bars on stderr
+    return open_context(config_path=_config_path(config), settings=settings)
 
 
 def _emit(payload: object, lines: list[str], *, as_json: bool) -> None:

@@ -172,3 +172,17 @@ def test_a_failed_redeploy_leaves_the_champion_serving_and_the_registry_as_it_wa
     )
     assert (forward.from_version, forward.to_version) == ("1", "3")
     assert _champion(world["home"]) == "3" and _answered_by(world["target"]) == {"3"}
+
+
+def test_already_champion_but_stopped_is_served_again(world: dict[str, Any]) -> None:
+    target: LocalTarget = world["target"]
+    target.stop_all()
+    assert current_status(open_context(config_path=world["config"])).warnings  # says what to run
+
+    again = run_rollback(
+        open_context(config_path=world["config"]), to_version="3", reason="restart", actor="ops"
+    )
+
+    assert again.noop and again.redeployed and "served nothing: redeployed it" in again.message
+    assert _answered_by(target) == {"3"}
+    assert len(read_records(world["home"] / "reports" / "audit.jsonl")) == 2  # rollback + roll forward only

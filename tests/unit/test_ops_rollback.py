@@ -92,6 +92,22 @@ def test_rollback_is_idempotent_with_and_without_to(tmp_path: Path) -> None:
     assert len(read_records(audit)) == 1
 
 
+def test_already_champion_but_not_served_is_redeployed_without_touching_the_registry(tmp_path: Path) -> None:
+    reg = history()
+    target = serving(reg)
+    audit = tmp_path / "audit.jsonl"
+    run(reg, None, audit, to="1")  # the registry moved (target none), the fake target still serves 2
+    tags = {v.version: v.tags for v in reg.list_versions(model_name=MODEL)}
+
+    result = run(reg, target, audit, to="1")
+
+    assert result.noop and result.redeployed
+    assert "the fake target served version 2: redeployed it" in result.message
+    assert target.state().stable is not None and target.state().stable.model_version == "1"
+    assert {v.version: v.tags for v in reg.list_versions(model_name=MODEL)} == tags
+    assert len(read_records(audit)) == 1
+
+
 def test_a_crash_after_the_alias_moved_gets_its_audit_record_on_the_rerun(tmp_path: Path) -> None:
     reg = history()
     audit = tmp_path / "audit.jsonl"

@@ -47,7 +47,17 @@ def test_a_target_serving_something_else_is_a_warning() -> None:
     target.deploy_stable(release_of(reg.get_version(model_name=MODEL, version="1")), ready_timeout_s=1)
     status = serving_status(registry=reg, model_name=MODEL, deploy=deploy_view(target.state(), target="fake"))
     assert status.warnings and "serves version 1, not champion version 2" in status.warnings[0]
-    assert "image digest: none" in "\n".join(render_status(status))
+    assert "image digest: none (no image stage recorded)" in "\n".join(render_status(status))
+    reg.annotate(
+        model_name=MODEL,
+        version="2",
+        tags={"slipway.image.status": "skipped", "slipway.image.reason": "no builder"},
+        documents={},
+    )
+    skipped = serving_status(
+        registry=reg, model_name=MODEL, deploy=deploy_view(target.state(), target="fake")
+    )
+    assert "image digest: none (image skipped: no builder)" in "\n".join(render_status(skipped))
 
 
 def test_no_champion_and_no_target_state() -> None:

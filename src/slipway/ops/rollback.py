@@ -61,8 +61,8 @@ class RollbackResult(BaseModel):
     model_name: str
     from_version: str | None
     to_version: str
-    noop: bool = Field(description="Nothing changed (already champion / already rolled back).")
-    redeployed: bool = Field(description="The deploy target now serves `to_version` as the stable.")
+    noop: bool = Field(description="The registry was already right (already champion / already rolled back).")
+    redeployed: bool = Field(description="The deploy target (re)deployed `to_version` as the stable.")
     target: str = Field(description="local, kubernetes, fake or none.")
     rollback_id: str | None = None
     at: str | None = None
@@ -229,14 +229,24 @@ def rollback_serving(
     if plan.noop:
         assert champion is not None  # a no-op needs a champion
         _reconcile_audit(champion, audit_path=audit_path, target=target_name)
+        message, redeployed = plan.message, False
+        stable = target.state().stable if target is not None else None
+        if target is not None and (stable is None or stable.model_version != champion.version):
+            # the registry already says so, but the target does not serve it (stopped, or a crash): reconcile
+            _redeploy(target, release_for(champion), plan=plan, ready_timeout_s=ready_timeout_s)
+            serving = f"version {stable.model_version}" if stable else "nothing"
+            message, redeployed = (
+                f"{message} in the registry; the {target_name} target served {serving}: redeployed it",
+                True,
+            )
         return RollbackResult(
             model_name=model_name,
             from_version=plan.from_version,
             to_version=plan.to_version,
             noop=True,
-            redeployed=False,
+            redeployed=redeployed,
             target=target_name,
-            message=plan.message,
+            message=message,
         )
     wanted = registry.get_version(model_name=model_name, version=plan.to_version)
     if target is not None:

@@ -41,6 +41,7 @@ class ServingStatus(BaseModel):
     champion_version: str | None
     image_digest: str | None = None
     image_reference: str | None = None
+    image_status: str | None = Field(default=None, description="built, skipped or failed, with its reason.")
     champion_since: str | None = None
     champion_via: str | None = Field(default=None, description="promotion or rollback.")
     previous_champion: str | None = None
@@ -90,6 +91,7 @@ def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployVi
         champion_version=champion.version,
         image_digest=tags.get("slipway.image.digest"),
         image_reference=tags.get("slipway.image.reference"),
+        image_status=_image_status(tags),
         champion_since=tags.get(CHAMPION_SINCE_TAG) or tags.get(PROMOTED_AT_TAG),
         champion_via=tags.get(CHAMPION_VIA_TAG) or ("promotion" if tags.get("slipway.decision") else None),
         previous_champion=None if previous in (None, "none") else previous,
@@ -98,12 +100,22 @@ def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployVi
     )
 
 
+def _image_status(tags: dict[str, str]) -> str | None:
+    status = tags.get("slipway.image.status")
+    if status is None:
+        return None
+    if status == "built" and not tags.get("slipway.image.digest"):
+        return "image built but not pushed to a registry, so it has no digest"
+    reason = tags.get("slipway.image.reason")
+    return f"image {status}: {reason}" if reason else f"image {status}"
+
+
 def render_status(status: ServingStatus) -> list[str]:
     """Pure; the plain-text lines of `slipway status`."""
     if status.champion_version is None:
         lines = [f"model {status.model_name}: no champion (nothing has been promoted)"]
     else:
-        image = status.image_digest or "none (no image was built for this version)"
+        image = status.image_digest or f"none ({status.image_status or 'no image stage recorded'})"
         lines = [
             f"champion: {status.model_name} version {status.champion_version}",
             f"  image digest: {image}",
@@ -149,8 +161,8 @@ def read_deploy_view(ctx: OpsContext) -> DeployView:
     try:
         url = getattr(target, "router_url", None)
         return deploy_view(target.state(), target=ctx.target_name, router_url=url)
-    except SlipwayError as exc:
-        return DeployView(target=ctx.target_name, note=f"state unavailable: {exc}")
+    except Exception as exc:  # an API or transport error of any client: status still answers
+        return DeployView(target=ctx.target_name, note=f"state unavailable: {type(exc).__name__}: {exc}")
     finally:
         target.close()
 
