@@ -102,9 +102,14 @@ def test_ops_commands_answer_on_the_demo_state(home: Path) -> None:
         assert message in proc.stderr and "Traceback" not in proc.stderr
     bare = cli("rollback", "--reason", "test", home=home)
     assert bare.returncode == 2 and "records no previous champion" in bare.stderr, bare.stderr
-    same = cli("rollback", "--to", "1", "--reason", "test", home=home)
-    assert same.returncode == 0 and "already the champion" in same.stdout, same.stderr
-    assert not (home / "reports" / "audit.jsonl").exists()  # nothing happened, nothing audited
+    try:  # the demo's test stopped the servers: the champion is redeployed, the registry untouched
+        same = cli("rollback", "--to", "1", "--reason", "test", home=home)
+        assert same.returncode == 0 and "already the champion" in same.stdout, same.stderr
+        assert "redeployed it" in same.stdout
+        assert json.loads(cli("status", "--json", home=home).stdout)["deploy"]["stable_version"] == "1"
+    finally:
+        cli("deploy", "stop", home=home)
+    assert not (home / "reports" / "audit.jsonl").exists()  # no rollback happened, nothing audited
 
 
 def test_release_json_contract_on_a_rejected_batch(home: Path, tmp_path: Path) -> None:
