@@ -30,7 +30,7 @@ from slipway.ops.rollback import RollbackRefused, registered_release, run_rollba
 from slipway.ops.status import current_status
 from slipway.ops.why import provenance
 from slipway.settings import Settings
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, flow_artifact_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -127,7 +127,11 @@ def test_status_history_and_why_read_the_real_state(world: dict[str, Any]) -> No
 
 def test_the_rollback_flow_serves_the_previous_champion_again(world: dict[str, Any]) -> None:
     home, target = world["home"], world["target"]
-    result = rollback(reason="v3 answers slower than its canary showed", config_path=str(world["config"]))
+    state = rollback(
+        reason="v3 answers slower than its canary showed", config_path=str(world["config"]), return_state=True
+    )
+    result = state.result()
+    assert "rollback" in flow_artifact_keys(str(state.state_details.flow_run_id))
 
     assert (result["from_version"], result["to_version"], result["redeployed"]) == ("3", "1", True)
     assert _champion(home) == "1"
