@@ -337,7 +337,7 @@ def history_cmd(
     from slipway.ops.history import release_history, render_history
 
     ctx = _ops(config)
-    entries = release_history(registry=ctx.registry(), model_name=ctx.model_name, limit=limit)
+    entries = release_history(registry=ctx.reader(), model_name=ctx.model_name, limit=limit)
     payload = {"model_name": ctx.model_name, "releases": [e.model_dump(mode="json") for e in entries]}
     _emit(payload, render_history(entries, model_name=ctx.model_name), as_json=as_json)
 

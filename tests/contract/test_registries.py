@@ -635,8 +635,9 @@ class TestSqliteVersionReader:
         registry, client = mlflow_store
         db = sqlite_path(client.tracking_uri)
         assert db is not None and db.is_file()
-        reader = SqliteVersionReader(db_path=db)
+        reader = SqliteVersionReader(db_path=db, experiment="contract")
         assert reader.list_versions(model_name=NAME) == []
+        assert reader.list_rejections(model_name=NAME) == []
         assert reader.get_alias(model_name=NAME, alias=CHAMPION) is None
 
         for key in ("key-1", "key-2", "key-3"):
@@ -645,8 +646,21 @@ class TestSqliteVersionReader:
         registry.promote(model_name=NAME, version="2", reason="second")
         registry.reject(model_name=NAME, version="3", stage="canary", reason="nan")
         registry.register(registration(model, holdout_x, key="other", name="other-model"))
+        gate = registration(None, holdout_x, key="rej-1")
+        gate.documents["slipway/quality_gate.json"] = {
+            "reasons": ["FAIL: accuracy 0.5 >= floor 0.9", "gate rejected"]
+        }
+        registry.record_rejection(gate, stage="quality_gate")
+        registry.record_rejection(registration(None, holdout_x, key="rej-2"), stage="parity")
+        registry.record_rejection(
+            registration(None, holdout_x, key="rej-3", name="other-model"), stage="parity"
+        )
 
         assert reader.list_versions(model_name=NAME) == registry.list_versions(model_name=NAME)
+        rejections = reader.list_rejections(model_name=NAME)
+        assert rejections == registry.list_rejections(model_name=NAME)
+        assert [r.stage for r in rejections] == ["parity", "quality_gate"]
+        assert [r.stage for r in reader.list_rejections(model_name="other-model")] == ["parity"]
         for version in ("1", "2", "3"):
             assert reader.get_version(model_name=NAME, version=version) == registry.get_version(
                 model_name=NAME, version=version
@@ -667,11 +681,13 @@ class TestSqliteVersionReader:
         from slipway.registry.sqlite_reader import SqliteVersionReader
 
         with pytest.raises(RegistryError, match="does not exist"):
-            SqliteVersionReader(db_path=tmp_path / "missing.db").list_versions(model_name=NAME)
+            SqliteVersionReader(db_path=tmp_path / "missing.db", experiment="x").list_versions(
+                model_name=NAME
+            )
         odd = tmp_path / "odd.db"
         con = sqlite3.connect(odd)
         con.execute("CREATE TABLE model_versions (name TEXT, version INTEGER)")
         con.commit()
         con.close()
         with pytest.raises(RegistryError, match="schema not recognised"):
-            SqliteVersionReader(db_path=odd).get_version(model_name=NAME, version="1")
+            SqliteVersionReader(db_path=odd, experiment="x").get_version(model_name=NAME, version="1")

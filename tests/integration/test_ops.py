@@ -29,6 +29,7 @@ from slipway.ops.history import release_history
 from slipway.ops.rollback import RollbackRefused, registered_release, run_rollback
 from slipway.ops.status import current_status
 from slipway.ops.why import provenance
+from slipway.registry.sqlite_reader import SqliteVersionReader
 from slipway.settings import Settings
 from tests.integration.conftest import REPO, flow_artifact_keys
 
@@ -108,7 +109,10 @@ def test_status_history_and_why_read_the_real_state(world: dict[str, Any]) -> No
     assert (status.deploy.stable_version, status.deploy.canary_version) == ("3", None)
     assert status.deploy.router_url and status.warnings == []
 
-    entries = release_history(registry=ctx.registry(), model_name=MODEL, limit=10)
+    reader = ctx.reader()
+    assert isinstance(reader, SqliteVersionReader)  # the fast path reads what MLflow wrote
+    entries = release_history(registry=reader, model_name=MODEL, limit=10)
+    assert entries == release_history(registry=ctx.registry(), model_name=MODEL, limit=10)
     assert [(e.version, e.decision) for e in entries] == [
         (None, "rejected"),
         ("3", "promoted"),
@@ -117,7 +121,8 @@ def test_status_history_and_why_read_the_real_state(world: dict[str, Any]) -> No
     ]
     assert entries[0].stage == "quality_gate" and "FAIL: accuracy" in entries[0].reason
 
-    why = provenance(registry=ctx.registry(), model_name=MODEL, version="2")
+    why = provenance(registry=reader, model_name=MODEL, version="2")
+    assert why == provenance(registry=ctx.registry(), model_name=MODEL, version="2")
     assert len(why.sections["source"]["git commit"]) == 40
     assert why.sections["source"]["git dirty"] in ("true", "false")
     assert len(why.sections["data"]["data sha256"]) == 64

@@ -51,7 +51,7 @@ class OpsContext:
 
         path = sqlite_path(tracking_uri(self.settings))
         if path is not None and path.is_file():
-            reader = SqliteVersionReader(db_path=path)
+            reader = SqliteVersionReader(db_path=path, experiment=self.cfg.registry.experiment)
             try:
                 reader.list_versions(model_name=self.model_name)  # checks the schema once
             except RegistryError:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from slipway.registry.base import CHAMPION, ModelRegistry, RejectedAttempt, VersionInfo
+from slipway.registry.base import CHAMPION, RejectedAttempt, VersionInfo, VersionReader
 
 
 class HistoryEntry(BaseModel):
@@ -84,7 +84,7 @@ def attempt_entry(r: RejectedAttempt) -> HistoryEntry:
     )
 
 
-def release_history(*, registry: ModelRegistry, model_name: str, limit: int) -> list[HistoryEntry]:
+def release_history(*, registry: VersionReader, model_name: str, limit: int) -> list[HistoryEntry]:
     """Non-blocking reads (two registry queries); versions and rejected attempts, newest first, at most `limit`."""
     entries = [version_entry(v) for v in registry.list_versions(model_name=model_name)]
     entries += [attempt_entry(r) for r in registry.list_rejections(model_name=model_name)]

@@ -105,7 +105,7 @@ class RejectedAttempt:
 
 
 class VersionReader(ABC):
-    """The read half of a registry: versions, their tags and aliases (what the operations commands read)."""
+    """The read half of a registry: versions with tags and aliases, rejected attempts (what `slipway why/status/history` read)."""
 
     @abstractmethod
     def get_alias(self, *, model_name: str, alias: str) -> VersionInfo | None:
@@ -118,6 +118,10 @@ class VersionReader(ABC):
     @abstractmethod
     def list_versions(self, *, model_name: str) -> list[VersionInfo]:
         """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
+
+    @abstractmethod
+    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
+        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
 
 
 class ModelRegistry(VersionReader):
@@ -156,10 +160,6 @@ class ModelRegistry(VersionReader):
     @abstractmethod
     def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
         """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
-
-    @abstractmethod
-    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
-        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
 
     @abstractmethod
     def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:

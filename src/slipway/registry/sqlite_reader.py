@@ -12,13 +12,23 @@ import sqlite3
 from pathlib import Path
 
 from slipway.errors import RegistryError
-from slipway.registry.base import VersionInfo, VersionReader
+from slipway.registry.base import (
+    MODEL_NAME_TAG,
+    REJECTION_REASON_TAG,
+    RejectedAttempt,
+    VersionInfo,
+    VersionReader,
+)
 
 NEEDED = {
     "model_versions": {"name", "version", "creation_time", "run_id", "current_stage"},
     "model_version_tags": {"key", "value", "name", "version"},
     "registered_model_aliases": {"alias", "version", "name"},
+    "experiments": {"experiment_id", "name", "lifecycle_stage"},
+    "runs": {"run_uuid", "experiment_id", "start_time", "lifecycle_stage"},
+    "tags": {"key", "value", "run_uuid"},
 }
+VERSION_TABLES = ("model_versions", "model_version_tags", "registered_model_aliases", "experiments")
 DELETED = "Deleted_Internal"  # MLflow's stage for a soft-deleted version
 
 
@@ -32,8 +42,9 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 class SqliteVersionReader(VersionReader):
     """Reads versions, tags and aliases from an MLflow SQLite file (opened read-only per call)."""
 
-    def __init__(self, *, db_path: Path) -> None:
+    def __init__(self, *, db_path: Path, experiment: str) -> None:
         self.db_path = db_path
+        self.experiment = experiment
         self._workspace: bool | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -54,7 +65,7 @@ class SqliteVersionReader(VersionReader):
                 raise RegistryError(
                     f"MLflow store {self.db_path}: table {table} lacks {sorted(columns - found)}; schema not recognised"
                 )
-            has_workspace = has_workspace and "workspace" in found
+            has_workspace = has_workspace and ("workspace" in found or table not in VERSION_TABLES)
         return has_workspace
 
     def _where(self, alias: str = "") -> str:
@@ -122,6 +133,36 @@ class SqliteVersionReader(VersionReader):
         """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
         with _closing(self._connect()) as con:
             return [self._info(con, model_name, *row) for row in self._rows(con, model_name, None)]
+
+    def list_rejections(self, *, model_name: str) -> list[RejectedAttempt]:
+        """Non-blocking read; the attempts `record_rejection` logged for this model, newest first; [] if none."""
+        with _closing(self._connect()) as con:
+            runs = con.execute(
+                "SELECT r.run_uuid, r.start_time FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'slipway.decision' AND t.value = 'rejected' "
+                "WHERE e.name = ? AND r.lifecycle_stage = 'active'"
+                + self._where("e.")
+                + " ORDER BY r.start_time DESC",
+                (self.experiment,),
+            ).fetchall()
+            found = []
+            for run_id, start in runs:
+                tags = dict(
+                    con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall()
+                )
+                if tags.get(MODEL_NAME_TAG, model_name) != model_name:
+                    continue
+                stage = tags.get("slipway.rejected_at", "unknown")
+                found.append(
+                    RejectedAttempt(
+                        run_id=run_id,
+                        stage=stage,
+                        created_at=start / 1000.0,
+                        reason=tags.get(REJECTION_REASON_TAG) or f"rejected at stage {stage}",
+                        tags=tags,
+                    )
+                )
+            return found
 
 
 class _closing:
