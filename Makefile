@@ -39,12 +39,17 @@ $(NPM_STAMP): package-lock.json
 install: $(STAMP) $(NPM_STAMP) ## create .venv and install the project with its dev tools (+ node_modules when npm exists)
 
 demo: install ## a good release promoted, then a faulty canary rolled back (ephemeral Prefect, SQLite MLflow, local target)
+	@# a machine set up by `make images-setup`: make sure its loopback registry runs (idempotent, ~2 s)
+	@test ! -f $(SLIPWAY_IMAGES_MK) || bash infra/ci/images.sh >/dev/null || echo "warning: infra/ci/images.sh failed; the image stage may fail"
 	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $$(date +%s)
 	$(BIN)/slipway release --data $(DEMO_DIR)/batch.csv
 	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch-2.csv --rows 400 --seed $$(( $$(date +%s) + 1 ))
 	@echo "== the same kind of release, but the canary answers NaN: it must be rolled back"
 	$(BIN)/slipway release --data $(DEMO_DIR)/batch-2.csv --canary-fault nan; test $$? -eq 1
 	$(BIN)/slipway deploy status
+	@echo "== operations: what serves, and the release history"
+	$(BIN)/slipway status
+	$(BIN)/slipway history --limit 5
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
