@@ -9,11 +9,15 @@ no traffic before it was Ready); a counter that went down, a new `_created` time
 that cannot be scraped, or whose metrics name another model version than its arm serves, makes the
 window stale (fail closed: the decision never promotes on it).
 
-Latency and score samples are rebuilt from histogram buckets: every observation in a bucket becomes
-the bucket's representative value (geometric middle for latency, middle for scores), the SAME value
-for both arms, so KS sees two samples on one grid (ties only make it conservative: D can only shrink)
-and the p99 ratio is a ratio of bucket values, exact to one bucket width (19% with the serving
-buckets). Scores above 1.0 (the +Inf score bucket) count as schema-invalid rows.
+Latency and score samples are rebuilt from histogram buckets, the SAME way for both arms: a bucket's
+n observations are spread evenly inside it (as Prometheus' histogram_quantile interpolates; log scale
+for latency). Both empirical CDFs are then straight between bucket edges, so the KS distance is the
+largest gap AT an edge: never above the raw samples' D (binning can hide a shift, never invent one).
+A p99 lands in the right bucket, so the p99 ratio is exact to one bucket width (19% with the serving
+buckets). Spreading (rather than one value per bucket) keeps the collapse check sound: two arms whose
+scores both sit inside one bucket are not told apart, instead of the one that happens to straddle an
+edge looking infinitely more spread than the other. Scores above 1.0 (the +Inf score bucket) count as
+schema-invalid rows.
 """
 
 from __future__ import annotations
@@ -131,19 +135,21 @@ def difference(now: PodCounters, before: PodCounters | None) -> PodCounters:
     return now if any(n < 0 for n in delta.counts()) else delta
 
 
-def _representatives(buckets: Buckets, *, geometric: bool) -> list[tuple[float, int]]:
-    """Pure; (value, count) per finite bucket: its middle (geometric for latency); the +Inf bucket at twice the last bound."""
-    out: list[tuple[float, int]] = []
+def _spread(buckets: Buckets, *, geometric: bool) -> list[float]:
+    """Pure; one value per observation: a bucket's n observations evenly spaced inside it (at (i + 1/2)/n of its width,
+    on a log scale for latency), the +Inf bucket's at twice the last bound."""
+    out: list[float] = []
     lower = 0.0
     for le, n in buckets:
-        if math.isinf(le):
-            value = 2.0 * lower
+        if n <= 0:
+            pass
+        elif math.isinf(le):
+            out.extend([2.0 * lower] * n)
         elif geometric and lower > 0:
-            value = math.sqrt(lower * le)
+            ratio = le / lower
+            out.extend(lower * ratio ** ((i + 0.5) / n) for i in range(n))
         else:
-            value = (lower + le) / 2.0
-        if n > 0:
-            out.append((value, n))
+            out.extend(lower + (le - lower) * (i + 0.5) / n for i in range(n))
         lower = le
     return out
 
@@ -161,13 +167,13 @@ def arm_window(deltas: list[PodCounters]) -> ArmWindow:
             latency[le] = latency.get(le, 0) + n
         for le, n in d.scores:
             scores[le] = scores.get(le, 0) + n
-    for value, n in _representatives(tuple(sorted(latency.items())), geometric=True):
-        window.latencies_ms.extend([round(value * 1000.0, 6)] * n)
+    window.latencies_ms = [
+        round(v * 1000.0, 6) for v in _spread(tuple(sorted(latency.items())), geometric=True)
+    ]
     score_buckets = tuple(sorted(scores.items()))
     window.invalid += sum(n for le, n in score_buckets if math.isinf(le) and n > 0)
     finite = tuple((le, n) for le, n in score_buckets if not math.isinf(le))
-    for value, n in _representatives(finite, geometric=False):
-        window.scores.extend([round(value, 6)] * n)
+    window.scores = [round(v, 6) for v in _spread(finite, geometric=False)]
     return window
 
 
