@@ -181,9 +181,14 @@ POLICY = CanaryConfig(
 
 
 @pytest.mark.parametrize(
-    ("env", "result", "serving"),
-    [({"SLIPWAY_SERVE_FAULT_OUTPUT": "nan"}, "rolled_back", "1"), ({}, "promoted", "2")],
-    ids=["nan-rolled-back", "healthy-promoted"],
+    ("env", "result", "check"),
+    [
+        ({"SLIPWAY_SERVE_FAULT_OUTPUT": "nan"}, "rolled_back", "nonfinite"),
+        ({"SLIPWAY_SERVE_FAULT_ERROR_RATE": "0.5"}, "rolled_back", "error_rate"),
+        ({"SLIPWAY_SERVE_FAULT_LATENCY_MS": "50"}, "rolled_back", "latency"),
+        ({}, "promoted", ""),
+    ],
+    ids=["nan-rolled-back", "errors-rolled-back", "latency-rolled-back", "healthy-promoted"],
 )
 def test_run_canary_on_the_kubernetes_target(
     target: KubernetesTarget,
@@ -192,7 +197,7 @@ def test_run_canary_on_the_kubernetes_target(
     rows: np.ndarray,
     env: dict[str, str],
     result: str,
-    serving: str,
+    check: str,
 ) -> None:
     namespace = process_kubelet.namespace
     target.deploy_stable(release("1"), ready_timeout_s=READY_S)
@@ -209,8 +214,9 @@ def test_run_canary_on_the_kubernetes_target(
         assert outcome.result == result, outcome.reason
         windows = [d.window for d in outcome.decisions if d.window is not None]
         assert windows and not windows[-1].stale
+        serving = "1" if result == "rolled_back" else "2"
         if result == "rolled_back":
-            assert "nonfinite" in outcome.reason
+            assert outcome.reason.startswith(f"failed: {check}"), outcome.reason
             assert outcome.peak_weight == 25  # never raised past the first step
         else:
             assert outcome.peak_weight == 100
