@@ -72,25 +72,10 @@ def _check_kubernetes(cfg: PipelineConfig, image: ImageOutcome) -> None:
 
 def _kubernetes_target(cfg: PipelineConfig) -> tuple[DeployTarget, MetricsSource]:
     """The kubernetes target from deploy.kubernetes, and its pod-metrics source (windows restart on every traffic change)."""
+    from slipway.deploy.factory import kubernetes_target
     from slipway.deploy.k8s_metrics import PodMetricsSource
-    from slipway.deploy.kubernetes import KubernetesTarget
 
-    k8s = cfg.deploy.kubernetes
-    kubeconfig = None
-    if k8s.kubeconfig is not None:
-        kubeconfig = k8s.kubeconfig.expanduser()
-        kubeconfig = kubeconfig if kubeconfig.is_absolute() else (cfg.base_dir / kubeconfig).resolve()
-    target = KubernetesTarget.from_kubeconfig(
-        namespace=k8s.namespace,
-        kubeconfig=kubeconfig,
-        context=k8s.context,
-        app=k8s.app,
-        total_replicas=k8s.replicas,
-        max_replicas=k8s.max_replicas,
-        rollout_timeout_s=k8s.rollout_timeout_s,
-        traffic_timeout_s=cfg.canary.readiness_deadline_s,
-        request_timeout_s=k8s.request_timeout_s,
-    )
+    target = kubernetes_target(cfg)
     source = PodMetricsSource(target)
     target.on_traffic_set(source.rebaseline)
     return target, source

@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,13 +78,14 @@ def _time(args: list[str], *, env: dict[str, str], repeats: int) -> dict[str, An
 def run(out_dir: Path, *, quick: bool = False) -> dict[str, Any]:
     """Blocking (~1-2 min: the releases); writes ops.json and ops.md to out_dir and returns the document."""
     releases, repeats = (1, 3) if quick else (2, 7)
-    env = _state(out_dir / "ops-state", releases=releases)
-    rows = [
-        _time(["why", "1"], env=env, repeats=repeats),
-        _time(["status"], env=env, repeats=repeats),
-        _time(["history"], env=env, repeats=repeats),
-        _time(["--help"], env=env, repeats=repeats),  # the CLI's own start-up, for scale
-    ]
+    with tempfile.TemporaryDirectory(prefix="slipway-bench-ops-") as scratch:  # outside the repo
+        env = _state(Path(scratch) / "state", releases=releases)
+        rows = [
+            _time(["why", "1"], env=env, repeats=repeats),
+            _time(["status"], env=env, repeats=repeats),
+            _time(["history"], env=env, repeats=repeats),
+            _time(["--help"], env=env, repeats=repeats),  # the CLI's own start-up, for scale
+        ]
     why = rows[0]
     doc: dict[str, Any] = {
         "why_p50_s": why["p50_s"],

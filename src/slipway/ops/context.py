@@ -61,36 +61,9 @@ class OpsContext:
 
     def target(self) -> DeployTarget | None:
         """The configured deploy target (kubernetes: from deploy.kubernetes); None for `none`; DeployError if unreachable."""
-        if self.target_name == "none":
-            return None
-        if self.target_name == "kubernetes":
-            return self._kubernetes()
-        from slipway.deploy.local import LocalTarget
+        from slipway.deploy.factory import make_target
 
-        return LocalTarget(settings=self.settings)
-
-    def _kubernetes(self) -> DeployTarget:
-        """The kubernetes target as the release's deploy stage builds it (tasks/canary.py), minus the metrics source."""
-        from slipway.deploy.kubernetes import KubernetesTarget
-
-        k8s = self.cfg.deploy.kubernetes
-        kubeconfig = None
-        if k8s.kubeconfig is not None:
-            kubeconfig = k8s.kubeconfig.expanduser()
-            kubeconfig = (
-                kubeconfig if kubeconfig.is_absolute() else (self.cfg.base_dir / kubeconfig).resolve()
-            )
-        return KubernetesTarget.from_kubeconfig(
-            namespace=k8s.namespace,
-            kubeconfig=kubeconfig,
-            context=k8s.context,
-            app=k8s.app,
-            total_replicas=k8s.replicas,
-            max_replicas=k8s.max_replicas,
-            rollout_timeout_s=k8s.rollout_timeout_s,
-            traffic_timeout_s=self.cfg.canary.readiness_deadline_s,
-            request_timeout_s=k8s.request_timeout_s,
-        )
+        return make_target(self.cfg, settings=self.settings)
 
 
 def open_context(*, config_path: Path, settings: Settings | None = None) -> OpsContext:
