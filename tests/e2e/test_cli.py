@@ -66,9 +66,7 @@ def test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary(home: Pa
 
 
 def test_ops_commands_answer_on_the_demo_state(home: Path) -> None:
-    """status, history, why (<= 2 s) and rollback refusals on what `make demo` left (its test runs first)."""
-    import time
-
+    """status, history, why and rollback refusals on what `make demo` left (its test runs first)."""
     if not (home / "mlflow.db").is_file():
         pytest.skip(
             "needs the state test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary leaves"
@@ -85,11 +83,8 @@ def test_ops_commands_answer_on_the_demo_state(home: Path) -> None:
     assert [(r["version"], r["decision"]) for r in releases] == [("2", "rolled_back"), ("1", "promoted")]
     assert "nonfinite" in releases[0]["reason"]
 
-    start = time.perf_counter()
-    why = cli("why", "1", home=home)
-    elapsed = time.perf_counter() - start
+    why = cli("why", "1", home=home)  # its speed (target <= 2 s) is measured by `make bench` (ops.json)
     assert why.returncode == 0, why.stderr
-    assert elapsed <= 2.0, f"slipway why took {elapsed:.2f} s"
     assert "git commit: " in why.stdout and "data sha256: " in why.stdout and "shipped: " in why.stdout
 
     refusals = {
