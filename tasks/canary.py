@@ -110,7 +110,7 @@ def canary_deploy(
     else:
         from slipway.deploy.local import LocalTarget
 
-        target = metrics = LocalTarget(settings=settings)
+        target = metrics = LocalTarget.from_config(cfg, settings=settings)
     outcomes: list[CanaryOutcome] = []
 
     release = ModelRelease(

@@ -394,6 +394,55 @@ class KubernetesDeployConfig(BaseModel):
     )
 
 
+class PodmanConfig(BaseModel):
+    """How the local target calls podman in podman mode (this machine's flags; defaults work on runc + cgroupfs)."""
+
+    model_config = _STRICT
+    binary: str = Field(default="podman", description="The podman executable (name on PATH or a path).")
+    root: Path | None = Field(
+        default=None, description="podman --root (image/container storage); unset: podman's default."
+    )
+    runroot: Path | None = Field(
+        default=None, description="podman --runroot (runtime state); unset: podman's default."
+    )
+    storage_driver: str | None = Field(
+        default=None, description="podman --storage-driver (e.g. overlay); unset: podman's default."
+    )
+    runtime: str | None = Field(
+        default="runc",
+        description="podman --runtime (runc here: crun fails on these cgroups); null: podman's default.",
+    )
+    cgroup_manager: str | None = Field(
+        default="cgroupfs",
+        description="podman --cgroup-manager (cgroupfs or systemd); null: podman's default.",
+    )
+    tls_verify: bool | None = Field(
+        default=None,
+        description="--tls-verify for the pull; unset: SLIPWAY_IMAGE_REGISTRY_TLS_VERIFY (false for a loopback registry).",
+    )
+    pull_timeout_s: float = Field(
+        default=300.0, gt=0, description="Deadline for pulling a release's image by digest before it runs."
+    )
+    run_args: list[str] = Field(
+        default_factory=lambda: ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"],
+        description="Extra `podman run` flags for this machine (e.g. ulimits within the host's hard limits).",
+    )
+
+
+class LocalDeployConfig(BaseModel):
+    """The local target: how its stable and canary servers run."""
+
+    model_config = _STRICT
+    runtime: Literal["process", "podman"] = Field(
+        default="process",
+        description="process: `python -m slipway.serving` on the release's bundle; podman: `podman run` of the "
+        "release's image BY DIGEST (needs the image stage to have pushed it).",
+    )
+    podman: PodmanConfig = Field(
+        default_factory=PodmanConfig, description="podman flags used when runtime is podman."
+    )
+
+
 class DeployConfig(BaseModel):
     """Where the stable (champion) and the canary run, and the traffic the local target replays."""
 
@@ -410,6 +459,10 @@ class DeployConfig(BaseModel):
         default=60.0,
         gt=0,
         description="How long the stable may take to become ready when it is (re)deployed.",
+    )
+    local: LocalDeployConfig = Field(
+        default_factory=LocalDeployConfig,
+        description="The local target's server runtime, process or podman (used when target is local).",
     )
     kubernetes: KubernetesDeployConfig = Field(
         default_factory=KubernetesDeployConfig,

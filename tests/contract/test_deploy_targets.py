@@ -1,4 +1,4 @@
-"""One deploy-target contract, run against the in-memory fake and the local process target.
+"""One deploy-target contract, run against the in-memory fake and the local target (processes, and podman).
 
 The canary controller only talks to `DeployTarget`; the fake stands in for real processes in flow
 tests, so both must behave the same for every case below. Subclasses only say how to build a target
@@ -11,7 +11,9 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,16 +22,24 @@ from slipway.data.reference import Reference
 from slipway.deploy.base import DeploymentState, DeployTarget, ModelRelease
 from slipway.deploy.fake import FakeTarget, FakeWorld
 from slipway.deploy.local import LocalTarget
+from slipway.deploy.podman import container_prefix
 from slipway.deploy.processes import alive
 from slipway.errors import DeployError
 from slipway.serving.bundle import write_bundle
+from slipway.settings import Settings
+from tests.integration.podman_target import containers, push_images, runtime
+from tests.integration.test_serving_image import Podman, builder, settings
 from tests.unit.serving.conftest import linear_onnx
 
 READY_S = 60.0
 NEVER_READY_DEADLINE_S = 3.0
 NEVER_READY = {"SLIPWAY_SERVE_FAULT_NEVER_READY": "true"}
 
+# the real image builder (skips naming what is missing) and its settings: test_serving_image's fixtures
+__all__ = ["builder", "settings"]
+
 TargetFactory = Callable[[], DeployTarget]
+ReleaseFactory = Callable[..., ModelRelease]  # (version, env=None) -> ModelRelease
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +82,17 @@ class DeployTargetContract(ABC):
         target.close()
 
     @pytest.fixture
-    def v1(self, bundles: dict[str, Path]) -> ModelRelease:
-        return release(bundles, "1")
+    def make_release(self, bundles: dict[str, Path]) -> ReleaseFactory:
+        """How this target is given version 1 or 2 (a bundle here; podman mode adds the image)."""
+        return lambda version, env=None: release(bundles, version, env)
 
     @pytest.fixture
-    def v2(self, bundles: dict[str, Path]) -> ModelRelease:
-        return release(bundles, "2")
+    def v1(self, make_release: ReleaseFactory) -> ModelRelease:
+        return make_release("1")
+
+    @pytest.fixture
+    def v2(self, make_release: ReleaseFactory) -> ModelRelease:
+        return make_release("2")
 
     def test_nothing_is_deployed_before_the_first_release(self, target: DeployTarget) -> None:
         assert target.state() == DeploymentState(None, None, weight=0, shadow=0, canary_ready=False)
@@ -99,11 +114,11 @@ class DeployTargetContract(ABC):
         assert target.state().stable == v2
 
     def test_a_stable_that_never_gets_ready_fails_and_keeps_the_old_one(
-        self, target: DeployTarget, v1: ModelRelease, bundles: dict[str, Path]
+        self, target: DeployTarget, v1: ModelRelease, make_release: ReleaseFactory
     ) -> None:
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         with pytest.raises(DeployError, match="stable"):
-            target.deploy_stable(release(bundles, "2", NEVER_READY), ready_timeout_s=NEVER_READY_DEADLINE_S)
+            target.deploy_stable(make_release("2", NEVER_READY), ready_timeout_s=NEVER_READY_DEADLINE_S)
         assert target.state().stable == v1
 
     def test_a_canary_needs_a_stable(self, target: DeployTarget, v2: ModelRelease) -> None:
@@ -167,11 +182,11 @@ class DeployTargetContract(ABC):
             assert target.state() == expected
 
     def test_a_never_ready_canary_is_refused_within_the_deadline(
-        self, target: DeployTarget, v1: ModelRelease, bundles: dict[str, Path]
+        self, target: DeployTarget, v1: ModelRelease, make_release: ReleaseFactory
     ) -> None:
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         start = time.monotonic()
-        ok = target.start_canary(release(bundles, "2", NEVER_READY), ready_timeout_s=NEVER_READY_DEADLINE_S)
+        ok = target.start_canary(make_release("2", NEVER_READY), ready_timeout_s=NEVER_READY_DEADLINE_S)
         elapsed = time.monotonic() - start
         assert ok is False
         assert elapsed < NEVER_READY_DEADLINE_S + 10  # the deadline plus stopping it
@@ -200,7 +215,7 @@ class TestFakeTarget(DeployTargetContract):
         yield lambda: FakeTarget(world)
 
 
-def processes_mentioning(*needles: Path) -> list[int]:
+def processes_mentioning(*needles: Path | str) -> list[int]:
     """Pids of live processes whose command line names one of these paths (what leaked)."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -266,3 +281,88 @@ class TestLocalTarget(DeployTargetContract):
         assert target.state().canary is None
         target.rollback()  # reconciles: no traffic left pointing at it
         assert target.state() == DeploymentState(v1, None, weight=0, shadow=0, canary_ready=False)
+
+
+@pytest.fixture(scope="module")
+def podman_images(builder: Any, settings: Settings, bundles: dict[str, Path]) -> dict[str, str]:
+    """Versions 1 and 2 as real serving images in the registry (skips where the image tools are missing)."""
+    return push_images(builder, settings=settings, bundles=bundles, model_name="tiny")
+
+
+@pytest.fixture(scope="module")
+def podman_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A podman storage of its own for this module (pulls are shared between its tests)."""
+    root = tmp_path_factory.mktemp("podman")
+    yield root
+    Podman(root)("system", "reset", "--force", check=False, timeout=120)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+class TestLocalTargetPodman(TestLocalTarget):
+    """The same contract with every server a `podman run` of the release's image, pulled by digest."""
+
+    @pytest.fixture
+    def make_release(self, bundles: dict[str, Path], podman_images: dict[str, str]) -> ReleaseFactory:
+        def make(version: str, env: dict[str, str] | None = None) -> ModelRelease:
+            return replace(release(bundles, version, env), image_ref=podman_images[version])
+
+        return make
+
+    @pytest.fixture
+    def make_target(
+        self, tmp_path: Path, podman_root: Path, settings: Settings, podman_images: dict[str, str]
+    ) -> Iterator[TargetFactory]:
+        state_dir = tmp_path / "deploy"
+        podman = runtime(podman_root, settings=settings)
+        made: list[LocalTarget] = []
+
+        def make() -> DeployTarget:
+            made.append(LocalTarget(state_dir=state_dir, stop_grace_s=5.0, podman=podman))
+            return made[-1]
+
+        yield make
+        cleaner = LocalTarget(state_dir=state_dir, stop_grace_s=5.0, podman=podman)
+        recorded = cleaner.processes()
+        cleaner.stop_all()
+        cleaner.close()
+        for target in made:
+            target.close()
+        assert not [p for p in recorded if alive(p)]
+        assert containers(Podman(podman_root), state_dir=state_dir) == []
+        assert processes_mentioning(state_dir, container_prefix(state_dir)) == []
+
+    def test_servers_are_containers_of_the_image_by_digest(
+        self, make_target: TargetFactory, v1: ModelRelease, v2: ModelRelease, podman_root: Path
+    ) -> None:
+        target = make_target()
+        assert isinstance(target, LocalTarget)
+        target.deploy_stable(v1, ready_timeout_s=READY_S)
+        target.start_canary(v2, ready_timeout_s=READY_S)
+        servers = {p.role: p for p in target.processes() if p.role != "router"}
+        assert {role: p.container is not None for role, p in servers.items()} == {
+            "stable": True,
+            "canary": True,
+        }
+        running = containers(Podman(podman_root), state_dir=target.state_dir, running_only=True)
+        assert running == sorted(str(p.container) for p in servers.values())
+        for p in servers.values():
+            assert p.release is not None and p.release.image_ref is not None
+            cmdline = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")
+            assert p.release.image_ref.encode() in cmdline  # the `podman run` of the digest reference
+
+    def test_a_release_without_an_image_is_refused_naming_it(
+        self, make_target: TargetFactory, v1: ModelRelease, bundles: dict[str, Path], podman_root: Path
+    ) -> None:
+        target = make_target()
+        assert isinstance(target, LocalTarget)
+        with pytest.raises(DeployError, match=r"stable tiny v1 has no image_ref"):
+            target.deploy_stable(release(bundles, "1"), ready_timeout_s=READY_S)
+        target.deploy_stable(v1, ready_timeout_s=READY_S)
+        with pytest.raises(DeployError, match=r"canary tiny v2 has no image_ref"):
+            target.start_canary(release(bundles, "2"), ready_timeout_s=READY_S)
+        tagged = replace(v1, image_ref=str(v1.image_ref).split("@")[0] + ":latest")
+        with pytest.raises(DeployError, match="not pinned by digest"):
+            target.start_canary(replace(tagged, model_version="2"), ready_timeout_s=READY_S)
+        assert target.state() == DeploymentState(v1, None, weight=0, shadow=0, canary_ready=False)
+        assert len(containers(Podman(podman_root), state_dir=target.state_dir)) == 1

@@ -42,4 +42,4 @@ def make_target(cfg: PipelineConfig, *, settings: Settings) -> DeployTarget | No
         return kubernetes_target(cfg)
     from slipway.deploy.local import LocalTarget
 
-    return LocalTarget(settings=settings)
+    return LocalTarget.from_config(cfg, settings=settings)

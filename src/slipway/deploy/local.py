@@ -8,7 +8,9 @@ stopped by the next mutating call, so no canary is ever orphaned. Mutating calls
 
 Order of operations keeps every change zero-downtime: start and wait for the new process, re-point
 the router and wait until it confirms the new generation, only then stop what it replaced.
-Podman mode (releases with only an `image_ref`) is not implemented: such a release is a DeployError.
+Podman mode (`deploy.local.runtime: podman`, see `podman.py`): each server is a foreground
+`podman run --rm` of the release's image BY DIGEST; the tracked pid is that `podman run`, the record
+also names the container, and stopping it always ends with `podman rm -f` of that name.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from slipway.deploy.base import (
     ModelRelease,
     Observation,
 )
+from slipway.deploy.podman import PodmanRuntime, container_name, require_digest
 from slipway.deploy.processes import alive, log_tail, spawn, stop, wait_http_ok
 from slipway.deploy.state import (
     STATE_FILE,
@@ -48,6 +51,8 @@ from slipway.settings import Settings
 if TYPE_CHECKING:
     import httpx
 
+    from slipway.config import PipelineConfig
+
 LOCK_TIMEOUT_S = 600.0
 ROUTER_START_S = 30.0
 APPLY_TIMEOUT_S = 10.0
@@ -61,7 +66,7 @@ def default_state_dir(settings: Settings | None = None) -> Path:
 
 
 class LocalTarget(DeployTarget, MetricsSource):
-    """Stable + canary `python -m slipway.serving` processes and a weighted router, all on 127.0.0.1."""
+    """Stable + canary servers (`python -m slipway.serving` processes, or podman containers) and a weighted router, on 127.0.0.1."""
 
     name = "local"
 
@@ -76,6 +81,7 @@ class LocalTarget(DeployTarget, MetricsSource):
         stop_grace_s: float = 15.0,
         python: str = sys.executable,
         client: httpx.Client | None = None,
+        podman: PodmanRuntime | None = None,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir(settings)).expanduser().resolve()
         self.state_file = self.state_dir / STATE_FILE
@@ -84,12 +90,24 @@ class LocalTarget(DeployTarget, MetricsSource):
         self.upstream_timeout_s = upstream_timeout_s
         self.stop_grace_s = stop_grace_s
         self.python = python
+        self.podman = podman  # None: process mode
         self._client = client
         self._owns_client = client is None
         self._thread_lock = threading.Lock()
         self._cursor: tuple[str, int] = ("", 0)  # (router boot id, last seq read)
         self._min_generation: int | None = None
         self._window_start = time.time()
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, *, settings: Settings) -> LocalTarget:
+        """Pure (starts nothing); the target `deploy.local` describes (process or podman runtime)."""
+        local = cfg.deploy.local
+        podman = None
+        if local.runtime == "podman":
+            podman = PodmanRuntime.from_config(
+                local.podman, tls_verify_default=settings.image_registry_tls_verify
+            )
+        return cls(settings=settings, podman=podman)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -305,10 +323,12 @@ class LocalTarget(DeployTarget, MetricsSource):
     def _spawn_server(self, record: ReleaseRecord, *, role: str) -> ProcessRecord:
         from slipway.serving.servability import free_port
 
+        if self.podman is not None:
+            return self._spawn_container(record, role=role, podman=self.podman)
         if record.bundle_dir is None:
             raise DeployError(
                 f"local target: {record.model_name} v{record.model_version} has no bundle_dir "
-                "(image-only releases need podman mode, which is not implemented)"
+                "(image-only releases need deploy.local.runtime: podman)"
             )
         if not Path(record.bundle_dir).exists():
             raise DeployError(f"local target: bundle {record.bundle_dir} does not exist")
@@ -318,6 +338,28 @@ class LocalTarget(DeployTarget, MetricsSource):
         cmd += ["--port", str(port), "--host", "127.0.0.1"]
         log = self.state_dir / "logs" / f"{slug}.log"
         return spawn(cmd, role=role, port=port, log_path=log, env=self._env(record.env), release=record)
+
+    def _spawn_container(self, record: ReleaseRecord, *, role: str, podman: PodmanRuntime) -> ProcessRecord:
+        """Pull by digest (deadline), then a foreground `podman run` whose pid is the record's."""
+        from slipway.serving.servability import free_port
+
+        what = f"{role} {record.model_name} v{record.model_version}"
+        image = require_digest(record.image_ref, what=what)
+        podman.pull(image)
+        port = free_port()
+        name = container_name(state_dir=self.state_dir, role=role, port=port)
+        cmd = podman.run_command(image_ref=image, name=name, port=port, env=record.env)
+        log = self.state_dir / "logs" / f"{name}.log"
+        return spawn(
+            cmd,
+            role=role,
+            port=port,
+            log_path=log,
+            env=self._env({}),
+            release=record,
+            container=name,
+            podman=podman.base(),
+        )
 
     def _apply(self, doc: DeploymentFile, *, weight: int, shadow: int, force: bool = False) -> None:
         """Write the traffic (a new generation when it changed) and make sure the router follows it."""

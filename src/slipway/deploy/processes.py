@@ -80,6 +80,8 @@ def spawn(
     log_path: Path,
     env: dict[str, str],
     release: ReleaseRecord | None,
+    container: str | None = None,
+    podman: list[str] | None = None,
 ) -> ProcessRecord:
     """Non-blocking; starts `cmd` in a new session, output appended to `log_path`; the record to store."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,11 +103,25 @@ def spawn(
         port=port,
         log=str(log_path),
         release=release,
+        container=container,
+        podman=podman,
     )
 
 
 def stop(proc: ProcessRecord, *, grace_s: float = 15.0) -> None:
-    """Blocking up to grace_s (+1 s); idempotent; SIGTERM (graceful drain), then SIGKILL; no-op if gone."""
+    """Blocking up to grace_s (+1 s, + `podman rm`); idempotent; SIGTERM (graceful drain), then SIGKILL; no-op if gone.
+
+    A podman-mode record's container is removed afterwards in any case (`podman rm -f`), so none is
+    left behind even when its `podman run` process was killed.
+    """
+    _signal_stop(proc, grace_s=grace_s)
+    if proc.container and proc.podman:
+        from slipway.deploy.podman import remove_container
+
+        remove_container(proc.podman, proc.container)
+
+
+def _signal_stop(proc: ProcessRecord, *, grace_s: float) -> None:
     if not alive(proc):
         return
     with contextlib.suppress(ProcessLookupError):

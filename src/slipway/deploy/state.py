@@ -68,6 +68,14 @@ class ProcessRecord(BaseModel):
     release: ReleaseRecord | None = Field(
         default=None, description="What a server serves; None for the router."
     )
+    container: str | None = Field(
+        default=None,
+        description="Podman mode: the container `pid` (its `podman run`) runs; None for a process.",
+    )
+    podman: list[str] | None = Field(
+        default=None,
+        description="Podman mode: the podman command + global flags that can remove `container`.",
+    )
 
     @property
     def url(self) -> str:
