@@ -17,12 +17,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import binom
 
-from slipway.data.reference import Reference
+from slipway.config import PipelineConfig
+from slipway.data.batch_io import write_batch
+from slipway.data.generate import make_batch
+from slipway.data.reference import Reference, load_reference
 from slipway.deploy.base import DeploymentState, ModelRelease
 from slipway.deploy.loadgen import LoadGenerator
 from slipway.deploy.local import LocalTarget
@@ -39,6 +44,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 __all__ = ["builder", "bundles", "podman_images", "podman_root", "settings"]
 
 READY_S = 60.0
+FLOW_MODEL = "breast-cancer-mlp"
 STOP_GRACE_S = 20.0
 
 
@@ -205,3 +211,101 @@ def test_stop_all_is_graceful_and_leaves_no_container(
     assert not [p for p in servers if alive(p)]
     logs = {Path(p.log).read_text(errors="replace") for p in servers}
     assert all("Application shutdown complete" in log for log in logs), logs  # drained, not killed
+
+
+# ---- the release flow's deploy stage in podman mode (real image stage: buildah, the loopback registry) ----
+
+
+@pytest.fixture(scope="module")
+def flow_world(
+    tmp_path_factory: pytest.TempPathFactory, prefect_api: str, builder: Any, podman_root: Path
+) -> Iterator[dict[str, Any]]:
+    """One state folder: a first release (v1) built, pushed, and serving as a podman container."""
+    from flows.release import release as release_flow
+
+    root = tmp_path_factory.mktemp("podman-release")
+    raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
+    raw["validation"]["suite"] = str(REPO / raw["validation"]["suite"])
+    podman_flags = {"root": str(podman_root / "storage"), "runroot": str(podman_root / "run")}
+    raw["deploy"] = {
+        "target": "local",
+        "load_rps": 100,
+        "local": {"runtime": "podman", "podman": {**podman_flags, "storage_driver": "overlay"}},
+    }
+    config = root / "slipway.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    ref = load_reference(PipelineConfig().data)
+
+    def run(seed: int, **kwargs: Any) -> dict[str, Any]:
+        batch = root / f"batch-{seed}.csv"
+        write_batch(make_batch(ref, rows=300, seed=seed), batch)
+        return release_flow(data=str(batch), config_path=str(config), **kwargs)
+
+    home = root / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLIPWAY_HOME", str(home))
+        mp.setenv("SLIPWAY_IMAGE_BUILDER", "buildah")
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("SLIPWAY_MLFLOW_TRACKING_URI", raising=False)
+        target = LocalTarget(state_dir=home / "deploy" / "local")
+        try:
+            yield {"home": home, "run": run, "first": run(700), "target": target}
+        finally:
+            target.stop_all()
+            assert containers(Podman(podman_root), state_dir=target.state_dir) == []
+
+
+def champion_tags(home: Path) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(FLOW_MODEL, "champion")
+    return {"version": str(mv.version), **mv.tags}
+
+
+def test_the_release_flow_serves_the_champion_image_by_digest_in_a_container(
+    flow_world: dict[str, Any], podman_root: Path
+) -> None:
+    first, target = flow_world["first"], flow_world["target"]
+    assert first["decision"] == "promoted", first["reasons"]
+    tags = champion_tags(flow_world["home"])
+    stable = next(p for p in target.processes() if p.role == "stable")
+    assert stable.release is not None and stable.release.model_version == tags["version"]
+    assert (
+        stable.release.image_ref == tags["slipway.image.reference"] == first["image"]["record"]["reference"]
+    )
+    assert "@sha256:" in tags["slipway.image.reference"]
+    running = containers(Podman(podman_root), state_dir=target.state_dir, running_only=True)
+    assert running == [stable.container]
+
+
+def test_the_release_flow_rolls_back_a_nan_canary_container(
+    flow_world: dict[str, Any], podman_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIPWAY_HOME", str(flow_world["home"]))
+    monkeypatch.setenv("SLIPWAY_IMAGE_BUILDER", "buildah")
+    champion = champion_tags(flow_world["home"])["version"]
+    result = flow_world["run"](710, canary_fault="nan")
+    assert result["decision"] == "rolled_back", result["reasons"]
+    assert "nonfinite" in " ".join(result["reasons"]), result["reasons"]
+    assert result["deploy"]["stable_version"] == champion
+    target = flow_world["target"]
+    stable = next(p for p in target.processes() if p.role == "stable")
+    assert containers(Podman(podman_root), state_dir=target.state_dir) == [stable.container]
+
+
+def test_an_image_that_was_not_pushed_fails_before_any_canary_starts(
+    flow_world: dict[str, Any], podman_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIPWAY_HOME", str(flow_world["home"]))
+    monkeypatch.setenv("SLIPWAY_IMAGE_BUILDER", "buildah")
+    monkeypatch.delenv("SLIPWAY_IMAGE_REGISTRY")  # built, not pushed: no digest reference
+    champion = champion_tags(flow_world["home"])["version"]
+    result = flow_world["run"](720)
+    # the controller turns the refused start_canary into a rollback; no canary container ever ran
+    assert (result["decision"], result["stage"]) == ("rolled_back", "canary"), result["reasons"]
+    assert f"canary {FLOW_MODEL} v{result['model_version']} has no image_ref" in " ".join(result["reasons"])
+    assert champion_tags(flow_world["home"])["version"] == champion
+    target = flow_world["target"]
+    stable = next(p for p in target.processes() if p.role == "stable")
+    assert containers(Podman(podman_root), state_dir=target.state_dir) == [stable.container]
