@@ -3,6 +3,7 @@
 Given images of v1 and v2 built and pushed to the loopback registry, a stable v1 container behind the
 router and a canary v2 container, when load runs, then the router's windows show the split; promote,
 rollback, a killed orchestrator and stop_all leave exactly the expected containers (`podman ps`).
+The release flow's deploy stage runs in podman mode too (real image stage, champion by its digest tag).
 Needs buildah, podman + runc, the base image and a registry (`make images-setup`); skips otherwise.
 """
 
