@@ -88,20 +88,26 @@ def start_canary(target: LocalTarget, bundles: dict[str, Path], env: dict[str, s
     assert target.start_canary(release(bundles, "2", env), ready_timeout_s=READY_S)
 
 
+def assert_live_split(target: LocalTarget, rows: np.ndarray, *, weight: int) -> Observation:
+    """Send load at `weight`; every request answered once, by the arm the window counts, in the right share."""
+    target.set_traffic(weight=weight, shadow=0)
+    stats = run_load(target, rows)
+    obs = target.observe(weight=weight)
+    assert not obs.stale, obs.source_error
+    n = obs.stable.requests + obs.canary.requests
+    assert n == stats.sent == stats.statuses.get(200, 0) and n > 200
+    low, high = binom.interval(0.99, n, weight / 100)
+    assert low <= obs.canary.requests <= high
+    assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
+    assert (obs.stable.errors, obs.canary.errors, obs.canary.nonfinite, obs.canary.invalid) == (0, 0, 0, 0)
+    return obs
+
+
 def test_the_canary_gets_its_weight_of_live_requests(
     target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
 ) -> None:
     start_canary(target, bundles)
-    target.set_traffic(weight=25, shadow=0)
-    stats = run_load(target, rows)
-    obs = target.observe(weight=25)
-    assert not obs.stale, obs.source_error
-    n = obs.stable.requests + obs.canary.requests
-    assert n == stats.sent == stats.statuses.get(200, 0) and n > 200
-    low, high = binom.interval(0.99, n, 0.25)
-    assert low <= obs.canary.requests <= high
-    assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
-    assert (obs.stable.errors, obs.canary.errors, obs.canary.nonfinite, obs.canary.invalid) == (0, 0, 0, 0)
+    obs = assert_live_split(target, rows, weight=25)
     assert (
         len(obs.canary.scores) == obs.canary.requests and len(obs.canary.latencies_ms) == obs.canary.requests
     )

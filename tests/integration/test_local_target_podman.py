@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from scipy.stats import binom
 
 from slipway.config import PipelineConfig
 from slipway.data.batch_io import write_batch
@@ -36,7 +35,7 @@ from slipway.deploy.processes import alive
 from slipway.settings import Settings
 from tests.contract.test_deploy_targets import bundles, podman_images, podman_root
 from tests.integration.podman_target import containers, runtime
-from tests.integration.test_local_target import RATE_RPS, probe, run_load
+from tests.integration.test_local_target import RATE_RPS, assert_live_split, probe, run_load
 from tests.integration.test_serving_image import REPO, Podman, builder, settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -97,16 +96,7 @@ def test_stable_and_canary_containers_share_the_traffic_by_weight(
     assert target.start_canary(images["2"], ready_timeout_s=READY_S)
     running = containers(podman, state_dir=target.state_dir, running_only=True)
     assert running == sorted([container_of(target, "stable"), container_of(target, "canary")])
-    target.set_traffic(weight=25, shadow=0)
-    stats = run_load(target, rows)
-    obs = target.observe(weight=25)
-    assert not obs.stale, obs.source_error
-    n = obs.stable.requests + obs.canary.requests
-    assert n == stats.sent == stats.statuses.get(200, 0) and n > 200
-    low, high = binom.interval(0.99, n, 0.25)
-    assert low <= obs.canary.requests <= high
-    assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
-    assert (obs.stable.errors, obs.canary.errors, obs.canary.nonfinite, obs.canary.invalid) == (0, 0, 0, 0)
+    assert_live_split(target, rows, weight=25)
 
 
 def test_a_fault_in_the_release_env_reaches_only_the_canary_container(

@@ -32,6 +32,48 @@ def wants_ready(pod: dict[str, Any]) -> bool:
     return True
 
 
+def running_status(
+    pod: dict[str, Any], *, ip: str, host_ip: str, ready: bool, restarts: int, not_ready: str
+) -> dict[str, Any]:
+    """A Running pod status as a kubelet reports it: IPs, conditions, running containers (ready or not)."""
+    now, flag = _now(), "True" if ready else "False"
+    why = {} if ready else {"reason": "ContainersNotReady", "message": not_ready}
+    return {
+        "status": {
+            "phase": "Running",
+            "hostIP": host_ip,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": now, **why},
+                {"type": "Ready", "status": flag, "lastTransitionTime": now, **why},
+            ],
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": c["image"],
+                    "ready": ready,
+                    "started": True,
+                    "restartCount": restarts,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for c in pod["spec"]["containers"]
+            ],
+        }
+    }
+
+
+def merge_patch(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    """PATCH a JSON merge patch; a pod that is gone (404) or changed meanwhile (409) is not an error."""
+    r = http.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
+    if r.status_code not in (200, 404, 409):
+        raise RuntimeError(f"PATCH {path}: {r.status_code} {r.text[:300]}")
+
+
 class FakeKubelet:
     """Binds, starts and deletes the pods of a real API server, in a background thread."""
 
@@ -120,42 +162,14 @@ class FakeKubelet:
 
     def _status(self, pod: dict[str, Any], *, ip: str) -> dict[str, Any]:
         """A Running pod status: IPs, conditions, running containers (ready or not)."""
-        now, ready = _now(), wants_ready(pod)
-        flag = "True" if ready else "False"
-        why = (
-            {}
-            if ready
-            else {"reason": "ContainersNotReady", "message": "readiness probe failed: GET /readyz: 503"}
+        return running_status(
+            pod,
+            ip=ip,
+            host_ip="10.240.0.1",
+            ready=wants_ready(pod),
+            restarts=0,
+            not_ready="readiness probe failed: GET /readyz: 503",
         )
-        return {
-            "status": {
-                "phase": "Running",
-                "hostIP": "10.240.0.1",
-                "podIP": ip,
-                "podIPs": [{"ip": ip}],
-                "startTime": now,
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                    {"type": "ContainersReady", "status": flag, "lastTransitionTime": now, **why},
-                    {"type": "Ready", "status": flag, "lastTransitionTime": now, **why},
-                ],
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": c["image"],
-                        "ready": ready,
-                        "started": True,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": now}},
-                    }
-                    for c in pod["spec"]["containers"]
-                ],
-            }
-        }
 
     def _patch(self, path: str, body: dict[str, Any]) -> None:
-        r = self.http.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
-        if r.status_code not in (200, 404, 409):
-            raise RuntimeError(f"PATCH {path}: {r.status_code} {r.text[:300]}")
+        merge_patch(self.http, path, body)

@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from tests.integration.k8s.fake_kubelet import merge_patch, running_status
+
 SERVER_PORT = 8080
 
 
@@ -273,44 +275,17 @@ class ProcessKubelet:
         self.net.release(pod.ip)
 
     def _status(self, pod: dict[str, Any], running: _Pod, *, ready: bool) -> dict[str, Any]:
-        now, flag = _now(), "True" if ready else "False"
-        why = (
-            {}
-            if ready
-            else {"reason": "ContainersNotReady", "message": "readiness probe failed: GET /readyz"}
+        return running_status(
+            pod,
+            ip=running.ip,
+            host_ip=running.ip,
+            ready=ready,
+            restarts=running.restarts,
+            not_ready="readiness probe failed: GET /readyz",
         )
-        return {
-            "status": {
-                "phase": "Running",
-                "hostIP": running.ip,
-                "podIP": running.ip,
-                "podIPs": [{"ip": running.ip}],
-                "startTime": now,
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                    {"type": "ContainersReady", "status": flag, "lastTransitionTime": now, **why},
-                    {"type": "Ready", "status": flag, "lastTransitionTime": now, **why},
-                ],
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": c["image"],
-                        "ready": ready,
-                        "started": True,
-                        "restartCount": running.restarts,
-                        "state": {"running": {"startedAt": now}},
-                    }
-                    for c in pod["spec"]["containers"]
-                ],
-            }
-        }
 
     def _patch(self, path: str, body: dict[str, Any]) -> None:
-        r = self.http.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
-        if r.status_code not in (200, 404, 409):
-            raise RuntimeError(f"PATCH {path}: {r.status_code} {r.text[:300]}")
+        merge_patch(self.http, path, body)
 
 
 class ServiceProxy:
