@@ -88,6 +88,20 @@ def start_canary(target: LocalTarget, bundles: dict[str, Path], env: dict[str, s
     assert target.start_canary(release(bundles, "2", env), ready_timeout_s=READY_S)
 
 
+def promote_under_load(target: LocalTarget, rows: np.ndarray) -> None:
+    """Promote while load runs: no request lost while swapping, and version 2 answers afterwards."""
+    url = target.router_url
+    assert url is not None
+    load = LoadGenerator(url=url, rows=rows, rate_rps=RATE_RPS, seed=5)
+    load.start()
+    time.sleep(1.0)
+    target.promote()
+    time.sleep(1.0)
+    stats = load.stop()
+    assert stats.statuses == {200: stats.sent} and stats.transport_errors == 0  # nothing lost while swapping
+    assert probe(target, rows) == {"2": 200}
+
+
 def assert_live_split(target: LocalTarget, rows: np.ndarray, *, weight: int) -> Observation:
     """Send load at `weight`; every request answered once, by the arm the window counts, in the right share."""
     target.set_traffic(weight=weight, shadow=0)
@@ -182,16 +196,7 @@ def test_promote_moves_every_answer_without_downtime(
     start_canary(target, bundles)
     target.set_traffic(weight=50, shadow=0)
     old_stable = next(p for p in target.processes() if p.role == "stable")
-    url = target.router_url
-    assert url is not None
-    load = LoadGenerator(url=url, rows=rows, rate_rps=RATE_RPS, seed=5)
-    load.start()
-    time.sleep(1.0)
-    target.promote()
-    time.sleep(1.0)
-    stats = load.stop()
-    assert stats.statuses == {200: stats.sent} and stats.transport_errors == 0  # nothing lost while swapping
-    assert probe(target, rows) == {"2": 200}
+    promote_under_load(target, rows)
     assert not alive(old_stable)
     assert target.state() == DeploymentState(release(bundles, "2"), None, 0, 0, canary_ready=False)
 

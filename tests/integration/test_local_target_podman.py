@@ -29,13 +29,17 @@ from slipway.data.batch_io import write_batch
 from slipway.data.generate import make_batch
 from slipway.data.reference import Reference, load_reference
 from slipway.deploy.base import DeploymentState, ModelRelease
-from slipway.deploy.loadgen import LoadGenerator
 from slipway.deploy.local import LocalTarget
 from slipway.deploy.processes import alive
 from slipway.settings import Settings
 from tests.contract.test_deploy_targets import bundles, podman_images, podman_root
 from tests.integration.podman_target import containers, runtime
-from tests.integration.test_local_target import RATE_RPS, assert_live_split, probe, run_load
+from tests.integration.test_local_target import (
+    assert_live_split,
+    probe,
+    promote_under_load,
+    run_load,
+)
 from tests.integration.test_serving_image import REPO, Podman, builder, settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -119,16 +123,7 @@ def test_promote_leaves_only_the_promoted_container_without_downtime(
     assert target.start_canary(images["2"], ready_timeout_s=READY_S)
     target.set_traffic(weight=50, shadow=0)
     canary = container_of(target, "canary")
-    url = target.router_url
-    assert url is not None
-    load = LoadGenerator(url=url, rows=rows, rate_rps=RATE_RPS, seed=5)
-    load.start()
-    time.sleep(1.0)
-    target.promote()
-    time.sleep(1.0)
-    stats = load.stop()
-    assert stats.statuses == {200: stats.sent} and stats.transport_errors == 0  # nothing lost while swapping
-    assert probe(target, rows) == {"2": 200}
+    promote_under_load(target, rows)
     assert containers(podman, state_dir=target.state_dir) == [canary]  # the old stable's container is gone
     assert container_of(target, "stable") == canary
     assert target.state() == DeploymentState(images["2"], None, 0, 0, canary_ready=False)
