@@ -22,6 +22,7 @@ from tasks.train import import_external, publish_training, train
 from tasks.validate import publish_validation, validate
 
 from slipway.data.reference import load_reference
+from slipway.names import Tag
 from slipway.optimize.stage import error_reasons_of, rejection_reasons
 from slipway.release.clock import StageClock
 from slipway.release.result import ReleaseResult
@@ -145,7 +146,7 @@ def release(
     summary |= {
         "shipped": outcome.selection.shipped,
         "artifact": outcome.shipped_artifact(),
-        "sha256": outcome.tags()["slipway.optimize.shipped_sha256"],
+        "sha256": outcome.tags()[Tag.SHIPPED_SHA256],
     }
     with clock.stage("servability"):
         servable = check_servable(inputs, outcome)

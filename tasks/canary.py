@@ -16,6 +16,7 @@ from slipway.config import PipelineConfig
 from slipway.data.reference import load_reference
 from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease
 from slipway.errors import ConfigError
+from slipway.names import Tag
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.registry.factory import make_registry
@@ -170,6 +171,6 @@ def _publish(
     registry.annotate(
         model_name=version.name,
         version=version.version,
-        tags=version_tags(outcome, prefix="slipway.canary."),
+        tags=version_tags(outcome, prefix=Tag.CANARY_PREFIX),
         documents={"slipway/canary.json": outcome.to_dict(), "slipway/canary.png": png},
     )

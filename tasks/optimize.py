@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from slipway.data.batch_io import read_batch
 from slipway.data.reference import load_reference
 from slipway.errors import OptimizationError
+from slipway.names import Tag
 from slipway.optimize.stage import OptimizationOutcome, optimize
 from slipway.optimize.tensorrt import failed, skipped
 from slipway.registry.base import VersionInfo
@@ -111,7 +112,7 @@ def tensorrt_handoff(inputs: ReleaseInputs, version: VersionInfo) -> str:
     ended = state.name if state is not None else "no state"
     status = f"failed (GPU flow run {run.id} on {trt.deployment} ended {ended})"
     current = registry.get_version(model_name=version.name, version=version.version)
-    if "slipway.tensorrt.status" not in current.tags:  # the GPU flow records its own precise failure
+    if Tag.TENSORRT_STATUS not in current.tags:  # the GPU flow records its own precise failure
         registry.annotate(
             model_name=version.name, version=version.version, tags=failed(status).as_tags(), documents={}
         )

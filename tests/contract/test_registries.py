@@ -26,16 +26,8 @@ from slipway.data.reference import load_reference
 from slipway.errors import ModelContractError, RegistryError
 from slipway.evaluation.scoring import predict_proba
 from slipway.examples.breast_cancer import train
-from slipway.registry.base import (
-    CHALLENGER,
-    CHAMPION,
-    CHAMPION_SINCE_TAG,
-    CHAMPION_VIA_TAG,
-    PROMOTED_AT_TAG,
-    RELEASE_KEY_TAG,
-    ModelRegistry,
-    Registration,
-)
+from slipway.names import CHALLENGER, CHAMPION, Tag
+from slipway.registry.base import ModelRegistry, Registration
 from slipway.registry.fake import InMemoryRegistry
 from slipway.training.base import TrainingRequest
 
@@ -166,7 +158,7 @@ class RegistryContract(ABC):
         assert v.run_id
         for tag, value in TAGS.items():
             assert v.tags.get(tag) == value, tag
-        assert v.tags[RELEASE_KEY_TAG] == "key-1"
+        assert v.tags[Tag.RELEASE_KEY] == "key-1"
         assert CHALLENGER in v.aliases
         assert CHAMPION not in v.aliases
 
@@ -239,7 +231,7 @@ class RegistryContract(ABC):
         # a different key is a different release: the next version is 2, so the retry created none
         second = registry.register(registration(model, holdout_x, key="key-2"))
         assert second.version == "2"
-        assert second.tags[RELEASE_KEY_TAG] == "key-2"
+        assert second.tags[Tag.RELEASE_KEY] == "key-2"
         challenger = registry.get_alias(model_name=NAME, alias=CHALLENGER)
         assert challenger is not None and challenger.version == "2"
 
@@ -407,7 +399,7 @@ class RegistryContract(ABC):
         assert by_version["2"].aliases == (CHAMPION,)
         assert by_version["1"].aliases == ()
         assert by_version["2"].tags["slipway.decision"] == "promoted"
-        assert by_version["1"].tags[RELEASE_KEY_TAG] == "key-1"
+        assert by_version["1"].tags[Tag.RELEASE_KEY] == "key-1"
         assert by_version["1"].tags == registry.get_version(model_name=NAME, version="1").tags
         times = [v.created_at for v in listed]
         assert all(t is not None and t > 1.7e9 for t in times), times  # epoch seconds, not ms
@@ -439,7 +431,7 @@ class RegistryContract(ABC):
         assert got[1].reason == "FAIL: accuracy 0.5000 >= floor 0.9000; gate rejected: accuracy"
         assert got[0].reason == "export: op Foo"
         assert got[0].created_at >= got[1].created_at > 1.7e9
-        assert got[1].tags[RELEASE_KEY_TAG] == "rej-1"
+        assert got[1].tags[Tag.RELEASE_KEY] == "rej-1"
         assert [r.stage for r in registry.list_rejections(model_name="other-model")] == ["parity"]
 
     def test_promote_records_when_and_keeps_the_first_promotion_time(
@@ -448,15 +440,15 @@ class RegistryContract(ABC):
         for key in ("key-1", "key-2"):
             registry.register(registration(model, holdout_x, key=key))
         first = registry.promote(model_name=NAME, version="1", reason="first")
-        promoted_at = first.tags[PROMOTED_AT_TAG]
+        promoted_at = first.tags[Tag.PROMOTED_AT]
         assert promoted_at.startswith("20") and promoted_at.endswith("+00:00")  # ISO 8601, UTC
-        assert first.tags[CHAMPION_SINCE_TAG] == promoted_at
-        assert first.tags[CHAMPION_VIA_TAG] == "promotion"
+        assert first.tags[Tag.CHAMPION_SINCE] == promoted_at
+        assert first.tags[Tag.CHAMPION_VIA] == "promotion"
         registry.promote(model_name=NAME, version="2", reason="second")
         again = registry.promote(model_name=NAME, version="1", reason="back again")
-        assert again.tags[PROMOTED_AT_TAG] == promoted_at  # the first promotion time is kept
+        assert again.tags[Tag.PROMOTED_AT] == promoted_at  # the first promotion time is kept
         assert again.tags["slipway.previous_champion"] == "2"
-        assert again.tags[CHAMPION_SINCE_TAG] >= promoted_at
+        assert again.tags[Tag.CHAMPION_SINCE] >= promoted_at
 
     def test_set_champion_moves_the_alias_with_tags_but_no_promotion_record(
         self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
@@ -567,13 +559,13 @@ class TestMlflowRunRecords:
         }
         for tag, value in TAGS.items():
             assert run.data.tags[tag] == value
-        assert run.data.tags[RELEASE_KEY_TAG] == "key-1"
+        assert run.data.tags[Tag.RELEASE_KEY] == "key-1"
         assert "slipway.decision" not in run.data.tags
 
         # the registered version points at this run and the model files sit under the temp store
         mv = client.get_model_version(NAME, v.version)
         assert mv.run_id == v.run_id
-        assert mv.tags[RELEASE_KEY_TAG] == "key-1"
+        assert mv.tags[Tag.RELEASE_KEY] == "key-1"
 
         docs = sorted(a.path for a in client.list_artifacts(v.run_id, "slipway"))
         assert docs == sorted(DOCUMENTS)
@@ -592,7 +584,7 @@ class TestMlflowRunRecords:
         run = client.get_run(run_id)
         assert run.data.tags["slipway.decision"] == "rejected"
         assert run.data.tags["slipway.rejected_at"] == "quality_gate"
-        assert run.data.tags[RELEASE_KEY_TAG] == "rej"
+        assert run.data.tags[Tag.RELEASE_KEY] == "rej"
         assert run.data.metrics == METRICS
         assert sorted(a.path for a in client.list_artifacts(run_id, "slipway")) == sorted(DOCUMENTS)
         assert client.search_model_versions(f"name='{NAME}'") == []

@@ -8,9 +8,10 @@ import pytest
 
 from slipway.deploy.fake import FakeTarget
 from slipway.errors import DeployError, RegistryError, UsageError
+from slipway.names import CHAMPION
 from slipway.ops.audit import read_records
 from slipway.ops.rollback import RollbackRefused, RollbackResult, rollback_serving
-from slipway.registry.base import CHAMPION, VersionInfo
+from slipway.registry.base import VersionInfo
 from slipway.registry.fake import InMemoryRegistry
 from tests.unit.ops_world import MODEL, history, release_of, serving
 

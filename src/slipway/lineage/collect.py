@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from slipway.names import Tag
+
 UNKNOWN = "unknown"
 _PACKAGES = ("torch", "onnx", "onnxruntime", "mlflow", "prefect", "great_expectations", "slipway")
 
@@ -83,17 +85,17 @@ def lineage_tags(
 ) -> dict[str, str]:
     """The tag set every registered version carries (keys under `slipway.`)."""
     tags = {
-        "slipway.git_commit": git["commit"],
-        "slipway.git_dirty": git["dirty"],
-        "slipway.data_sha256": data_sha256,
-        "slipway.suite_sha256": suite_sha256,
-        "slipway.suite_version": str(suite_version),
-        "slipway.training_config_sha256": training_config_sha256,
-        "slipway.training_code_sha256": training_code_sha256 or "n/a (model trained elsewhere)",
-        "slipway.holdout_sha256": holdout_sha256,
-        "slipway.model_source": source,
+        Tag.GIT_COMMIT: git["commit"],
+        Tag.GIT_DIRTY: git["dirty"],
+        Tag.DATA_SHA256: data_sha256,
+        Tag.SUITE_SHA256: suite_sha256,
+        Tag.SUITE_VERSION: str(suite_version),
+        Tag.TRAINING_CONFIG_SHA256: training_config_sha256,
+        Tag.TRAINING_CODE_SHA256: training_code_sha256 or "n/a (model trained elsewhere)",
+        Tag.HOLDOUT_SHA256: holdout_sha256,
+        Tag.MODEL_SOURCE: source,
     }
     if git.get("requested"):
-        tags["slipway.requested_commit"] = git["requested"]
-    tags.update({f"slipway.version.{k}": v for k, v in package_versions().items()})
+        tags[Tag.REQUESTED_COMMIT] = git["requested"]
+    tags.update({f"{Tag.VERSION_PREFIX}{k}": v for k, v in package_versions().items()})
     return tags

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from slipway.registry.base import CHAMPION, RejectedAttempt, VersionInfo, VersionReader
+from slipway.names import CHAMPION, Tag
+from slipway.registry.base import RejectedAttempt, VersionInfo, VersionReader
 
 
 class HistoryEntry(BaseModel):
@@ -37,25 +38,25 @@ def version_entry(v: VersionInfo) -> HistoryEntry:
     """Pure; a version's decision and reason from its tags."""
     tags = v.tags
     decision, stage, reason = "registered", "register", "registered; not deployed (challenger)"
-    if tags.get("slipway.decision") == "promoted":
-        decision, stage, reason = "promoted", "canary", tags.get("slipway.promotion_reason", "")
-    elif tags.get("slipway.decision") == "rejected":
-        stage = tags.get("slipway.rejected_at", "unknown")
+    if tags.get(Tag.DECISION) == "promoted":
+        decision, stage, reason = "promoted", "canary", tags.get(Tag.PROMOTION_REASON, "")
+    elif tags.get(Tag.DECISION) == "rejected":
+        stage = tags.get(Tag.REJECTED_AT, "unknown")
         decision = "rolled_back" if stage == "canary" else "rejected"
-        reason = tags.get("slipway.rejection_reason", "")
-    elif tags.get("slipway.image.status") == "failed":
-        decision, stage, reason = "error", "image", tags.get("slipway.image.reason", "image build failed")
+        reason = tags.get(Tag.REJECTION_REASON, "")
+    elif tags.get(Tag.IMAGE_STATUS) == "failed":
+        decision, stage, reason = "error", "image", tags.get(Tag.IMAGE_REASON, "image build failed")
     notes = []
-    rollback_id = tags.get("slipway.rollback.id")
-    if rollback_id and tags.get("slipway.rollback.from") == v.version:
+    rollback_id = tags.get(Tag.ROLLBACK_ID)
+    if rollback_id and tags.get(Tag.ROLLBACK_FROM) == v.version:
         notes.append(
-            f"demoted by rollback to version {tags.get('slipway.rollback.to')} at {tags.get('slipway.rollback.at')} "
-            f"by {tags.get('slipway.rollback.by')}: {tags.get('slipway.rollback.reason')}"
+            f"demoted by rollback to version {tags.get(Tag.ROLLBACK_TO)} at {tags.get(Tag.ROLLBACK_AT)} "
+            f"by {tags.get(Tag.ROLLBACK_BY)}: {tags.get(Tag.ROLLBACK_REASON)}"
         )
-    elif rollback_id and tags.get("slipway.rollback.to") == v.version:
+    elif rollback_id and tags.get(Tag.ROLLBACK_TO) == v.version:
         notes.append(
-            f"restored as champion by rollback from version {tags.get('slipway.rollback.from')} at "
-            f"{tags.get('slipway.rollback.at')} by {tags.get('slipway.rollback.by')}: {tags.get('slipway.rollback.reason')}"
+            f"restored as champion by rollback from version {tags.get(Tag.ROLLBACK_FROM)} at "
+            f"{tags.get(Tag.ROLLBACK_AT)} by {tags.get(Tag.ROLLBACK_BY)}: {tags.get(Tag.ROLLBACK_REASON)}"
         )
     return HistoryEntry(
         kind="version",

@@ -22,22 +22,15 @@ from pydantic import BaseModel, Field
 
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import DeployError, RegistryError, UsageError
+from slipway.names import CHAMPION, Tag
 from slipway.ops.audit import AuditRecord, append_record, read_records
-from slipway.registry.base import (
-    CHAMPION,
-    CHAMPION_SINCE_TAG,
-    CHAMPION_VIA_TAG,
-    PROMOTED_AT_TAG,
-    ModelRegistry,
-    VersionInfo,
-    utc_now_iso,
-)
+from slipway.registry.base import ModelRegistry, VersionInfo, utc_now_iso
 
 if TYPE_CHECKING:
     from slipway.config import PipelineConfig
     from slipway.ops.context import OpsContext
 
-ROLLBACK = "slipway.rollback."
+ROLLBACK = Tag.ROLLBACK_PREFIX
 
 
 class RollbackRefused(UsageError):
@@ -85,7 +78,7 @@ def registered_release(
             model_name=v.name,
             model_version=v.version,
             bundle_dir=bundle,
-            image_ref=v.tags.get("slipway.image.reference"),
+            image_ref=v.tags.get(Tag.IMAGE_REFERENCE),
         )
 
     return build
@@ -100,7 +93,7 @@ def default_actor() -> str:
 
 
 def _was_promoted(v: VersionInfo) -> bool:
-    return v.tags.get("slipway.decision") == "promoted" or PROMOTED_AT_TAG in v.tags or CHAMPION in v.aliases
+    return v.tags.get(Tag.DECISION) == "promoted" or Tag.PROMOTED_AT in v.tags or CHAMPION in v.aliases
 
 
 def plan_rollback(
@@ -114,7 +107,7 @@ def plan_rollback(
     if requested is None:
         if champion is None:
             raise RollbackRefused(f"model {model_name} has no champion: nothing serves, nothing to roll back")
-        if champion.tags.get(CHAMPION_VIA_TAG) == "rollback":
+        if champion.tags.get(Tag.CHAMPION_VIA) == "rollback":
             return RollbackPlan(
                 model_name=model_name,
                 from_version=champion.version,
@@ -126,7 +119,7 @@ def plan_rollback(
                     "(pass --to VERSION to roll back further)"
                 ),
             )
-        previous = champion.tags.get("slipway.previous_champion", "none")
+        previous = champion.tags.get(Tag.PREVIOUS_CHAMPION, "none")
         if previous == "none":
             raise RollbackRefused(
                 f"champion version {champion.version} records no previous champion (it was the first one "
@@ -144,11 +137,11 @@ def plan_rollback(
             noop=True,
             message=f"version {wanted.version} is already the champion; nothing to do",
         )
-    if wanted.tags.get("slipway.decision") == "rejected":
+    if wanted.tags.get(Tag.DECISION) == "rejected":
         raise RollbackRefused(
             f"version {wanted.version} of model {model_name} was rejected at stage "
-            f"{wanted.tags.get('slipway.rejected_at', 'unknown')} "
-            f"({wanted.tags.get('slipway.rejection_reason', 'no reason recorded')[:200]}); refusing to serve it"
+            f"{wanted.tags.get(Tag.REJECTED_AT, 'unknown')} "
+            f"({wanted.tags.get(Tag.REJECTION_REASON, 'no reason recorded')[:200]}); refusing to serve it"
         )
     if not _was_promoted(wanted):
         raise RollbackRefused(
@@ -176,7 +169,7 @@ def _reconcile_audit(champion: VersionInfo, *, audit_path: Path, target: str) ->
     tags = champion.tags
     rid = tags.get(ROLLBACK + "id")
     if (
-        champion.tags.get(CHAMPION_VIA_TAG) != "rollback"
+        champion.tags.get(Tag.CHAMPION_VIA) != "rollback"
         or not rid
         or tags.get(ROLLBACK + "to") != champion.version
     ):
@@ -267,7 +260,7 @@ def rollback_serving(
         registry.set_champion(
             model_name=model_name,
             version=plan.to_version,
-            tags={**record, CHAMPION_SINCE_TAG: at, CHAMPION_VIA_TAG: "rollback"},
+            tags={**record, Tag.CHAMPION_SINCE: at, Tag.CHAMPION_VIA: "rollback"},
         )
     except RegistryError:
         if target is not None and champion is not None:  # put the old champion back where it was

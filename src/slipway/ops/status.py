@@ -7,13 +7,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from slipway.deploy.base import DeploymentState
-from slipway.registry.base import (
-    CHAMPION,
-    CHAMPION_SINCE_TAG,
-    CHAMPION_VIA_TAG,
-    PROMOTED_AT_TAG,
-    VersionReader,
-)
+from slipway.names import CHAMPION, Tag
+from slipway.registry.base import VersionReader
 
 if TYPE_CHECKING:
     from slipway.ops.context import OpsContext
@@ -85,15 +80,15 @@ def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployVi
             f"the {deploy.target} target serves {serving}, not champion version {champion.version} "
             f"(`slipway rollback --to {champion.version} --reason ...` redeploys it)"
         )
-    previous = tags.get("slipway.previous_champion")
+    previous = tags.get(Tag.PREVIOUS_CHAMPION)
     return ServingStatus(
         model_name=model_name,
         champion_version=champion.version,
-        image_digest=tags.get("slipway.image.digest"),
-        image_reference=tags.get("slipway.image.reference"),
+        image_digest=tags.get(Tag.IMAGE_DIGEST),
+        image_reference=tags.get(Tag.IMAGE_REFERENCE),
         image_status=_image_status(tags),
-        champion_since=tags.get(CHAMPION_SINCE_TAG) or tags.get(PROMOTED_AT_TAG),
-        champion_via=tags.get(CHAMPION_VIA_TAG) or ("promotion" if tags.get("slipway.decision") else None),
+        champion_since=tags.get(Tag.CHAMPION_SINCE) or tags.get(Tag.PROMOTED_AT),
+        champion_via=tags.get(Tag.CHAMPION_VIA) or ("promotion" if tags.get(Tag.DECISION) else None),
         previous_champion=None if previous in (None, "none") else previous,
         deploy=deploy,
         warnings=warnings,
@@ -101,12 +96,12 @@ def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployVi
 
 
 def _image_status(tags: dict[str, str]) -> str | None:
-    status = tags.get("slipway.image.status")
+    status = tags.get(Tag.IMAGE_STATUS)
     if status is None:
         return None
-    if status == "built" and not tags.get("slipway.image.digest"):
+    if status == "built" and not tags.get(Tag.IMAGE_DIGEST):
         return "image built but not pushed to a registry, so it has no digest"
-    reason = tags.get("slipway.image.reason")
+    reason = tags.get(Tag.IMAGE_REASON)
     return f"image {status}: {reason}" if reason else f"image {status}"
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.config import OptimizeConfig
+from slipway.names import Tag
 from slipway.optimize.candidates import Candidate, build_candidates
 from slipway.optimize.export import export_onnx
 from slipway.optimize.measure import measure, ort_runner, torch_runner
@@ -58,19 +59,19 @@ class OptimizationOutcome(BaseModel):
     def tags(self) -> dict[str, str]:
         """Version tags: export identity, runtimes, parity numbers, shipped candidate and every file's sha256."""
         tags = {
-            "slipway.onnx.opset": str(self.export.opset),
-            "slipway.onnx.sha256": self.export.sha256,
-            "slipway.parity": "passed" if self.parity.passed else "failed",
-            "slipway.parity.max_abs_error": f"{self.parity.max_abs_error:.3g}",
-            "slipway.parity.max_rel_error": f"{self.parity.max_rel_error:.3g}",
+            Tag.ONNX_OPSET: str(self.export.opset),
+            Tag.ONNX_SHA256: self.export.sha256,
+            Tag.PARITY: "passed" if self.parity.passed else "failed",
+            Tag.PARITY_MAX_ABS_ERROR: f"{self.parity.max_abs_error:.3g}",
+            Tag.PARITY_MAX_REL_ERROR: f"{self.parity.max_rel_error:.3g}",
         }
         for cand in self.candidates:
             if cand.get("sha256"):
-                tags[f"slipway.onnx.{cand['name']}.sha256"] = str(cand["sha256"])
+                tags[f"{Tag.ONNX_PREFIX}{cand['name']}.sha256"] = str(cand["sha256"])
         if self.selection is not None:
-            tags["slipway.optimize.shipped"] = self.selection.shipped
-            tags["slipway.optimize.shipped_artifact"] = self.shipped_artifact()
-            tags["slipway.optimize.shipped_sha256"] = str(self.selection.row(self.selection.shipped).sha256)
+            tags[Tag.SHIPPED] = self.selection.shipped
+            tags[Tag.SHIPPED_ARTIFACT] = self.shipped_artifact()
+            tags[Tag.SHIPPED_SHA256] = str(self.selection.row(self.selection.shipped).sha256)
         return tags
 
     def metrics(self) -> dict[str, float]:

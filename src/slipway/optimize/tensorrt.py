@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.errors import OptimizationError
 from slipway.hashing import file_sha256
+from slipway.names import Tag
 from slipway.optimize.export import INPUT_NAME
 from slipway.optimize.parity import ParityReport, compare
 
@@ -39,7 +40,7 @@ MAX_BATCH = 1024
 BENCH_BATCHES = (1, 1024)
 WORKSPACE_BYTES = 1 << 30
 CALIBRATION_BATCH = 32
-TAG = "slipway.tensorrt"
+TAG = Tag.TENSORRT_PREFIX
 
 _log = logging.getLogger(__name__)
 

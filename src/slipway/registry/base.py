@@ -10,14 +10,7 @@ from typing import Any
 
 import numpy as np
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
-RELEASE_KEY_TAG = "slipway.release_key"
-PROMOTED_AT_TAG = "slipway.promoted_at"  # UTC ISO time of the version's first promotion
-CHAMPION_SINCE_TAG = "slipway.champion_since"  # UTC ISO time `champion` last moved to the version
-CHAMPION_VIA_TAG = "slipway.champion_via"  # "promotion" or "rollback": how it last became champion
-REJECTION_REASON_TAG = "slipway.rejection_reason"
-MODEL_NAME_TAG = "slipway.model_name"  # on rejected-attempt runs (they have no model version)
+from slipway.names import Tag
 
 RegistryClock = Callable[[], float]  # seconds since the epoch (time.time in production)
 
@@ -34,14 +27,14 @@ def promotion_tags(
 ) -> dict[str, str]:
     """Pure; the tags `promote` writes: decision, reason, previous champion, since when (first promotion kept)."""
     tags = {
-        "slipway.decision": "promoted",
-        "slipway.promotion_reason": reason[:500],
-        "slipway.previous_champion": previous or "none",
-        CHAMPION_SINCE_TAG: now,
-        CHAMPION_VIA_TAG: "promotion",
+        Tag.DECISION: "promoted",
+        Tag.PROMOTION_REASON: reason[:500],
+        Tag.PREVIOUS_CHAMPION: previous or "none",
+        Tag.CHAMPION_SINCE: now,
+        Tag.CHAMPION_VIA: "promotion",
     }
-    if PROMOTED_AT_TAG not in existing:
-        tags[PROMOTED_AT_TAG] = now
+    if Tag.PROMOTED_AT not in existing:
+        tags[Tag.PROMOTED_AT] = now
     return tags
 
 

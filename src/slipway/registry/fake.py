@@ -10,12 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from slipway.errors import ModelContractError, RegistryError
+from slipway.names import CHALLENGER, CHAMPION, Tag
 from slipway.registry.base import (
-    CHALLENGER,
-    CHAMPION,
-    MODEL_NAME_TAG,
-    REJECTION_REASON_TAG,
-    RELEASE_KEY_TAG,
     ModelRegistry,
     Registration,
     RegistryClock,
@@ -66,7 +62,7 @@ class InMemoryRegistry(ModelRegistry):
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
         """Non-blocking read; the version registered for this release key, or None."""
         for v in self._versions.get(model_name, []):
-            if v.tags.get(RELEASE_KEY_TAG) == release_key:
+            if v.tags.get(Tag.RELEASE_KEY) == release_key:
                 return self._info(model_name, v.version)
         return None
 
@@ -97,7 +93,7 @@ class InMemoryRegistry(ModelRegistry):
                 "documents": copy.deepcopy(reg.documents),
                 "artifacts": {k: Path(v).read_bytes() for k, v in reg.artifacts.items()},
             }
-            tags = {**reg.tags, RELEASE_KEY_TAG: reg.release_key}
+            tags = {**reg.tags, Tag.RELEASE_KEY: reg.release_key}
             versions.append(
                 VersionInfo(
                     name=reg.model_name, version=version, run_id=run_id, tags=tags, created_at=self._clock()
@@ -121,11 +117,11 @@ class InMemoryRegistry(ModelRegistry):
             "created_at": self._clock(),
             "tags": {
                 **reg.tags,
-                RELEASE_KEY_TAG: reg.release_key,
-                "slipway.decision": "rejected",
-                "slipway.rejected_at": stage,
-                MODEL_NAME_TAG: reg.model_name,
-                REJECTION_REASON_TAG: rejection_summary(reg.documents, stage=stage),
+                Tag.RELEASE_KEY: reg.release_key,
+                Tag.DECISION: "rejected",
+                Tag.REJECTED_AT: stage,
+                Tag.MODEL_NAME: reg.model_name,
+                Tag.REJECTION_REASON: rejection_summary(reg.documents, stage=stage),
             },
         }
         return run_id
@@ -189,9 +185,9 @@ class InMemoryRegistry(ModelRegistry):
             model_name=model_name,
             version=version,
             tags={
-                "slipway.decision": "rejected",
-                "slipway.rejected_at": stage,
-                "slipway.rejection_reason": reason[:500],
+                Tag.DECISION: "rejected",
+                Tag.REJECTED_AT: stage,
+                Tag.REJECTION_REASON: reason[:500],
             },
             documents={},
         )
@@ -208,7 +204,7 @@ class InMemoryRegistry(ModelRegistry):
                 run_id=run_id,
                 stage=str(run["stage"]),
                 created_at=float(run["created_at"]),
-                reason=run["tags"][REJECTION_REASON_TAG],
+                reason=run["tags"][Tag.REJECTION_REASON],
                 tags=dict(run["tags"]),
             )
             for run_id, run in self.runs.items()

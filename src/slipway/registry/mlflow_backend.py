@@ -9,12 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from slipway.errors import ModelContractError, RegistryError
+from slipway.names import CHALLENGER, CHAMPION, Tag
 from slipway.registry.base import (
-    CHALLENGER,
-    CHAMPION,
-    MODEL_NAME_TAG,
-    REJECTION_REASON_TAG,
-    RELEASE_KEY_TAG,
     ModelRegistry,
     Registration,
     RejectedAttempt,
@@ -89,7 +85,7 @@ class MlflowRegistry(ModelRegistry):
     def find_release(self, *, model_name: str, release_key: str) -> VersionInfo | None:
         """Non-blocking read; the version registered for this release key, or None."""
         hits = self._client.search_model_versions(
-            f"name='{model_name}' and tag.`{RELEASE_KEY_TAG}`='{release_key}'",
+            f"name='{model_name}' and tag.`{Tag.RELEASE_KEY}`='{release_key}'",
             order_by=["version_number ASC"],
             max_results=1,
         )
@@ -129,7 +125,7 @@ class MlflowRegistry(ModelRegistry):
         with mlflow.start_run(experiment_id=self._experiment_id(), run_name=run_name) as run:
             mlflow.log_params(_flat_params(reg.params))
             mlflow.log_metrics(reg.metrics)
-            mlflow.set_tags({**reg.tags, **extra_tags, RELEASE_KEY_TAG: reg.release_key})
+            mlflow.set_tags({**reg.tags, **extra_tags, Tag.RELEASE_KEY: reg.release_key})
             for fname, doc in reg.documents.items():
                 mlflow.log_dict(doc, fname)
             for art_path, local in reg.artifacts.items():
@@ -150,7 +146,7 @@ class MlflowRegistry(ModelRegistry):
                     )
                     if model_required:
                         raise ModelContractError(cause) from None
-                    mlflow.set_tag("slipway.model_logged", f"false: {cause}"[:500])
+                    mlflow.set_tag(Tag.MODEL_LOGGED, f"false: {cause}"[:500])
         return run.info.run_id, info
 
     def _create_version(self, reg: Registration) -> VersionInfo:
@@ -160,7 +156,7 @@ class MlflowRegistry(ModelRegistry):
         run_id, info = self._log_run(reg, run_name=f"release-{reg.release_key[:12]}", extra_tags={})
         try:
             mv = mlflow.register_model(
-                info.model_uri, reg.model_name, tags={**reg.tags, RELEASE_KEY_TAG: reg.release_key}
+                info.model_uri, reg.model_name, tags={**reg.tags, Tag.RELEASE_KEY: reg.release_key}
             )
         except MlflowException as exc:
             raise RegistryError(
@@ -174,10 +170,10 @@ class MlflowRegistry(ModelRegistry):
             reg,
             run_name=f"rejected-{stage}-{reg.release_key[:12]}",
             extra_tags={
-                "slipway.decision": "rejected",
-                "slipway.rejected_at": stage,
-                MODEL_NAME_TAG: reg.model_name,
-                REJECTION_REASON_TAG: rejection_summary(reg.documents, stage=stage),
+                Tag.DECISION: "rejected",
+                Tag.REJECTED_AT: stage,
+                Tag.MODEL_NAME: reg.model_name,
+                Tag.REJECTION_REASON: rejection_summary(reg.documents, stage=stage),
             },
             model_required=False,
         )
@@ -252,9 +248,9 @@ class MlflowRegistry(ModelRegistry):
         """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
         self.get_version(model_name=model_name, version=version)
         tags = {
-            "slipway.decision": "rejected",
-            "slipway.rejected_at": stage,
-            "slipway.rejection_reason": reason[:500],
+            Tag.DECISION: "rejected",
+            Tag.REJECTED_AT: stage,
+            Tag.REJECTION_REASON: reason[:500],
         }
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
@@ -310,15 +306,15 @@ class MlflowRegistry(ModelRegistry):
         return [
             RejectedAttempt(
                 run_id=run.info.run_id,
-                stage=run.data.tags.get("slipway.rejected_at", "unknown"),
+                stage=run.data.tags.get(Tag.REJECTED_AT, "unknown"),
                 created_at=run.info.start_time / 1000.0,
-                reason=run.data.tags.get(REJECTION_REASON_TAG)
-                or f"rejected at stage {run.data.tags.get('slipway.rejected_at', 'unknown')}",
+                reason=run.data.tags.get(Tag.REJECTION_REASON)
+                or f"rejected at stage {run.data.tags.get(Tag.REJECTED_AT, 'unknown')}",
                 tags=dict(run.data.tags),
             )
             for run in runs
             # runs logged before the model-name tag existed belong to this config's experiment
-            if run.data.tags.get(MODEL_NAME_TAG, model_name) == model_name
+            if run.data.tags.get(Tag.MODEL_NAME, model_name) == model_name
         ]
 
     def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:

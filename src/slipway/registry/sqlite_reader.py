@@ -12,9 +12,8 @@ import sqlite3
 from pathlib import Path
 
 from slipway.errors import RegistryError
+from slipway.names import Tag
 from slipway.registry.base import (
-    MODEL_NAME_TAG,
-    REJECTION_REASON_TAG,
     RejectedAttempt,
     VersionInfo,
     VersionReader,
@@ -139,7 +138,7 @@ class SqliteVersionReader(VersionReader):
         with _closing(self._connect()) as con:
             runs = con.execute(
                 "SELECT r.run_uuid, r.start_time FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
-                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'slipway.decision' AND t.value = 'rejected' "
+                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = Tag.DECISION AND t.value = 'rejected' "
                 "WHERE e.name = ? AND r.lifecycle_stage = 'active'"
                 + self._where("e.")
                 + " ORDER BY r.start_time DESC",
@@ -150,15 +149,15 @@ class SqliteVersionReader(VersionReader):
                 tags = dict(
                     con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall()
                 )
-                if tags.get(MODEL_NAME_TAG, model_name) != model_name:
+                if tags.get(Tag.MODEL_NAME, model_name) != model_name:
                     continue
-                stage = tags.get("slipway.rejected_at", "unknown")
+                stage = tags.get(Tag.REJECTED_AT, "unknown")
                 found.append(
                     RejectedAttempt(
                         run_id=run_id,
                         stage=stage,
                         created_at=start / 1000.0,
-                        reason=tags.get(REJECTION_REASON_TAG) or f"rejected at stage {stage}",
+                        reason=tags.get(Tag.REJECTION_REASON) or f"rejected at stage {stage}",
                         tags=tags,
                     )
                 )

@@ -20,7 +20,8 @@ from slipway.config import PipelineConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease
 from slipway.errors import DeployError, UsageError
-from slipway.registry.base import CHAMPION, ModelRegistry, VersionInfo
+from slipway.names import CHAMPION, Tag
+from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.serving.bundle import write_bundle
 from slipway.settings import Settings
 
@@ -62,7 +63,7 @@ class DeployOutcome(BaseModel):
 
 def champion_bundle(registry: ModelRegistry, *, champion: VersionInfo, dst: Path, ref: Reference) -> Path:
     """Blocking; the champion's serving bundle rebuilt from its registered shipped ONNX file; DeployError if absent."""
-    artifact = champion.tags.get("slipway.optimize.shipped_artifact")
+    artifact = champion.tags.get(Tag.SHIPPED_ARTIFACT)
     if not artifact:
         raise DeployError(
             f"champion {champion.name}/{champion.version} has no slipway.optimize.shipped_artifact tag "
@@ -140,7 +141,7 @@ def deploy_release(
         )
     state = target.state()
     if state.stable is None or state.stable.model_version != champion.version:
-        image = champion.tags.get("slipway.image.reference")
+        image = champion.tags.get(Tag.IMAGE_REFERENCE)
         target.deploy_stable(
             ModelRelease(
                 model_name=champion.name, model_version=champion.version, bundle_dir=bundle, image_ref=image

@@ -15,6 +15,7 @@ from slipway.data.reference import Reference
 from slipway.errors import ImageError
 from slipway.images.base import ImageBuilder
 from slipway.images.stage import ImageRecord, build_and_push
+from slipway.names import Tag
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.serving.bundle import write_bundle
 from slipway.serving.servability import ServabilityReport, check_servability, expected_probabilities
@@ -32,20 +33,20 @@ class ImageOutcome(BaseModel):
 
     def tags(self) -> dict[str, str]:
         """`slipway.image.*` version tags; later stages deploy `slipway.image.reference` (by digest)."""
-        tags = {"slipway.image.status": self.status}
+        tags = {Tag.IMAGE_STATUS: self.status}
         if self.reason:
-            tags["slipway.image.reason"] = self.reason[:500]
+            tags[Tag.IMAGE_REASON] = self.reason[:500]
         if self.record is not None:
             tags |= {
-                "slipway.image.tag": self.record.tag,
-                "slipway.image.id": self.record.image_id,
-                "slipway.image.size_mb": f"{self.record.size_mb:.1f}",
-                "slipway.image.builder": self.record.builder,
+                Tag.IMAGE_TAG: self.record.tag,
+                Tag.IMAGE_ID: self.record.image_id,
+                Tag.IMAGE_SIZE_MB: f"{self.record.size_mb:.1f}",
+                Tag.IMAGE_BUILDER: self.record.builder,
             }
             if self.record.digest and self.record.reference:
                 tags |= {
-                    "slipway.image.digest": self.record.digest,
-                    "slipway.image.reference": self.record.reference,
+                    Tag.IMAGE_DIGEST: self.record.digest,
+                    Tag.IMAGE_REFERENCE: self.record.reference,
                 }
         return tags
 

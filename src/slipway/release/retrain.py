@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from slipway.config import load_config
 from slipway.hashing import file_sha256
-from slipway.registry.base import CHAMPION, ModelRegistry
+from slipway.names import CHAMPION, Tag
+from slipway.registry.base import ModelRegistry
 from slipway.release.steps import resolve_batch
 
 
@@ -27,7 +28,7 @@ def plan_retrain(*, config_path: Path, registry: ModelRegistry) -> RetrainPlan:
     sha = file_sha256(path)
     champion = registry.get_alias(model_name=cfg.registry.model_name, alias=CHAMPION)
     skip = None
-    if champion is not None and champion.tags.get("slipway.data_sha256") == sha:
+    if champion is not None and champion.tags.get(Tag.DATA_SHA256) == sha:
         skip = (
             f"up to date: champion {champion.name} version {champion.version} was trained on this batch "
             f"({path.name}, sha256 {sha[:12]}); drop a new batch into {cfg.batches_path()}"

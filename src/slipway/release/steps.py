@@ -13,8 +13,9 @@ from slipway.evaluation.scoring import evaluate
 from slipway.gate.quality import GateDecision, decide
 from slipway.hashing import file_sha256
 from slipway.lineage.collect import check_commit, git_state, json_hash, lineage_tags
+from slipway.names import CHAMPION, Tag
 from slipway.optimize.stage import OptimizationOutcome
-from slipway.registry.base import CHAMPION, ModelRegistry, Registration, VersionInfo
+from slipway.registry.base import ModelRegistry, Registration, VersionInfo
 from slipway.settings import Settings
 from slipway.training.base import TrainedModel, TrainingRequest
 from slipway.training.entrypoint import code_hash, load_entrypoint
@@ -172,8 +173,8 @@ def build_registration(
         holdout_sha256=ref.holdout_hash(),
         source=inputs.model_uri or f"trained:{cfg.training.entrypoint}",
     )
-    tags["slipway.quality_gate"] = "passed" if gate.passed else "rejected"
-    tags["slipway.champion_compared"] = gate.champion_version or "none (first release)"
+    tags[Tag.QUALITY_GATE] = "passed" if gate.passed else "rejected"
+    tags[Tag.CHAMPION_COMPARED] = gate.champion_version or "none (first release)"
     x, _ = ref.holdout_xy()
     return Registration(
         model_name=cfg.registry.model_name,

@@ -15,8 +15,9 @@ import pytest
 from slipway.deploy.base import ModelRelease
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.errors import DeployError
+from slipway.names import CHAMPION
 from slipway.ops.rollback import RollbackRefused, RollbackResult, rollback_serving
-from slipway.registry.base import CHAMPION, Registration, VersionInfo
+from slipway.registry.base import Registration, VersionInfo
 from slipway.registry.fake import InMemoryRegistry
 from tests.integration.k8s.observe import get
 
