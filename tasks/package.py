@@ -1,48 +1,27 @@
-"""Packaging tasks: servability check of the shipped model, then the serving image (built, pushed, pinned)."""
+"""Packaging tasks: servability of the shipped model (in-process, then as its image) and the serving image."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from slipway.data.reference import load_reference
 from slipway.images.factory import make_builder
-from slipway.optimize.stage import OptimizationOutcome
-from slipway.registry.base import VersionInfo
 from slipway.registry.factory import make_registry
-from slipway.release.packaging import ImageOutcome, build_image, make_bundle, servability
-from slipway.release.steps import ReleaseInputs, release_key
+from slipway.release.context import ReleaseContext
+from slipway.release.ledger import Evidence
+from slipway.release.outcome import StageOutcome
+from slipway.release.packaging import ImageOutcome
+from slipway.release.stages.image import build_serving_image
+from slipway.release.stages.servability import check_in_process, smoke_test_image
 from slipway.serving.servability import ServabilityReport
 from slipway.settings import Settings
 from tasks.retry import transient_only
 
 
-def _bundle_dir(inputs: ReleaseInputs, version: str) -> Path:
-    return Settings().work_path() / f"bundle-{release_key(inputs)[:16]}-{version}"
-
-
 @task(name="servability-check", cache_policy=NO_CACHE, timeout_seconds=600)
-def check_servable(inputs: ReleaseInputs, outcome: OptimizationOutcome) -> ServabilityReport:
+def check_servable(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[ServabilityReport]:
     """Serve the shipped candidate in a subprocess; its answers on the holdout must match offline ORT."""
-    cfg = inputs.config()
-    ref = load_reference(cfg.data)
-    bundle = make_bundle(
-        outcome,
-        dst=_bundle_dir(inputs, "candidate"),
-        model_name=cfg.registry.model_name,
-        model_version=f"candidate-{release_key(inputs)[:12]}",
-        ref=ref,
-    )
-    report = servability(bundle, ref=ref, timeout_s=cfg.serving.servability_timeout_s)
-    create_markdown_artifact(
-        key="servability",
-        markdown=f"# {report.summary()}\n\n```json\n{report.model_dump_json(indent=2)}\n```",
-        description="Servability check",
-    )
-    return report
+    return check_in_process(ctx, evidence, work_dir=ctx.work_dir("bundle-candidate", Settings()))
 
 
 @task(
@@ -53,32 +32,23 @@ def check_servable(inputs: ReleaseInputs, outcome: OptimizationOutcome) -> Serva
     retry_condition_fn=transient_only,
     timeout_seconds=3600,
 )
-def build_serving_image(
-    inputs: ReleaseInputs, outcome: OptimizationOutcome, version: VersionInfo
-) -> ImageOutcome:
+def build_image(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[ImageOutcome]:
     """Build and push the serving image for the registered version; its digest goes on the version."""
     settings = Settings()
-    cfg = inputs.config()
-    bundle = make_bundle(
-        outcome,
-        dst=_bundle_dir(inputs, version.version),
-        model_name=version.name,
-        model_version=version.version,
-        ref=load_reference(cfg.data),
-    )
-    image = build_image(
-        make_builder(settings.image_builder, settings=settings),
-        bundle=bundle,
-        model_name=version.name,
-        model_version=version.version,
-        git_commit=inputs.git.get("commit", "unknown"),
+    return build_serving_image(
+        ctx,
+        evidence,
+        builder=make_builder(settings.image_builder, settings=settings),
+        registry=make_registry(settings, ctx.config),
         settings=settings,
+        work_dir=ctx.work_dir(
+            f"bundle-v{evidence.version.version if evidence.version else 'none'}", settings
+        ),
     )
-    make_registry(settings, cfg).annotate(
-        model_name=version.name,
-        version=version.version,
-        tags=image.tags(),
-        documents={"slipway/image.json": image.model_dump(mode="json")},
-    )
-    create_markdown_artifact(key="image", markdown=f"# {image.summary()}", description="Serving image")
-    return image
+
+
+@task(name="servability-image", cache_policy=NO_CACHE, timeout_seconds=900)
+def smoke_test(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[ServabilityReport]:
+    """Run the built image against the holdout exactly as the in-process check did; skipped without an image."""
+    settings = Settings()
+    return smoke_test_image(ctx, evidence, builder=make_builder(settings.image_builder, settings=settings))

@@ -1,4 +1,4 @@
-"""The first task of a release: read config, suite and batch, and hash every input."""
+"""The first task of a release: read config, suite and batch once, and hash every input."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from slipway.release.steps import ReleaseInputs, prepare, resolve_batch
+from slipway.release.context import ReleaseContext, prepare
 
 
 @task(name="prepare-release", cache_policy=NO_CACHE, timeout_seconds=300)
 def prepare_release(
-    config_path: str, data: str | None, model_uri: str | None, commit: str | None = None
-) -> ReleaseInputs:
-    """Resolve (newest batch, URL) and hash the release's inputs; fails with the config/data error's message."""
-    path = resolve_batch(config_path=Path(config_path), data=data)
-    return prepare(config_path=Path(config_path), data_path=path, model_uri=model_uri, commit=commit)
+    config_path: str, data: str | None, model_uri: str | None, commit: str | None, canary_fault: str | None
+) -> ReleaseContext:
+    """The release's frozen inputs; fails with the config/data error's message."""
+    return prepare(
+        config_path=Path(config_path),
+        data=data,
+        model_uri=model_uri,
+        commit=commit,
+        canary_fault=canary_fault,
+    )

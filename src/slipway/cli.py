@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -164,29 +166,50 @@ def release_cmd(
     ] = None,
 ) -> None:
     """Run the release flow: exit 0 registered/promoted, 1 rejected by a gate or rolled back, 2 error."""
-    from slipway.release.steps import prepare, resolve_batch
+    from slipway.names import exit_code
+    from slipway.release.context import prepare
     from slipway.runtime_env import apply_runtime_defaults
 
     settings = _settings()
     apply_runtime_defaults(settings)
     cfg_path = _config_path(config)
-    data_path = resolve_batch(config_path=cfg_path, data=data)
-    # usage errors before Prefect starts
-    prepare(config_path=cfg_path, data_path=data_path, model_uri=model_uri, commit=commit)
-    from slipway.release.canary_stage import fault_env
+    with _reported(settings, stage="prepare"):  # usage errors before Prefect starts, with a report
+        ctx = prepare(
+            config_path=cfg_path, data=data, model_uri=model_uri, commit=commit, canary_fault=canary_fault
+        )
+    with _reported(settings, stage="prepare", model_name=ctx.model_name, data_path=ctx.data_path):
+        from flows.release import release
 
-    fault_env(canary_fault)  # an unknown kind is a usage error before Prefect starts
-    from flows.release import release
-
-    result = release(
-        data=str(data_path),
-        model_uri=model_uri,
-        config_path=str(cfg_path),
-        canary_fault=canary_fault,
-        commit=commit,
-    )
+        result = release(
+            data=ctx.data_path,
+            model_uri=model_uri,
+            config_path=str(cfg_path),
+            canary_fault=canary_fault,
+            commit=commit,
+        )
     _print_result(result, as_json=as_json)
-    raise typer.Exit({"rejected": 1, "rolled_back": 1, "error": 2}.get(str(result["decision"]), 0))
+    raise typer.Exit(exit_code(str(result["decision"])))
+
+
+@contextlib.contextmanager
+def _reported(settings: Settings, *, stage: str, **fields: str) -> Iterator[None]:
+    """Writes an error report (decision error at `stage`) for any exception escaping the block, then re-raises."""
+    try:
+        yield
+    except Exception as exc:
+        from slipway.release.report import write_report
+        from slipway.release.result import ReleaseResult
+
+        reason = (
+            f"ERROR at stage {stage}: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, SlipwayError)
+            else f"ERROR at stage {stage}: {exc}"
+        )
+        result = ReleaseResult.model_validate(
+            {"decision": "error", "stage": stage, "reasons": [reason], **fields}
+        )
+        write_report(result, reports_dir=settings.reports_path())
+        raise
 
 
 def _print_result(result: dict[str, object], *, as_json: bool) -> None:

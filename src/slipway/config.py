@@ -300,16 +300,6 @@ class CanaryConfig(BaseModel):
         lt=1,
         description="Two-sample KS distance D that a significant score shift must also exceed to fail.",
     )
-    shift_baseline: float = Field(
-        default=0.0,
-        ge=0,
-        lt=1,
-        description=(
-            "KS D between the canary's and the stable's scores OFFLINE on the holdout; the release sets it, so the "
-            "score change the quality gate approved is not mistaken for a silent shift (live D must exceed "
-            "baseline + shift_min_effect)."
-        ),
-    )
     shift_min_samples: int = Field(
         default=100, ge=10, description="Scores per arm at a weight before the KS shift check can judge."
     )

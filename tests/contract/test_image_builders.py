@@ -17,10 +17,9 @@ from slipway.errors import ImageError
 from slipway.images.base import BuiltImage, ImageBuilder, NoBuilder, tag_part
 from slipway.images.factory import build_secrets, make_builder
 from slipway.images.fake import FakeBuilder
-from slipway.images.stage import build_and_push, image_name, public_url, stage_context
+from slipway.images.stage import DOCKERFILE, REQUIREMENTS, build_and_push, image_name, public_url, stage_context
 from slipway.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 LABELS = {"io.slipway.model.name": "contract", "io.slipway.model.version": "7"}
 TINY = """\
@@ -238,39 +237,48 @@ def bundle(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A checkout-shaped folder: the real Dockerfile, a requirements file, a package, and junk to leave out."""
-    root = tmp_path / "repo"
-    (root / "infra/docker").mkdir(parents=True)
-    (root / "infra/docker/Dockerfile.serve").write_bytes(
-        (REPO / "infra/docker/Dockerfile.serve").read_bytes()
-    )
-    (root / "infra/docker/requirements-serve.txt").write_text("numpy==2.4.6\n")
-    (root / "src/slipway/serving/__pycache__").mkdir(parents=True)
-    (root / "src/slipway/__init__.py").write_text("")
-    (root / "src/slipway/serving/__main__.py").write_text("")
-    (root / "src/slipway/serving/__pycache__/x.pyc").write_bytes(b"junk")
-    (root / ".venv").mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname = 'slipway'\n")
-    (root / "README.md").write_text("# slipway\n")
+def package(tmp_path: Path) -> Path:
+    """An installed-package-shaped folder: the real Dockerfile, a requirements file, modules, and junk to leave out."""
+    root = tmp_path / "site-packages" / "slipway"
+    (root / "images/docker").mkdir(parents=True)
+    (root / "images/docker/Dockerfile.serve").write_bytes(DOCKERFILE.read_bytes())
+    (root / "images/docker/requirements-serve.txt").write_text("numpy==2.4.6\n")
+    (root / "serving/__pycache__").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "serving/__main__.py").write_text("")
+    (root / "serving/__pycache__/x.pyc").write_bytes(b"junk")
     return root
 
 
-def test_stage_context_names_what_is_missing(tmp_path: Path, bundle: Path, repo: Path) -> None:
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The project's checkout (its git metadata becomes labels): here, a folder git does not know."""
+    root = tmp_path / "project"
+    root.mkdir()
+    return root
+
+
+def test_stage_context_names_what_is_missing(tmp_path: Path, bundle: Path, package: Path) -> None:
     (bundle / "model.json").unlink()
-    (repo / "infra/docker/requirements-serve.txt").unlink()
+    (package / "images/docker/requirements-serve.txt").unlink()
     with pytest.raises(ImageError, match=r"image stage: missing .*requirements-serve.txt.*model.json"):
-        stage_context(tmp_path / "ctx", bundle_dir=bundle, repo_root=repo)
+        stage_context(tmp_path / "ctx", bundle_dir=bundle, package_dir=package)
 
 
-def test_stage_context_holds_only_what_the_image_needs(tmp_path: Path, bundle: Path, repo: Path) -> None:
-    ctx = stage_context(tmp_path / "ctx", bundle_dir=bundle, repo_root=repo)
+def test_stage_context_holds_only_what_the_image_needs(tmp_path: Path, bundle: Path, package: Path) -> None:
+    ctx = stage_context(tmp_path / "ctx", bundle_dir=bundle, package_dir=package)
     top = sorted(p.name for p in ctx.iterdir())
-    assert top == ["Dockerfile", "README.md", "model", "pyproject.toml", "requirements-serve.txt", "src"]
+    assert top == ["Dockerfile", "model", "requirements-serve.txt", "slipway"]
     assert sorted(p.name for p in (ctx / "model").iterdir()) == ["model.json", "model.onnx"]
     assert not list(ctx.rglob("__pycache__"))
-    assert (ctx / "Dockerfile").read_bytes() == (repo / "infra/docker/Dockerfile.serve").read_bytes()
-    assert (ctx / "src/slipway/serving/__main__.py").is_file()
+    assert (ctx / "Dockerfile").read_bytes() == DOCKERFILE.read_bytes()
+    assert (ctx / "slipway/serving/__main__.py").is_file()
+
+
+def test_the_installed_package_carries_the_serving_dockerfile() -> None:
+    ctx_files = {DOCKERFILE.name, REQUIREMENTS.name}
+    assert ctx_files <= {p.name for p in DOCKERFILE.parent.iterdir()}
+    assert "slipway/" in DOCKERFILE.read_text()  # the image takes the package's source, not a checkout
 
 
 def test_build_and_push_on_the_fake_is_deterministic_and_pinned(
@@ -279,7 +287,7 @@ def test_build_and_push_on_the_fake_is_deterministic_and_pinned(
     builder = FakeBuilder()
     kwargs = {
         "bundle_dir": bundle,
-        "repo_root": repo,
+        "source_dir": repo,
         "model_name": "breast-cancer-mlp",
         "model_version": "3",
         "git_commit": "0123456789abcdef" * 2 + "01234567",
@@ -302,7 +310,7 @@ def test_build_and_push_without_registry_builds_only(tmp_path: Path, bundle: Pat
     record = build_and_push(
         FakeBuilder(),
         bundle_dir=bundle,
-        repo_root=repo,
+        source_dir=repo,
         model_name="m",
         model_version="1",
         git_commit="f" * 40,
@@ -319,7 +327,7 @@ def test_build_and_push_with_no_builder_raises_the_reason(tmp_path: Path, bundle
         build_and_push(
             FakeBuilder(unavailable_reason="no image builder: install buildah (apt-get install buildah)"),
             bundle_dir=bundle,
-            repo_root=repo,
+            source_dir=repo,
             model_name="m",
             model_version="1",
             git_commit="f" * 40,

@@ -25,7 +25,7 @@ def push_images(
         record = build_and_push(
             builder,
             bundle_dir=bundle,
-            repo_root=REPO,
+            source_dir=REPO,
             model_name=model_name,
             model_version=version,
             git_commit=git_commit(),

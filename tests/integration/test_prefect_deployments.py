@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,18 +19,13 @@ from uuid import UUID
 import httpx
 import pytest
 
+from slipway.ports import free_port
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 600.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_http(url: str, *, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -89,7 +83,7 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, config_file_module: Callable[..., Path]) -> Iterator[Team]:
     tmp = tmp_path_factory.mktemp("team")
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     base = {
         **_clean_env(),

@@ -23,8 +23,9 @@ from slipway.data.generate import make_batch
 from slipway.data.reference import Reference
 from slipway.examples.breast_cancer import train
 from slipway.optimize.export import export_onnx
+from slipway.ports import free_port
 from slipway.serving.bundle import ONNX_FILE, write_bundle
-from slipway.serving.servability import check_servability, expected_probabilities, free_port
+from slipway.serving.servability import check_servability, expected_probabilities
 from slipway.training.base import TrainingRequest
 
 pytestmark = pytest.mark.integration

@@ -25,6 +25,7 @@ import pytest
 from slipway.images.buildah import BuildahBuilder
 from slipway.images.factory import make_builder
 from slipway.images.stage import ImageRecord, build_and_push
+from slipway.ports import free_port
 from slipway.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,12 +42,6 @@ def registry_listening(registry: str) -> bool:
             return True
     except (OSError, ValueError):
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def git_commit() -> str:
@@ -92,7 +87,7 @@ def record(builder: BuildahBuilder, bundle: tuple[Path, np.ndarray], settings: S
     assert settings.image_registry is not None
     kwargs: dict[str, Any] = {
         "bundle_dir": bundle[0],
-        "repo_root": REPO,
+        "source_dir": REPO,
         "model_name": MODEL_NAME,
         "model_version": MODEL_VERSION,
         "git_commit": git_commit(),

@@ -98,7 +98,7 @@ def torch_image_size_mb(builder: ImageBuilder, *, work: Path, repo_root: Path, b
     if ctx.exists():
         shutil.rmtree(ctx)
     (ctx / "wheels").mkdir(parents=True)
-    shutil.copyfile(repo_root / REQUIREMENTS, ctx / "wheels/requirements-serve.txt")
+    shutil.copyfile(REQUIREMENTS, ctx / "wheels/requirements-serve.txt")
     try:  # a hard link when on the same filesystem: the wheel is ~190 MB
         os.link(wheel, ctx / "wheels" / wheel.name)
     except OSError:
@@ -162,7 +162,7 @@ def run(
         bundle, _ = example_bundle(work)
         kwargs: dict[str, Any] = {
             "bundle_dir": bundle,
-            "repo_root": repo_root,
+            "source_dir": repo_root,
             "model_name": "breast-cancer-mlp",
             "model_version": "1",
             "git_commit": _head(repo_root),

@@ -121,7 +121,7 @@ def load_server(
 ) -> dict[str, Any]:
     """Blocking; starts one server subprocess, loads it per `proto`, stops it with SIGTERM; its numbers."""
     from slipway.bench.loadgen import post_json_request
-    from slipway.serving.servability import free_port
+    from slipway.ports import free_port
 
     port = free_port()
     requests = [post_json_request(HOST, port, "/predict", body) for body in bodies]

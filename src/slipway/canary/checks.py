@@ -399,11 +399,18 @@ def ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return d, min(1.0, stats.kolmogorov_sf((en + 0.12 + 0.11 / en) * d))
 
 
-def shift(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
-    """Pure; two-sample KS on the scores of the same windows: fails if p < alpha AND D > `shift_min_effect` (PSI reported)."""
+def shift(
+    canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig, baseline: float = 0.0
+) -> CheckResult:
+    """Pure; two-sample KS on the scores of the same windows: fails if p < alpha AND D > baseline + `shift_min_effect`.
+
+    `baseline` is the offline D between the two models on the holdout (the shift the quality gate approved).
+    """
     n_c, n_s = int(canary.size), int(stable.size)
-    limit = policy.shift_baseline + policy.shift_min_effect
-    threshold = f"KS p < {policy.alpha:g} and D > {limit:g} (offline D {policy.shift_baseline:g} + {policy.shift_min_effect:g})"
+    limit = baseline + policy.shift_min_effect
+    threshold = (
+        f"KS p < {policy.alpha:g} and D > {limit:g} (offline D {baseline:g} + {policy.shift_min_effect:g})"
+    )
     if min(n_c, n_s) < policy.shift_min_samples:
         return CheckResult(
             "shift",

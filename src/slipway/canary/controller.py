@@ -81,6 +81,7 @@ class CanaryOutcome:
     stable_version: str
     policy: dict[str, Any] = field(default_factory=dict)
     timeline: list[TimelinePoint] = field(default_factory=list)
+    shift_baseline: float = 0.0  # the offline score shift the analysis allowed for
 
     @property
     def last(self) -> Decision | None:
@@ -98,6 +99,7 @@ class CanaryOutcome:
             "canary_version": self.canary_version,
             "stable_version": self.stable_version,
             "policy": self.policy,
+            "shift_baseline": self.shift_baseline,
             "decisions": [d.to_dict() for d in self.decisions],
         }
 
@@ -167,6 +169,7 @@ class _Run:
             stable_version=state.stable_version,
             policy=thresholds(self.policy),
             timeline=timeline(self.decisions),
+            shift_baseline=state.shift_baseline,
         )
 
     def loop(self, state: ControllerState) -> CanaryOutcome:
@@ -201,8 +204,12 @@ def run_canary(
     policy: CanaryConfig,
     clock: Clock,
     on_decision: Callable[[Decision], None] | None = None,
+    shift_baseline: float = 0.0,
 ) -> CanaryOutcome:
-    """Blocking (up to `deadline_s`); canary `release` against the deployed stable; ends promoted or rolled back."""
+    """Blocking (up to `deadline_s`); canary `release` against the deployed stable; ends promoted or rolled back.
+
+    `shift_baseline`: the offline score shift between the two models (see `ControllerState.shift_baseline`).
+    """
     run = _Run(target=target, metrics=metrics, policy=policy, clock=clock, on_decision=on_decision)
     deployed = target.state()
     state = run.state = initial_state(
@@ -210,6 +217,7 @@ def run_canary(
         canary_ready=False,
         canary_version=release.model_version,
         stable_version=deployed.stable.model_version if deployed.stable else "",
+        shift_baseline=shift_baseline,
     )
     try:
         ready = target.start_canary(release, ready_timeout_s=policy.readiness_deadline_s)

@@ -76,6 +76,9 @@ class ControllerState:
     stale_streak: int = 0  # consecutive stale/empty windows
     canary_version: str = ""
     stable_version: str = ""
+    shift_baseline: float = (
+        0.0  # offline KS D between the two models' scores on the holdout (set by the release)
+    )
 
 
 def initial_state(
@@ -85,6 +88,7 @@ def initial_state(
     elapsed_s: float = 0.0,
     canary_version: str = "",
     stable_version: str = "",
+    shift_baseline: float = 0.0,
 ) -> ControllerState:
     """Pure; the state before the first window: shadow phase if the policy has one, else the first weight."""
     shadowing = policy.shadow_intervals > 0
@@ -96,6 +100,7 @@ def initial_state(
         elapsed_s=elapsed_s,
         canary_version=canary_version,
         stable_version=stable_version,
+        shift_baseline=shift_baseline,
     )
 
 
@@ -232,7 +237,7 @@ def _live_checks(
         ck.invalid(canary, stable, policy=policy),
         ck.collapse(canary.scores, stable.scores, policy=policy),
         ck.latency(canary.latencies, stable.latencies, policy=policy),
-        ck.shift(canary.scores, stable.scores, policy=policy),
+        ck.shift(canary.scores, stable.scores, policy=policy, baseline=state.shift_baseline),
     ]
 
 

@@ -10,10 +10,9 @@ from typing import Any
 
 from slipway.config import CanaryConfig
 
-PRODUCTION_INTERVAL_S = 60.0  # Flagger's default; the local demo runs 10 s windows for speed
 PROMOTED_WEIGHT = 100
 
-__all__ = ["PRODUCTION_INTERVAL_S", "PROMOTED_WEIGHT", "CanaryConfig", "live_weights", "thresholds"]
+__all__ = ["PROMOTED_WEIGHT", "CanaryConfig", "live_weights", "thresholds"]
 
 
 def live_weights(policy: CanaryConfig) -> list[int]:

@@ -35,6 +35,7 @@ from slipway.canary.controller import CanaryOutcome, run_canary
 from slipway.config import CanaryConfig
 from slipway.deploy.base import (
     ArmWindow,
+    Capabilities,
     DeploymentState,
     DeployTarget,
     MetricsSource,
@@ -183,6 +184,14 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         self.calls: list[str] = []
 
     # -- DeployTarget ---------------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Pure; a router-like target: shadow, any weight, no digest needed."""
+        return Capabilities(shadow=True, weights=None, requires_digest=False)
+
+    def metrics_source(self) -> MetricsSource:
+        """Non-blocking; itself (windows are synthesized)."""
+        return self
 
     def state(self) -> DeploymentState:
         """Non-blocking; what is deployed."""

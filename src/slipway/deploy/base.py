@@ -8,12 +8,36 @@ was killed mid-canary can call it again (no orphan canary keeps traffic).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 Arm = Literal["stable", "canary"]
+
+DIGEST_REF = re.compile(r"^[A-Za-z0-9][^\s@]*@sha256:[0-9a-f]{64}$")  # `repo[:tag]@sha256:<64 hex>`
+
+
+def is_digest_ref(image_ref: str | None) -> bool:
+    """Pure; True when the reference pins an image by digest (`repo[:tag]@sha256:<64 hex>`, no scheme)."""
+    return bool(image_ref) and "://" not in str(image_ref) and DIGEST_REF.match(str(image_ref)) is not None
+
+
+def require_digest(image_ref: str | None, *, target: str, what: str) -> str:
+    """Pure; the reference if it pins a digest, else DeployError naming the target, `what` and the fix."""
+    from slipway.errors import DeployError
+
+    if not image_ref:
+        raise DeployError(
+            f"{target}: {what} has no image_ref: this target runs the release's image by digest, so the image "
+            "stage must build and push it (install buildah or Docker, set SLIPWAY_IMAGE_REGISTRY)"
+        )
+    if not is_digest_ref(image_ref):
+        raise DeployError(
+            f"{target}: {what} image {image_ref!r} is not pinned by digest (want repo@sha256:<64 hex>)"
+        )
+    return image_ref
 
 
 @dataclass(frozen=True)
@@ -65,10 +89,54 @@ class Observation:
     source_error: str | None = None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a deploy target can do for a canary; `problems` says which policy fields it cannot honour."""
+
+    shadow: bool  # can mirror stable traffic to the canary (a shadow phase)
+    weights: tuple[int, ...] | None  # the live canary weights it can produce; None: any of 1..99
+    requires_digest: bool  # deploys only images pinned by digest (`repo@sha256:...`)
+    why: str = ""  # what limits it, naming the config field (appended to each problem)
+
+    def problems(self, *, steps: list[int], shadow_intervals: int, image_ref: str | None) -> list[str]:
+        """Pure; why a canary with this policy and image cannot run on the target (empty when it can)."""
+        problems = []
+        if shadow_intervals and not self.shadow:
+            problems.append(
+                f"canary.shadow_intervals is {shadow_intervals}, but this target cannot mirror traffic, so there "
+                "is no shadow phase (set canary.shadow_intervals: 0)"
+            )
+        off = [w for w in steps if w < 100 and self.weights is not None and w not in self.weights]
+        if off and self.weights is not None:
+            problems.append(
+                f"canary.steps {steps}: weight(s) {off} cannot be produced; use weights from {list(self.weights)}"
+            )
+        if self.requires_digest and not is_digest_ref(image_ref):
+            problems.append(
+                "this target deploys images pinned by digest, but the release has "
+                + (f"image {image_ref!r}" if image_ref else "no pushed image")
+                + " (install buildah or Docker and set SLIPWAY_IMAGE_REGISTRY)"
+            )
+        return [f"{p}{f' ({self.why})' if self.why else ''}" for p in problems]
+
+
 class DeployTarget(ABC):
     """Where stable and canary run; backends receive their clients/settings."""
 
     name: str = "base"
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """Pure; what this target can do: shadow traffic, which weights it can produce, whether it needs digests."""
+
+    @abstractmethod
+    def metrics_source(self) -> MetricsSource:
+        """Non-blocking; where this target's canary windows come from (the target itself, or a scraper of its pods)."""
+
+    def replay_url(self) -> str | None:
+        """Non-blocking; a URL the release replays holdout traffic at during a canary (a local router), or None
+        when real clients drive the traffic (default)."""
+        return None
 
     @abstractmethod
     def state(self) -> DeploymentState:

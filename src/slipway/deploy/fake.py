@@ -16,6 +16,7 @@ import numpy as np
 
 from slipway.deploy.base import (
     ArmWindow,
+    Capabilities,
     DeploymentState,
     DeployTarget,
     MetricsSource,
@@ -64,11 +65,21 @@ class FakeTarget(DeployTarget, MetricsSource):
         requests_per_window: int = 200,
         window_s: float = 60.0,
         seed: int = 0,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.world = world if world is not None else FakeWorld()
+        self._capabilities = capabilities or Capabilities(shadow=True, weights=None, requires_digest=False)
         self.requests_per_window = requests_per_window
         self.window_s = window_s
         self._rng = np.random.default_rng(seed)
+
+    def capabilities(self) -> Capabilities:
+        """Pure; as constructed (default: shadow, any weight, no digest needed)."""
+        return self._capabilities
+
+    def metrics_source(self) -> MetricsSource:
+        """Non-blocking; the target itself (it simulates every window)."""
+        return self
 
     def state(self) -> DeploymentState:
         """Non-blocking; the shared world's deployment."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from slipway.deploy.base import Arm, ModelRelease
+from slipway.deploy.base import Arm, ModelRelease, require_digest
 from slipway.errors import DeployError
 
 Manifest = dict[str, Any]
@@ -37,7 +37,6 @@ ANNOTATION_MODEL_VERSION = "slipway.io/model-version"
 # Newest first: the target applies its HPA with the first of these the server offers.
 HPA_API_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2", "autoscaling/v1")
 
-_DIGEST_REF = re.compile(r"^[A-Za-z0-9][^\s@]*@sha256:[0-9a-f]{64}$")  # `repo[:tag]@sha256:<hex>`
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -70,16 +69,6 @@ class PodResources:
     memory_request: str = "256Mi"
     cpu_limit: str = "1"
     memory_limit: str = "1Gi"
-
-
-def require_digest(image_ref: str | None) -> str:
-    """The image reference if it is pinned by digest (`repo@sha256:<64 hex>`); DeployError otherwise."""
-    if not image_ref or "://" in image_ref or not _DIGEST_REF.match(image_ref):
-        raise DeployError(
-            f"kubernetes: image {image_ref!r} is not pinned by digest (want repo@sha256:<64 hex>); "
-            "Kubernetes deploys only by digest"
-        )
-    return image_ref
 
 
 def require_label_value(value: str, *, what: str) -> str:
@@ -133,7 +122,11 @@ def _container(*, release: ModelRelease, resources: PodResources) -> Manifest:
     probe = {"port": "http"}
     container: Manifest = {
         "name": CONTAINER,
-        "image": require_digest(release.image_ref),
+        "image": require_digest(
+            release.image_ref,
+            target="kubernetes",
+            what=f"{release.model_name} v{release.model_version}",
+        ),
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "readinessProbe": {

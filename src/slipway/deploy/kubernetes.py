@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.deploy import k8s_manifests as m
-from slipway.deploy.base import Arm, DeploymentState, DeployTarget, ModelRelease
+from slipway.deploy.base import (
+    Arm,
+    Capabilities,
+    DeploymentState,
+    DeployTarget,
+    MetricsSource,
+    ModelRelease,
+    require_digest,
+)
 from slipway.errors import DeployError
 
 if TYPE_CHECKING:
@@ -161,25 +169,6 @@ def _release_of(obj: Manifest) -> ModelRelease:
     )
 
 
-def policy_problems(*, steps: list[int], shadow_intervals: int, total_replicas: int) -> list[str]:
-    """Pure; why a canary policy cannot run on replica-ratio traffic (empty when it can), naming the fields."""
-    problems = []
-    if shadow_intervals:
-        problems.append(
-            f"canary.shadow_intervals is {shadow_intervals}: the kubernetes target splits traffic by replica "
-            "ratio and cannot mirror it, so there is no shadow phase (set canary.shadow_intervals: 0)"
-        )
-    reachable = sorted({m.weight_of(stable=s, canary=total_replicas - s) for s in range(1, total_replicas)})
-    off = [w for w in steps if w < 100 and w not in reachable]
-    if off:
-        problems.append(
-            f"canary.steps {steps}: weight(s) {off} cannot be served by {total_replicas} pods "
-            f"(deploy.kubernetes.replicas); the canary's share moves in steps of 100/{total_replicas}: "
-            f"use weights from {reachable} or change the replica count"
-        )
-    return problems
-
-
 class KubernetesTarget(DeployTarget):
     """Stable/canary Deployments + Service + HPA in one namespace, applied server-side via a given ApiClient."""
 
@@ -215,6 +204,7 @@ class KubernetesTarget(DeployTarget):
         self._rest = _Rest(api_client, timeout_s=request_timeout_s)
         self._hpa_version: str | None = None
         self._traffic_listeners: list[Callable[[], None]] = []
+        self._metrics: MetricsSource | None = None
 
     @classmethod
     def from_kubeconfig(
@@ -257,7 +247,11 @@ class KubernetesTarget(DeployTarget):
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
         """Blocking until ready or timeout (DeployError, the previous stable re-applied); idempotent; weight 0."""
-        m.require_digest(release.image_ref)
+        require_digest(
+            release.image_ref,
+            target="kubernetes",
+            what=f"stable {release.model_name} v{release.model_version}",
+        )
         previous = self._get_arm("stable")
         self._apply(m.service(app=self.app, namespace=self.namespace))
         self._apply_arm("stable", release, self.total)
@@ -280,7 +274,11 @@ class KubernetesTarget(DeployTarget):
 
     def start_canary(self, release: ModelRelease, *, ready_timeout_s: float) -> bool:
         """Blocking until ready or timeout; idempotent; canary at weight 0 (proven Ready on one pod); False, and removed, if never ready."""
-        m.require_digest(release.image_ref)
+        require_digest(
+            release.image_ref,
+            target="kubernetes",
+            what=f"canary {release.model_name} v{release.model_version}",
+        )
         self._require_stable("start a canary")
         canary_obj = self._get_arm("canary")
         warm = 1 if canary_obj is None else max(_replicas(canary_obj), 1)
@@ -348,6 +346,26 @@ class KubernetesTarget(DeployTarget):
         self._client = None
 
     # --- pods (what a metrics source reads) --------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Pure; no shadow (replica ratio cannot mirror), weights in steps of 100/replicas, images by digest only."""
+        total = self.total
+        weights = sorted({m.weight_of(stable=s, canary=total - s) for s in range(1, total)})
+        return Capabilities(
+            shadow=False,
+            weights=tuple(weights),
+            requires_digest=True,
+            why=f"the kubernetes target splits traffic by replica ratio over {total} pods: deploy.kubernetes.replicas",
+        )
+
+    def metrics_source(self) -> MetricsSource:
+        """Non-blocking; the pod scraper (`PodMetricsSource`), its window restarted after every traffic change."""
+        if self._metrics is None:
+            from slipway.deploy.k8s_metrics import PodMetricsSource
+
+            self._metrics = PodMetricsSource(self)
+            self.on_traffic_set(self._metrics.rebaseline)
+        return self._metrics
 
     def on_traffic_set(self, listener: Callable[[], None]) -> None:
         """Non-blocking; `listener()` runs after every `set_traffic` that returned (both arms at the new ratio)."""

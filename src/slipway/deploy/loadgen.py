@@ -8,9 +8,11 @@ that are counted as dropped). Runs an asyncio loop on a daemon thread of the cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     import httpx
 
     from slipway.config import DataConfig
+    from slipway.deploy.base import DeployTarget
 
 
 @dataclass
@@ -162,3 +165,24 @@ class LoadGenerator:
             self._stats.statuses[resp.status_code] = self._stats.statuses.get(resp.status_code, 0) + 1
             if version is not None:
                 self._stats.versions[version] = self._stats.versions.get(version, 0) + 1
+
+
+def replaying(
+    rows: np.ndarray, *, rate_rps: float
+) -> Callable[[DeployTarget], contextlib.AbstractContextManager[None]]:
+    """Pure; `drive(target)`: a context that replays `rows` at the target's replay URL (if it has one) while open."""
+
+    @contextlib.contextmanager
+    def drive(target: DeployTarget) -> Iterator[None]:
+        url = target.replay_url()
+        if url is None:  # real clients drive this target's traffic
+            yield
+            return
+        gen = LoadGenerator(url=url, rows=rows, rate_rps=rate_rps)
+        gen.start()
+        try:
+            yield
+        finally:
+            gen.stop(timeout_s=10)
+
+    return drive

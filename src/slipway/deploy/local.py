@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from slipway.deploy.base import (
     ArmWindow,
+    Capabilities,
     DeploymentState,
     DeployTarget,
     MetricsSource,
     ModelRelease,
     Observation,
+    require_digest,
 )
-from slipway.deploy.podman import PodmanRuntime, container_name, require_digest
+from slipway.deploy.podman import PodmanRuntime, container_name
 from slipway.deploy.processes import alive, log_tail, spawn, stop, wait_http_ok
 from slipway.deploy.state import (
     STATE_FILE,
@@ -136,6 +138,25 @@ class LocalTarget(DeployTarget, MetricsSource):
         return [p for p in (doc.router, doc.stable, doc.canary, *doc.leftovers) if p is not None]
 
     # ---- DeployTarget ------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Pure; shadow and any weight (the router); images by digest only in podman mode."""
+        if self.podman is None:
+            return Capabilities(shadow=True, weights=None, requires_digest=False)
+        return Capabilities(
+            shadow=True,
+            weights=None,
+            requires_digest=True,
+            why="deploy.local.runtime: podman runs images by digest",
+        )
+
+    def metrics_source(self) -> MetricsSource:
+        """Non-blocking; the target itself (the router counts every request per arm)."""
+        return self
+
+    def replay_url(self) -> str | None:
+        """Non-blocking; the router's URL (holdout rows are replayed at it while a canary runs)."""
+        return self.router_url
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
         """Blocking until ready or timeout (DeployError, old stable untouched); idempotent; weight and shadow 0."""
@@ -321,7 +342,7 @@ class LocalTarget(DeployTarget, MetricsSource):
         return base | extra
 
     def _spawn_server(self, record: ReleaseRecord, *, role: str) -> ProcessRecord:
-        from slipway.serving.servability import free_port
+        from slipway.ports import free_port
 
         if self.podman is not None:
             return self._spawn_container(record, role=role, podman=self.podman)
@@ -341,10 +362,10 @@ class LocalTarget(DeployTarget, MetricsSource):
 
     def _spawn_container(self, record: ReleaseRecord, *, role: str, podman: PodmanRuntime) -> ProcessRecord:
         """Pull by digest (deadline), then a foreground `podman run` whose pid is the record's."""
-        from slipway.serving.servability import free_port
+        from slipway.ports import free_port
 
         what = f"{role} {record.model_name} v{record.model_version}"
-        image = require_digest(record.image_ref, what=what)
+        image = require_digest(record.image_ref, target="local target (podman)", what=what)
         podman.pull(image)
         port = free_port()
         name = container_name(state_dir=self.state_dir, role=role, port=port)
@@ -384,7 +405,7 @@ class LocalTarget(DeployTarget, MetricsSource):
             if self._router_applied(router, doc.generation, timeout_s=APPLY_TIMEOUT_S):
                 return
             stop(router, grace_s=self.stop_grace_s)  # alive but deaf: replace it
-        from slipway.serving.servability import free_port
+        from slipway.ports import free_port
 
         port = self.router_port or (router.port if router else None) or free_port()
         cmd = [

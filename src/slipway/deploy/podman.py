@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slipway.errors import DeployError
+from slipway.images.base import container_env
 
 if TYPE_CHECKING:
     from slipway.config import PodmanConfig
 
-DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 REMOVE_TIMEOUT_S = 60.0
 SERVER_UID = "10001"
 
@@ -96,24 +95,7 @@ class PodmanRuntime:
         cmd = [*self.base(), "run", "--rm", "--replace", "--name", name, "--pull", "never", "--init"]
         cmd += ["--no-healthcheck"]
         cmd += ["--network", "host", "--read-only", "--tmpfs", "/tmp", "--user", SERVER_UID, *self.run_args]
-        server_env = {**env, "SLIPWAY_SERVE_PORT": str(port), "SLIPWAY_SERVE_HOST": "127.0.0.1"}
-        for key, value in server_env.items():
-            cmd += ["-e", f"{key}={value}"]
-        return [*cmd, image_ref]
-
-
-def require_digest(image_ref: str | None, *, what: str) -> str:
-    """Pure; the reference if it pins a digest (`repo@sha256:<64 hex>`), else DeployError naming `what`."""
-    if not image_ref:
-        raise DeployError(
-            f"local target (podman): {what} has no image_ref: podman mode runs the release's image by digest, "
-            "so the image stage must build and push it (set SLIPWAY_IMAGE_REGISTRY, install buildah)"
-        )
-    if not DIGEST_REF.match(image_ref):
-        raise DeployError(
-            f"local target (podman): {what} image_ref {image_ref!r} is not pinned by digest (repo@sha256:...)"
-        )
-    return image_ref
+        return [*cmd, *container_env(env, port=port), image_ref]
 
 
 def container_name(*, state_dir: Path, role: str, port: int) -> str:

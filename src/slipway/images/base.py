@@ -58,6 +58,19 @@ class ImageBuilder(ABC):
     def remove(self, image: BuiltImage) -> None:
         """Removes the image's tag from local storage (its layers stay while other images use them)."""
 
+    @abstractmethod
+    def server_command(
+        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """Pure once probed; (the foreground command serving `image_id` on 127.0.0.1:`port` as container `name`,
+        the command that removes that container); ImageError("run") when images cannot run here."""
+
+
+def container_env(env: dict[str, str], *, port: int) -> list[str]:
+    """Pure; `-e KEY=VALUE` flags: `env` plus the server's port and loopback host."""
+    full = {**env, "SLIPWAY_SERVE_PORT": str(port), "SLIPWAY_SERVE_HOST": "127.0.0.1"}
+    return [arg for key, value in full.items() for arg in ("-e", f"{key}={value}")]
+
 
 def tag_part(reference: str) -> str:
     """Pure; the tag of `name:tag` (`latest` when there is none; a registry port is not a tag)."""
@@ -99,3 +112,11 @@ class NoBuilder(ImageBuilder):
 
     def remove(self, image: BuiltImage) -> None:
         """Nothing to remove."""
+
+    def server_command(
+        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """Raises ImageError("run") with the reason."""
+        from slipway.errors import ImageError
+
+        raise ImageError("run", self._reason)

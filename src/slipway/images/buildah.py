@@ -170,3 +170,21 @@ class BuildahBuilder(ImageBuilder):
             raise ImageError(
                 "remove", f"`buildah rmi {image.tag}` exited {done.returncode}: {tail(done.stderr)}"
             )
+
+    def server_command(
+        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """`podman run` over this builder's storage (runc, cgroupfs, host network, read-only, uid 10001); needs podman."""
+        from slipway.deploy.podman import PodmanRuntime
+
+        self._probe()
+        if self._driver is None:
+            raise ImageError("run", self._reason or "buildah unavailable")
+        if shutil.which("podman") is None:
+            raise ImageError(
+                "run", "podman not found on PATH: install podman (apt-get install podman) to run images"
+            )
+        root, runroot = self._storage(self._driver)
+        podman = PodmanRuntime(root=root, runroot=runroot, storage_driver=self._driver)
+        run = podman.run_command(image_ref=image_id, name=name, port=port, env=env)
+        return run, [*podman.base(), "rm", "--force", "--ignore", "--time", "0", name]

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slipway.errors import ImageError
-from slipway.images.base import BuiltImage, ImageBuilder, PushedImage, tag_part
+from slipway.images.base import BuiltImage, ImageBuilder, PushedImage, container_env, tag_part
 from slipway.images.process import Runner, run_tool, subprocess_runner, tail
 
 
@@ -109,3 +109,14 @@ class DockerBuilder(ImageBuilder):
             raise ImageError(
                 "remove", f"`docker rmi {image.tag}` exited {done.returncode}: {tail(done.stderr)}"
             )
+
+    def server_command(
+        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """`docker run` in the foreground on the host network (read-only, uid 10001); needs a daemon."""
+        reason = self.available()
+        if reason is not None:
+            raise ImageError("run", reason)
+        cmd = [self._exe, "run", "--rm", "--name", name, "--init", "--network", "host", "--read-only"]
+        cmd += ["--tmpfs", "/tmp", "--user", "10001", *container_env(env, port=port), image_id]
+        return cmd, [self._exe, "rm", "--force", name]

@@ -109,3 +109,9 @@ class FakeBuilder(ImageBuilder):
     def remove(self, image: BuiltImage) -> None:
         """Forgets the tag."""
         self.images.pop(image.tag, None)
+
+    def server_command(
+        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """Raises ImageError("run"): the fake builder's images live in memory and cannot run."""
+        raise ImageError("run", "the fake builder keeps images in memory: nothing can run them")

@@ -1,7 +1,9 @@
 """The build stage's work without Prefect: stage a small build context, build, push, measure.
 
-The context holds only what the serving image needs (requirements-serve.txt, pyproject.toml,
-README.md, src/, the bundle under model/), so a build never sends the repo, its .venv or .slipway.
+The context holds only what the serving image needs (the Dockerfile and requirements-serve.txt that
+ship inside the package, the installed `slipway` package's source, the bundle under model/), so a
+build never sends the repo, its .venv or .slipway, and an installed (non-editable) Slipway builds
+the same image as a checkout.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from slipway.errors import ImageError
 from slipway.images.base import ImageBuilder
 
-DOCKERFILE = Path("infra/docker/Dockerfile.serve")
-REQUIREMENTS = Path("infra/docker/requirements-serve.txt")
+ASSETS = Path(__file__).resolve().parent / "docker"
+DOCKERFILE = ASSETS / "Dockerfile.serve"
+REQUIREMENTS = ASSETS / "requirements-serve.txt"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed `slipway` package
 BUNDLE_FILES = ("model.onnx", "model.json")
 STAGED_MTIME = 315532800  # 1980-01-01: every staged file and folder gets it
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".mypy_cache")
@@ -43,25 +47,19 @@ class ImageRecord(BaseModel):
     labels: dict[str, str] = Field(description="Labels read back from the built image.")
 
 
-def stage_context(dst: Path, *, bundle_dir: Path, repo_root: Path) -> Path:
+def stage_context(dst: Path, *, bundle_dir: Path, package_dir: Path = PACKAGE_DIR) -> Path:
     """Blocking; replaces `dst` with the serving image's build context (Dockerfile included); returns `dst`."""
-    missing = [
-        p
-        for p in (REQUIREMENTS, DOCKERFILE, Path("pyproject.toml"), Path("src"))
-        if not (repo_root / p).exists()
-    ]
+    assets = package_dir / "images" / "docker"
+    missing = [p for p in (assets / DOCKERFILE.name, assets / REQUIREMENTS.name) if not p.is_file()]
     missing += [bundle_dir / f for f in BUNDLE_FILES if not (bundle_dir / f).is_file()]
     if missing:
         raise ImageError("stage", f"missing {', '.join(str(p) for p in missing)}")
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    shutil.copyfile(repo_root / REQUIREMENTS, dst / "requirements-serve.txt")
-    shutil.copyfile(repo_root / DOCKERFILE, dst / "Dockerfile")
-    shutil.copyfile(repo_root / "pyproject.toml", dst / "pyproject.toml")
-    readme = repo_root / "README.md"
-    (dst / "README.md").write_bytes(readme.read_bytes() if readme.is_file() else b"slipway\n")
-    shutil.copytree(repo_root / "src", dst / "src", ignore=_IGNORED)
+    shutil.copyfile(assets / REQUIREMENTS.name, dst / "requirements-serve.txt")
+    shutil.copyfile(assets / DOCKERFILE.name, dst / "Dockerfile")
+    shutil.copytree(package_dir, dst / "slipway", ignore=_IGNORED)
     (dst / "model").mkdir()
     for name in BUNDLE_FILES:
         shutil.copyfile(bundle_dir / name, dst / "model" / name)
@@ -118,7 +116,7 @@ def build_and_push(
     builder: ImageBuilder,
     *,
     bundle_dir: Path,
-    repo_root: Path,
+    source_dir: Path,
     model_name: str,
     model_version: str,
     git_commit: str,
@@ -129,20 +127,20 @@ def build_and_push(
 ) -> ImageRecord:
     """Blocking; stages, builds, pushes to `registry/<model>` (if set); ImageError naming the failed step.
 
-    Labels are deterministic (created = the commit's time; unknown commit: $SOURCE_DATE_EPOCH, else the
+    `source_dir` is the project's checkout (its commit time and remote URL become labels). Labels are deterministic (created = the commit's time; unknown commit: $SOURCE_DATE_EPOCH, else the
     bundle's mtime), so the same release builds the same image id and pushes the same digest.
     """
     reason = builder.available()
     if reason is not None:
         raise ImageError("build", reason)
     model_sha256 = hashlib.sha256((bundle_dir / "model.onnx").read_bytes()).hexdigest()
-    created = _git(repo_root, "show", "-s", "--format=%cI", git_commit) or _bundle_time(bundle_dir)
+    created = _git(source_dir, "show", "-s", "--format=%cI", git_commit) or _bundle_time(bundle_dir)
     labels = image_labels(
         model_name=model_name,
         model_version=model_version,
         model_sha256=model_sha256,
         git_commit=git_commit,
-        source=public_url(_git(repo_root, "remote", "get-url", "origin") or "unknown"),
+        source=public_url(_git(source_dir, "remote", "get-url", "origin") or "unknown"),
         created=created,
     )
     build_args = {
@@ -157,7 +155,7 @@ def build_and_push(
     name = image_name(model_name)
     tag = f"localhost/slipway/{name}:v{image_name(model_version)}-{git_commit[:12]}"
     context_dir = (work_dir or bundle_dir.parent) / f"image-context-{name}-{model_version}"
-    context = stage_context(context_dir, bundle_dir=bundle_dir, repo_root=repo_root)
+    context = stage_context(context_dir, bundle_dir=bundle_dir)
     start = time.perf_counter()
     built = builder.build(
         context=context, dockerfile=context / "Dockerfile", tag=tag, build_args=build_args, labels=labels

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from slipway.errors import SlipwayError, UsageError
+from slipway.names import exit_code
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
 SUMMARY_KEY = "release-summary"
-EXIT_BY_DECISION = {"registered": 0, "promoted": 0, "rejected": 1, "rolled_back": 1}
 
 
 class RemoteRunError(SlipwayError):
@@ -50,7 +50,7 @@ class RemoteOutcome:
 
     def exit_code(self) -> int:
         """CLI contract: 0 promoted/registered, 1 rejected/rolled back, 2 the run failed, crashed or timed out."""
-        return EXIT_BY_DECISION.get(self.decision, 2)
+        return exit_code(self.decision)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -138,11 +138,11 @@ class SqliteVersionReader(VersionReader):
         with _closing(self._connect()) as con:
             runs = con.execute(
                 "SELECT r.run_uuid, r.start_time FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
-                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = Tag.DECISION AND t.value = 'rejected' "
+                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? AND t.value = 'rejected' "
                 "WHERE e.name = ? AND r.lifecycle_stage = 'active'"
                 + self._where("e.")
                 + " ORDER BY r.start_time DESC",
-                (self.experiment,),
+                (Tag.DECISION, self.experiment),
             ).fetchall()
             found = []
             for run_id, start in runs:

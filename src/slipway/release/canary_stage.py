@@ -1,7 +1,8 @@
-"""The deploy stage of a release: canary the registered version against the serving champion, then
-promote it (alias `champion` moves) or roll it back (the version is tagged rejected), as one unit.
+"""The deploy step of a release: canary the registered version against the serving champion, then
+promote it (target and alias `champion` move together) or roll the target back.
 
-Plain Python over a DeployTarget and the registry; `tasks/canary.py` wraps it.
+Plain Python over a DeployTarget and the registry. A rollback is only done on the target here: the
+release ledger tags the version rejected (`slipway.release.ledger.conclude`).
 """
 
 from __future__ import annotations
@@ -16,40 +17,19 @@ from pydantic import BaseModel, Field
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
 from slipway.canary.decision import Decision
-from slipway.config import PipelineConfig
+from slipway.config import CanaryConfig
 from slipway.data.reference import Reference
-from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease
-from slipway.errors import DeployError, UsageError
+from slipway.deploy.base import DeployTarget, ModelRelease
+from slipway.errors import DeployError
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
-from slipway.serving.bundle import write_bundle
-from slipway.settings import Settings
-
-FaultKind = Literal["errors", "latency", "nan", "constant", "flip", "never-ready"]
-FAULT_KINDS: tuple[str, ...] = ("errors", "latency", "nan", "constant", "flip", "never-ready")
-
-
-def fault_env(kind: str | None) -> dict[str, str]:
-    """Pure; the server env that injects one fault kind into the canary (empty for None); UsageError if unknown."""
-    if kind is None:
-        return {}
-    table = {
-        "errors": {"SLIPWAY_SERVE_FAULT_ERROR_RATE": "0.5"},
-        "latency": {"SLIPWAY_SERVE_FAULT_LATENCY_MS": "50"},
-        "nan": {"SLIPWAY_SERVE_FAULT_OUTPUT": "nan"},
-        "constant": {"SLIPWAY_SERVE_FAULT_OUTPUT": "constant"},
-        "flip": {"SLIPWAY_SERVE_FAULT_OUTPUT": "flip"},
-        "never-ready": {"SLIPWAY_SERVE_FAULT_NEVER_READY": "true"},
-    }
-    if kind not in table:
-        raise UsageError(f"--canary-fault: unknown kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
-    return table[kind]
+from slipway.release.packaging import serving_bundle
 
 
 class DeployOutcome(BaseModel):
-    """How the deploy stage ended."""
+    """How the deploy step ended."""
 
-    result: Literal["promoted", "rolled_back", "skipped"]
+    result: Literal["promoted", "rolled_back"]
     reason: str
     stable_version: str | None = Field(default=None, description="What serves after the stage.")
     previous_champion: str | None = None
@@ -66,25 +46,19 @@ def champion_bundle(registry: ModelRegistry, *, champion: VersionInfo, dst: Path
     artifact = champion.tags.get(Tag.SHIPPED_ARTIFACT)
     if not artifact:
         raise DeployError(
-            f"champion {champion.name}/{champion.version} has no slipway.optimize.shipped_artifact tag "
+            f"champion {champion.name}/{champion.version} has no {Tag.SHIPPED_ARTIFACT} tag "
             "(registered before the optimization stage existed): promote a newer version first"
         )
     onnx_path = registry.fetch_artifact(
         model_name=champion.name, version=champion.version, path=artifact, dst=dst / "fetched"
     )
-    _, y = ref.holdout_xy()
-    return write_bundle(
-        dst / "bundle",
-        onnx_path=onnx_path,
-        model_name=champion.name,
-        model_version=champion.version,
-        features=list(ref.features),
-        classes=sorted({int(v) for v in y}),
+    return serving_bundle(
+        onnx_path, dst=dst / "bundle", model_name=champion.name, model_version=champion.version, ref=ref
     )
 
 
 def offline_shift(stable_bundle: Path, canary_bundle: Path, *, ref: Reference) -> float:
-    """Blocking (ms); KS D between the two models' class-1 scores on the holdout: the shift the gate approved."""
+    """Blocking (ms); KS D between the two models' last-class scores on the holdout: the shift the gate approved."""
     from slipway.canary.checks import ks_two_sample
     from slipway.serving.servability import expected_probabilities
 
@@ -99,22 +73,21 @@ def deploy_release(
     *,
     registry: ModelRegistry,
     target: DeployTarget,
-    metrics: MetricsSource,
-    cfg: PipelineConfig,
+    policy: CanaryConfig,
+    stable_ready_timeout_s: float,
     version: VersionInfo,
     release: ModelRelease,
     ref: Reference,
     clock: Clock,
+    work_dir: Path,
     traffic: Callable[[DeployTarget], contextlib.AbstractContextManager[None]] | None = None,
     on_decision: Callable[[Decision], None] | None = None,
     on_outcome: Callable[[CanaryOutcome], None] | None = None,
-    settings: Settings | None = None,
 ) -> DeployOutcome:
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
 
     `traffic(target)` returns a context manager that drives load while the canary runs (local target).
     """
-    settings = settings or Settings()
     reconciled = reconcile(target)
     champion = registry.get_alias(model_name=version.name, alias=CHAMPION)
     if champion is None and release.env:
@@ -122,7 +95,7 @@ def deploy_release(
             "a canary fault needs a serving champion to canary against; release once without --canary-fault first"
         )
     if champion is None:
-        target.deploy_stable(release, ready_timeout_s=cfg.canary.readiness_deadline_s)
+        target.deploy_stable(release, ready_timeout_s=policy.readiness_deadline_s)
         reason = (
             "first release: no champion to canary against; promoted on the quality gate, parity and "
             "servability evidence and deployed as the stable"
@@ -132,51 +105,38 @@ def deploy_release(
             result="promoted", reason=reason, stable_version=version.version, reconciled_orphan=reconciled
         )
     bundle = champion_bundle(
-        registry, champion=champion, dst=settings.work_path() / f"champion-{champion.version}", ref=ref
+        registry, champion=champion, dst=work_dir / f"champion-{champion.version}", ref=ref
     )
-    policy = cfg.canary
-    if release.bundle_dir is not None:
-        policy = policy.model_copy(
-            update={"shift_baseline": offline_shift(bundle, release.bundle_dir, ref=ref)}
-        )
+    baseline = offline_shift(bundle, release.bundle_dir, ref=ref) if release.bundle_dir is not None else 0.0
     state = target.state()
     if state.stable is None or state.stable.model_version != champion.version:
-        image = champion.tags.get(Tag.IMAGE_REFERENCE)
         target.deploy_stable(
             ModelRelease(
-                model_name=champion.name, model_version=champion.version, bundle_dir=bundle, image_ref=image
+                model_name=champion.name,
+                model_version=champion.version,
+                bundle_dir=bundle,
+                image_ref=champion.tags.get(Tag.IMAGE_REFERENCE),
             ),
-            ready_timeout_s=cfg.deploy.ready_timeout_s,
+            ready_timeout_s=stable_ready_timeout_s,
         )
     with traffic(target) if traffic is not None else contextlib.nullcontext():
         outcome = run_canary(
-            target, metrics, release=release, policy=policy, clock=clock, on_decision=on_decision
+            target,
+            target.metrics_source(),
+            release=release,
+            policy=policy,
+            clock=clock,
+            on_decision=on_decision,
+            shift_baseline=baseline,
         )
     if on_outcome is not None:
         on_outcome(outcome)
-    return _record(registry, outcome, version=version, champion=champion, reconciled=reconciled)
-
-
-def _record(
-    registry: ModelRegistry,
-    outcome: CanaryOutcome,
-    *,
-    version: VersionInfo,
-    champion: VersionInfo,
-    reconciled: bool,
-) -> DeployOutcome:
     if outcome.result == "promoted":
         registry.promote(model_name=version.name, version=version.version, reason=f"canary: {outcome.reason}")
-        stable = version.version
-    else:
-        registry.reject(
-            model_name=version.name, version=version.version, stage="canary", reason=outcome.reason
-        )
-        stable = champion.version
     return DeployOutcome(
-        result="promoted" if outcome.result == "promoted" else "rolled_back",
+        result=outcome.result,
         reason=outcome.reason,
-        stable_version=stable,
+        stable_version=version.version if outcome.result == "promoted" else champion.version,
         previous_champion=champion.version,
         reconciled_orphan=reconciled,
         canary=outcome.to_dict(),

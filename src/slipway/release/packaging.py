@@ -1,6 +1,6 @@
-"""Packaging steps of the release: the serving bundle, the servability check and the image stage.
+"""Packaging steps of the release: the serving bundle of a version and its container image.
 
-Plain Python; the tasks in `tasks/package.py` wrap them.
+Plain Python; the stages in `slipway.release.stages` call them.
 """
 
 from __future__ import annotations
@@ -10,18 +10,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-import slipway
 from slipway.data.reference import Reference
 from slipway.errors import ImageError
 from slipway.images.base import ImageBuilder
 from slipway.images.stage import ImageRecord, build_and_push
-from slipway.names import Tag
-from slipway.optimize.stage import OptimizationOutcome
+from slipway.names import TAG_VALUE_LIMIT, Tag
 from slipway.serving.bundle import write_bundle
-from slipway.serving.servability import ServabilityReport, check_servability, expected_probabilities
 from slipway.settings import Settings
-
-DOCKERFILE = Path("infra/docker/Dockerfile.serve")
 
 
 class ImageOutcome(BaseModel):
@@ -30,12 +25,16 @@ class ImageOutcome(BaseModel):
     status: str = Field(description="built | skipped | failed")
     reason: str = Field(default="", description="Why skipped or failed; what to install or fix.")
     record: ImageRecord | None = None
+    bundle_dir: str | None = Field(
+        default=None,
+        description="The version's serving bundle (what the image holds; the local target serves it).",
+    )
 
     def tags(self) -> dict[str, str]:
         """`slipway.image.*` version tags; later stages deploy `slipway.image.reference` (by digest)."""
         tags = {Tag.IMAGE_STATUS: self.status}
         if self.reason:
-            tags[Tag.IMAGE_REASON] = self.reason[:500]
+            tags[Tag.IMAGE_REASON] = self.reason[:TAG_VALUE_LIMIT]
         if self.record is not None:
             tags |= {
                 Tag.IMAGE_TAG: self.record.tag,
@@ -44,10 +43,7 @@ class ImageOutcome(BaseModel):
                 Tag.IMAGE_BUILDER: self.record.builder,
             }
             if self.record.digest and self.record.reference:
-                tags |= {
-                    Tag.IMAGE_DIGEST: self.record.digest,
-                    Tag.IMAGE_REFERENCE: self.record.reference,
-                }
+                tags |= {Tag.IMAGE_DIGEST: self.record.digest, Tag.IMAGE_REFERENCE: self.record.reference}
         return tags
 
     def summary(self) -> str:
@@ -58,35 +54,19 @@ class ImageOutcome(BaseModel):
         return f"image: {self.status} ({self.reason})"
 
 
-def source_root() -> Path | None:
-    """The Slipway checkout holding the serving Dockerfile (an editable install), or None."""
-    for parent in Path(slipway.__file__).resolve().parents:
-        if (parent / DOCKERFILE).is_file() and (parent / "pyproject.toml").is_file():
-            return parent
-    return None
-
-
-def make_bundle(
-    outcome: OptimizationOutcome, *, dst: Path, model_name: str, model_version: str, ref: Reference
+def serving_bundle(
+    onnx_path: Path, *, dst: Path, model_name: str, model_version: str, ref: Reference
 ) -> Path:
-    """Blocking; the serving bundle (shipped ONNX + model.json) for one model version."""
-    shipped = Path(outcome.artifacts[outcome.shipped_artifact()])
+    """Blocking; idempotent; the serving bundle (ONNX file + model.json with the reference's schema and classes)."""
     _, y = ref.holdout_xy()
     return write_bundle(
         dst,
-        onnx_path=shipped,
+        onnx_path=onnx_path,
         model_name=model_name,
         model_version=model_version,
         features=list(ref.features),
         classes=sorted(int(c) for c in np.unique(y)),
     )
-
-
-def servability(bundle: Path, *, ref: Reference, timeout_s: float) -> ServabilityReport:
-    """Blocking (a few s); serves the bundle in a subprocess and compares it with offline ORT on the holdout."""
-    x, _ = ref.holdout_xy()
-    expected = expected_probabilities(bundle / "model.onnx", x)
-    return check_servability(bundle, x=x, expected=expected, timeout_s=timeout_s)
 
 
 def build_image(
@@ -96,25 +76,20 @@ def build_image(
     model_name: str,
     model_version: str,
     git_commit: str,
+    source_dir: Path,
     settings: Settings,
 ) -> ImageOutcome:
-    """Blocking (seconds to minutes); skipped with what to install when no builder or Dockerfile; never raises ImageError."""
+    """Blocking (seconds to minutes); skipped with what to install when there is no builder; never raises ImageError."""
     reason = builder.available()
     if reason is not None:
         return ImageOutcome(
-            status="skipped", reason=f"{reason}; continuing with the local process deploy target"
-        )
-    root = source_root()
-    if root is None:
-        return ImageOutcome(
-            status="skipped",
-            reason=f"{DOCKERFILE} not found beside the installed slipway package (install it from a checkout)",
+            status="skipped", reason=f"{reason}; continuing without an image", bundle_dir=str(bundle)
         )
     try:
         record = build_and_push(
             builder,
             bundle_dir=bundle,
-            repo_root=root,
+            source_dir=source_dir,
             model_name=model_name,
             model_version=model_version,
             git_commit=git_commit,
@@ -130,5 +105,5 @@ def build_image(
                 f" [hint: the base image {settings.base_image!r} cannot be pulled here; set SLIPWAY_BASE_IMAGE to "
                 "one this machine can pull, or run `make images-setup` to build a local base]"
             )
-        return ImageOutcome(status="failed", reason=reason)
-    return ImageOutcome(status="built", record=record)
+        return ImageOutcome(status="failed", reason=reason, bundle_dir=str(bundle))
+    return ImageOutcome(status="built", record=record, bundle_dir=str(bundle))

@@ -1,20 +1,46 @@
-"""The release result: the JSON contract of `slipway release --json` and of the flow's return value."""
+"""The release result: the JSON contract of `slipway release --json`, of the flow's return value and
+of `.slipway/reports/release-*.json`. Stages change it only through a typed `ResultPatch`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["registered", "rejected", "promoted", "rolled_back", "error"]
+from slipway.names import Decision, Stage
+
+
+class ResultPatch(BaseModel):
+    """The result fields one stage may fill; unknown keys and wrong types are errors, never silent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_name: str | None = None
+    model_version: str | None = None
+    metrics: dict[str, float] | None = None
+    champion_version: str | None = None
+    lineage: dict[str, str] | None = None
+    optimization: dict[str, Any] | None = None
+    tensorrt: str | None = None
+    image: dict[str, Any] | None = None
+    deploy: dict[str, Any] | None = None
+    data_docs: str | None = None
+    mlflow_run_id: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """Pure; only the fields this patch sets."""
+        return {k: getattr(self, k) for k in self.model_fields_set}
 
 
 class ReleaseResult(BaseModel):
     """What a release ended in, where, and why."""
 
-    decision: Decision = Field(description="registered | rejected (later: promoted | rolled_back) | error.")
-    stage: str = Field(
-        description="The last stage reached: validation, training, quality_gate, export, parity, optimize, servability, register, image."
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    decision: Decision = Field(description="registered | rejected | promoted | rolled_back | error.")
+    stage: Stage = Field(
+        description="Where the decision was made: the stage that rejected or failed, `register` for a "
+        "registered release, `canary` for a promoted or rolled-back one."
     )
     model_version: str | None = Field(default=None, description="Registered version, if any.")
     model_name: str | None = Field(default=None, description="Registered model name.")
@@ -44,17 +70,25 @@ class ReleaseResult(BaseModel):
     flow_run_id: str | None = Field(default=None, description="Prefect flow run id.")
     commit: str | None = Field(default=None, description="Git commit of the code that ran the release.")
     data_path: str | None = Field(default=None, description="The batch file the release used.")
+    config_sha256: str | None = Field(
+        default=None, description="sha256 of the config snapshot every stage of this release read."
+    )
+
+    def patched(self, patch: ResultPatch) -> ReleaseResult:
+        """Pure; this result with the patch's fields set (re-validated)."""
+        return ReleaseResult.model_validate({**self.model_dump(), **patch.fields()})
 
     def summary_rows(self) -> list[dict[str, str]]:
         """Field/value rows for the `release-summary` table artifact (what CI reads back through the API)."""
+        record = self.image.get("record") or {}
         values = {
             "decision": self.decision,
             "stage": self.stage,
             "model_name": self.model_name or "",
             "model_version": self.model_version or "",
             "champion_compared": self.champion_version or "",
-            "image_digest": str(self.image.get("record", {}).get("digest") or ""),
-            "image_reference": str(self.image.get("record", {}).get("reference") or ""),
+            "image_digest": str(record.get("digest") or ""),
+            "image_reference": str(record.get("reference") or ""),
             "serving_version": str(self.deploy.get("stable_version") or ""),
             "commit": self.commit or "",
             "data": self.data_path or "",
@@ -62,10 +96,6 @@ class ReleaseResult(BaseModel):
             "reasons": "\n".join(self.reasons),
         }
         return [{"field": k, "value": v} for k, v in values.items()]
-
-    def exit_code(self) -> int:
-        """CLI contract: 0 registered/promoted, 1 a gate rejected it or the canary rolled it back, 2 error."""
-        return {"rejected": 1, "rolled_back": 1, "error": 2}.get(self.decision, 0)
 
     def as_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -10,7 +10,7 @@ from slipway.config import load_config
 from slipway.hashing import file_sha256
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry
-from slipway.release.steps import resolve_batch
+from slipway.release.context import resolve_batch
 
 
 class RetrainPlan(BaseModel):
@@ -24,7 +24,7 @@ class RetrainPlan(BaseModel):
 def plan_retrain(*, config_path: Path, registry: ModelRegistry) -> RetrainPlan:
     """Blocking (reads the batch folder and the registry); UsageError when no batch exists."""
     cfg = load_config(config_path)
-    path = resolve_batch(config_path=config_path, data=None)
+    path = resolve_batch(config=cfg, data=None)
     sha = file_sha256(path)
     champion = registry.get_alias(model_name=cfg.registry.model_name, alias=CHAMPION)
     skip = None

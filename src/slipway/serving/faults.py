@@ -36,3 +36,25 @@ def corrupt_logits(logits: np.ndarray, kind: str) -> np.ndarray:
     if kind == "flip":
         return np.ascontiguousarray(logits[:, ::-1])
     return logits
+
+
+FAULT_KINDS: tuple[str, ...] = ("errors", "latency", "nan", "constant", "flip", "never-ready")
+_FAULT_ENV: dict[str, dict[str, str]] = {
+    "errors": {"SLIPWAY_SERVE_FAULT_ERROR_RATE": "0.5"},
+    "latency": {"SLIPWAY_SERVE_FAULT_LATENCY_MS": "50"},
+    "nan": {"SLIPWAY_SERVE_FAULT_OUTPUT": "nan"},
+    "constant": {"SLIPWAY_SERVE_FAULT_OUTPUT": "constant"},
+    "flip": {"SLIPWAY_SERVE_FAULT_OUTPUT": "flip"},
+    "never-ready": {"SLIPWAY_SERVE_FAULT_NEVER_READY": "true"},
+}
+
+
+def fault_env(kind: str | None) -> dict[str, str]:
+    """Pure; the server env that injects one fault kind (`--canary-fault`); empty for None; UsageError if unknown."""
+    from slipway.errors import UsageError
+
+    if kind is None:
+        return {}
+    if kind not in _FAULT_ENV:
+        raise UsageError(f"--canary-fault: unknown kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+    return dict(_FAULT_ENV[kind])

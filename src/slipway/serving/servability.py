@@ -1,20 +1,23 @@
 """The servability check (TFX's InfraValidator): start the real server on a bundle, ask it, compare.
 
-Starts `python -m slipway.serving` on a free port, waits for /readyz, sends holdout rows in small
-requests and compares the returned probabilities with the offline ONNX Runtime ones. A mismatch,
-a crash or a timeout fails the check with a cause; the server is always stopped.
+Starts a server on a free port (by default `python -m slipway.serving` on the bundle; or the release's
+container image, see `ServerLaunch`), waits for /readyz, sends holdout rows in small requests and
+compares the returned probabilities with the offline ONNX Runtime ones. A mismatch, a crash or a
+timeout fails the check with a cause; the server is always stopped and its leftovers removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from slipway.errors import UsageError
+from slipway.ports import free_port
 from slipway.serving.bundle import read_bundle
 from slipway.serving.model import open_session, softmax
 
@@ -35,6 +39,10 @@ class ServabilityReport(BaseModel):
     passed: bool
     cause: str | None = Field(
         default=None, description="Why it failed: mismatch, crash, timeout, HTTP error."
+    )
+    served_by: str = Field(
+        default="process",
+        description="What answered: `process` (python -m slipway.serving) or `image <ref>`.",
     )
     model_name: str | None = None
     model_version: str | None = None
@@ -53,9 +61,43 @@ class ServabilityReport(BaseModel):
         if not self.passed:
             return f"servability FAILED: {self.cause}"
         return (
-            f"servability passed: {self.rows} rows, max |diff| {self.max_abs_diff:.3g}, ready in "
-            f"{self.ready_s:.2f} s, p50 {self.p50_latency_ms:.2f} ms, graceful exit"
+            f"servability passed ({self.served_by}): {self.rows} rows, max |diff| {self.max_abs_diff:.3g}, "
+            f"ready in {self.ready_s:.2f} s, p50 {self.p50_latency_ms:.2f} ms, graceful exit"
         )
+
+
+@dataclass(frozen=True)
+class ServerLaunch:
+    """How to start one server for the check: a foreground command, and the command that removes its leftovers."""
+
+    command: tuple[str, ...]
+    served_by: str = "process"
+    env: dict[str, str] = field(default_factory=dict)
+    cleanup: tuple[str, ...] = ()
+
+
+Launcher = Callable[[Path, int], ServerLaunch]
+"""(bundle dir, port) -> how to start a server answering on 127.0.0.1:port."""
+
+
+def process_launcher(python: str = sys.executable) -> Launcher:
+    """Pure; the default launcher: `python -m slipway.serving` on the bundle (the orchestrator's environment)."""
+
+    def launch(bundle_dir: Path, port: int) -> ServerLaunch:
+        cmd = (
+            python,
+            "-m",
+            "slipway.serving",
+            "--model",
+            str(bundle_dir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        )
+        return ServerLaunch(command=cmd)
+
+    return launch
 
 
 def expected_probabilities(onnx_path: Path, x: np.ndarray) -> np.ndarray:
@@ -64,13 +106,6 @@ def expected_probabilities(onnx_path: Path, x: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
     logits = session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
     return softmax(np.asarray(logits, dtype=np.float32))
-
-
-def free_port() -> int:
-    """Blocking (binds briefly); a TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(log: IO[bytes]) -> list[str]:
@@ -93,6 +128,12 @@ def _stop(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int:
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+def _cleanup(launch: ServerLaunch) -> None:
+    if launch.cleanup:  # e.g. `podman rm -f NAME`: nothing better to do on failure while stopping
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(list(launch.cleanup), capture_output=True, timeout=60, check=False)
 
 
 def _wait_ready(
@@ -166,37 +207,34 @@ def check_servability(
     expected: np.ndarray,
     timeout_s: float = 60,
     atol: float = 1e-5,
-    python: str = sys.executable,
     env: dict[str, str] | None = None,
+    launcher: Launcher | None = None,
 ) -> ServabilityReport:
-    """Blocking (seconds); serves the bundle in a subprocess and compares it with `expected`; never raises for a failing server."""
+    """Blocking (seconds); serves the bundle (by `launcher`, default in-process) and compares it with `expected`; never raises for a failing server."""
     import httpx
 
     try:
         meta = read_bundle(bundle_dir).meta
     except UsageError as exc:
         return ServabilityReport(passed=False, cause=f"bad bundle: {exc}")
-    report: dict[str, Any] = {"model_name": meta.model_name, "model_version": meta.model_version}
     port = free_port()
-    cmd = [
-        python,
-        "-m",
-        "slipway.serving",
-        "--model",
-        str(bundle_dir),
-        "--port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-    ]
+    launch = (launcher or process_launcher())(bundle_dir, port)
+    report: dict[str, Any] = {
+        "model_name": meta.model_name,
+        "model_version": meta.model_version,
+        "served_by": launch.served_by,
+    }
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                list(launch.command),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **launch.env, **(env or {})},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return ServabilityReport(passed=False, cause=f"cannot start {launch.served_by}: {exc}", **report)
         cause: str | None = None
         server_log: list[str] = []
         try:
@@ -213,6 +251,7 @@ def check_servability(
         finally:
             report["exit_code"] = _stop(proc)
             report["stderr_tail"] = _tail(log)
+            _cleanup(launch)
     if cause is None and report["exit_code"] != 0:
         cause = f"server exited with code {report['exit_code']} on SIGTERM (expected a graceful 0)"
         server_log = report["stderr_tail"]

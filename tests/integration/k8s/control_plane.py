@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+
+from slipway.ports import free_port
 
 DEFAULT_BIN = Path("/var/cache/slipway/k8s/v1.20.2")
 CONTROLLERS = "deployment,replicaset,garbagecollector,namespace,serviceaccount,serviceaccount-token,endpoint,endpointslice"
@@ -38,13 +39,6 @@ def missing_binaries() -> list[str]:
     if not (k8s_bin() / "etcd").exists() and shutil.which("etcd") is None:
         missing.append("etcd")
     return missing
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

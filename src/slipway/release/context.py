@@ -1,0 +1,122 @@
+"""A release's inputs, read ONCE: the frozen config snapshot, the suite, content hashes, git state.
+
+`prepare` is the only place a release reads `slipway.yaml`; every stage gets the `ReleaseContext`
+it returns, so an edit to the file during a long canary changes nothing in the running release.
+Values computed while the release runs (the offline shift baseline, ...) travel in stage outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from slipway.config import PipelineConfig, load_config
+from slipway.data.batch_io import read_batch
+from slipway.data.reference import Reference, load_reference
+from slipway.hashing import file_sha256
+from slipway.lineage.collect import check_commit, git_state, json_hash
+from slipway.settings import Settings
+from slipway.training.entrypoint import code_hash
+from slipway.validation.suite import SuiteSpec, load_suite, suite_hash
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    """Everything a release depends on, identified by content hash before any stage runs."""
+
+    config: PipelineConfig
+    config_path: str
+    config_sha256: str
+    data_path: str
+    data_sha256: str
+    suite: SuiteSpec
+    suite_sha256: str
+    training_code_sha256: str | None
+    model_uri: str | None
+    git: dict[str, str]
+    canary_fault: str | None = None
+
+    @property
+    def training_config_sha256(self) -> str:
+        """sha256 of the snapshot's training section."""
+        return self.config.training_hash()
+
+    @property
+    def model_name(self) -> str:
+        """The registered model's name."""
+        return self.config.registry.model_name
+
+    @property
+    def commit(self) -> str:
+        """The commit that triggered the release (the checkout's, when none was requested)."""
+        return self.git.get("requested") or self.git["commit"]
+
+    def reference(self) -> Reference:
+        """Blocking (first call); the reference data and its fixed holdout (cached per config)."""
+        return load_reference(self.config.data)
+
+    def release_key(self) -> str:
+        """Identity of a release: the same data, suite, code, config and model source give the same key."""
+        return json_hash(
+            {
+                "data": self.data_sha256,
+                "suite": self.suite_sha256,
+                "training_config": self.training_config_sha256,
+                "training_code": self.training_code_sha256,
+                "model_uri": self.model_uri,
+            }
+        )
+
+    def work_dir(self, what: str, settings: Settings) -> Path:
+        """Pure; a scratch folder for this release's `what` (not created)."""
+        return settings.work_path() / f"{what}-{self.release_key()[:16]}"
+
+
+def resolve_batch(*, config: PipelineConfig, data: str | None) -> Path:
+    """Blocking (downloads a URL); the local batch file: `data`, or the newest batch(es) in `batches.location`."""
+    from slipway.data.source import resolve_data
+
+    return resolve_data(
+        data, folder=config.batches_path(), cfg=config.batches, work_dir=Settings().work_path()
+    )
+
+
+def prepare(
+    *,
+    config_path: Path,
+    data: str | None,
+    model_uri: str | None,
+    commit: str | None = None,
+    canary_fault: str | None = None,
+) -> ReleaseContext:
+    """Blocking; reads config, suite, batch and entrypoint once and hashes them; UsageError naming what is wrong.
+
+    `commit` (the pushed SHA that triggered the release) must be the checkout's commit when git knows it;
+    `canary_fault` must be one of the server's fault kinds.
+    """
+    from slipway.serving.faults import fault_env
+
+    config = load_config(config_path)
+    fault_env(canary_fault)  # an unknown kind is a usage error before anything runs
+    suite = load_suite(config.suite_path())
+    data_path = resolve_batch(config=config, data=data)
+    read_batch(data_path)  # fail early, with the reader's message, on an unreadable batch
+    return ReleaseContext(
+        config=config,
+        config_path=str(config_path.resolve()),
+        config_sha256=json_hash(config.model_dump(mode="json")),
+        data_path=str(data_path.resolve()),
+        data_sha256=file_sha256(data_path),
+        suite=suite,
+        suite_sha256=suite_hash(suite),
+        training_code_sha256=None if model_uri else code_hash(config.training.entrypoint),
+        model_uri=model_uri,
+        git=check_commit(_code_git(config.base_dir), requested=commit),
+        canary_fault=canary_fault,
+    )
+
+
+def _code_git(config_dir: Path) -> dict[str, str]:
+    """The git state of the config's checkout, else of the working directory (a worker's checkout)."""
+    state = git_state(config_dir)
+    return state if state["commit"] != "unknown" else git_state(Path.cwd())

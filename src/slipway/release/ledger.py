@@ -1,0 +1,268 @@
+"""The release's running record: what each stage concluded, the evidence later stages read, and the
+one place that turns outcomes into a `ReleaseResult` and into registry writes.
+
+Rules (`Ledger.decision`), in order:
+1. A stage that raised, or whose verdict is `error`, makes the release `error` at that stage.
+2. A `rejected` verdict ends the release there: `rolled_back` at the canary, `rejected` anywhere else.
+3. Otherwise a passed canary is `promoted` (stage `canary`); without one the release is `registered`
+   (stage `register`).
+
+Registry writes on the way out (`conclude`), so that a failed release leaves the registry consistent:
+* rejected before a version exists, with a trained model: the attempt is logged as an MLflow run
+  tagged rejected (no version is created);
+* rejected after registration (the image smoke test, the canary): the version is tagged rejected at
+  that stage; `champion` never moves;
+* an error after registration: the version is tagged with the error and its stage;
+* a validation rejection or an error before training touches nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from slipway.names import TAG_VALUE_LIMIT, Decision, Stage, Tag
+from slipway.release.outcome import StageOutcome
+from slipway.release.result import ReleaseResult, ResultPatch
+
+if TYPE_CHECKING:
+    from slipway.gate.quality import GateDecision
+    from slipway.optimize.stage import OptimizationOutcome
+    from slipway.registry.base import ModelRegistry, Registration, VersionInfo
+    from slipway.release.canary_stage import DeployOutcome
+    from slipway.release.context import ReleaseContext
+    from slipway.release.packaging import ImageOutcome
+    from slipway.serving.servability import ServabilityReport
+    from slipway.training.base import TrainedModel
+    from slipway.validation.base import ValidationReport
+
+T = TypeVar("T")
+
+UNTOUCHED = "the champion is untouched; nothing was registered"
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """The quality gate's inputs and verdict: the challenger's holdout metrics and the decision."""
+
+    metrics: dict[str, float]
+    decision: GateDecision
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What earlier stages produced, for later ones. Each field is set by the stage named beside it."""
+
+    validation: ValidationReport | None = None  # validation
+    trained: TrainedModel | None = None  # training
+    gate: GateEvidence | None = None  # quality_gate
+    optimization: OptimizationOutcome | None = None  # export, parity, optimize
+    servability: ServabilityReport | None = None  # servability
+    version: VersionInfo | None = None  # register
+    image: ImageOutcome | None = None  # image
+    deploy: DeployOutcome | None = None  # canary
+    tags: dict[str, str] = field(default_factory=dict)  # every outcome's tags, for the MLflow run
+    documents: dict[str, Any] = field(default_factory=dict)  # every outcome's documents
+    files: dict[str, Path] = field(default_factory=dict)  # every outcome's files (artifact path -> local)
+
+
+_FIELD_OF_STAGE: dict[str, str] = {
+    "validation": "validation",
+    "training": "trained",
+    "quality_gate": "gate",
+    "export": "optimization",
+    "parity": "optimization",
+    "optimize": "optimization",
+    "servability": "servability",
+    "register": "version",
+    "image": "image",
+    "canary": "deploy",
+}
+
+
+def required(value: T | None, *, what: str) -> T:
+    """Pure; `value`, or RuntimeError naming the stage that should have produced it (a wiring bug)."""
+    if value is None:
+        raise RuntimeError(f"the release reached a stage that needs {what}, which no earlier stage produced")
+    return value
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A stage that raised instead of returning an outcome."""
+
+    stage: Stage
+    message: str
+
+
+class Ledger:
+    """Outcomes in the order the stages ran, the evidence they left, and the release's result."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[StageOutcome[Any]] = []
+        self.evidence = Evidence()
+        self.failure: Failure | None = None
+        self.timings_s: dict[str, float] = {}
+        self.cached: list[str] = []
+        self.base = ReleaseResult(decision="error", stage="prepare")
+        self.extra_reasons: list[str] = []
+
+    def begin(self, ctx: ReleaseContext) -> None:
+        """Records the prepared inputs (model name, batch, commit, config snapshot hash)."""
+        self.base = self.base.model_copy(
+            update={
+                "model_name": ctx.model_name,
+                "data_path": ctx.data_path,
+                "commit": ctx.commit,
+                "config_sha256": ctx.config_sha256,
+            }
+        )
+
+    @contextmanager
+    def timing(self, name: str) -> Iterator[None]:
+        """Adds the block's wall seconds to `timings_s[name]`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_s[name] = round(self.timings_s.get(name, 0.0) + time.perf_counter() - start, 3)
+
+    def record(self, outcome: StageOutcome[Any], *, name: str | None = None) -> bool:
+        """Keeps the outcome and its evidence; True when the release goes on, False when it stops here."""
+        self.outcomes.append(outcome)
+        if outcome.cached:
+            self.cached.append(name or outcome.stage)
+        ev = self.evidence
+        updates: dict[str, Any] = {
+            "tags": {**ev.tags, **outcome.tags},
+            "documents": {**ev.documents, **outcome.documents},
+            "files": {**ev.files, **outcome.files},
+        }
+        slot = _FIELD_OF_STAGE.get(outcome.stage)
+        if slot is not None and outcome.value is not None:
+            updates[slot] = outcome.value
+        self.evidence = replace(ev, **updates)
+        return not outcome.stops
+
+    def fail(self, stage: Stage, exc: BaseException) -> None:
+        """Records that `stage` raised: the release ends as an error there, the message kept."""
+        self.failure = Failure(
+            stage=stage, message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        )
+
+    def apply(self, patch: ResultPatch) -> None:
+        """Sets result fields that come from outside the stages (what the conclusion wrote)."""
+        self.base = self.base.patched(patch)
+
+    def note(self, reason: str) -> None:
+        """Adds a reason line after the stages' own (e.g. what the conclusion wrote to the registry)."""
+        self.extra_reasons.append(reason)
+
+    def decision(self) -> tuple[Decision, Stage]:
+        """Pure over the record; the release's decision and the stage it was made at (module rules 1-3)."""
+        if self.failure is not None:
+            return "error", self.failure.stage
+        last = self.outcomes[-1] if self.outcomes else None
+        if last is not None and last.verdict == "error":
+            return "error", last.stage
+        if last is not None and last.verdict == "rejected":
+            return ("rolled_back" if last.stage == "canary" else "rejected"), last.stage
+        if any(o.stage == "canary" and o.verdict == "passed" for o in self.outcomes):
+            return "promoted", "canary"
+        if self.evidence.version is not None:
+            return "registered", "register"
+        return "error", last.stage if last is not None else "prepare"
+
+    def reasons(self) -> list[str]:
+        """Pure over the record; every stage's reason lines, then the failure and the closing lines."""
+        lines = [r for o in self.outcomes for r in o.reasons]
+        if self.failure is not None:
+            lines.append(f"ERROR at stage {self.failure.stage}: {self.failure.message}")
+        decision, _ = self.decision()
+        if decision in ("rejected", "error") and self.evidence.version is None:
+            lines.append(UNTOUCHED)
+        return lines + self.extra_reasons
+
+    def result(self, *, flow_run_id: str | None = None) -> ReleaseResult:
+        """Pure over the record; the ReleaseResult built from the outcomes' typed patches."""
+        decision, stage = self.decision()
+        result = self.base
+        for outcome in self.outcomes:
+            result = result.patched(outcome.patch)
+        return result.model_copy(
+            update={
+                "decision": decision,
+                "stage": stage,
+                "reasons": self.reasons(),
+                "timings_s": dict(self.timings_s),
+                "cached": list(self.cached),
+                "flow_run_id": flow_run_id,
+            }
+        )
+
+
+def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:
+    """Pure over its inputs; what registration (or a rejected attempt's run) writes: model, params, metrics, tags, documents, files."""
+    from slipway.registry.base import Registration
+
+    trained = required(evidence.trained, what="a trained model")
+    gate = evidence.gate
+    x, _ = ctx.reference().holdout_xy()
+    return Registration(
+        model_name=ctx.model_name,
+        module=trained.module,
+        input_example=x[:2],
+        params={
+            **trained.params,
+            "seed": ctx.config.training.seed,
+            "entrypoint": ctx.config.training.entrypoint,
+        },
+        metrics={**({f"holdout_{k}": v for k, v in gate.metrics.items()} if gate else {}), **trained.metrics},
+        tags={**evidence.tags, Tag.CONFIG_SHA256: ctx.config_sha256},
+        release_key=ctx.release_key(),
+        documents=dict(evidence.documents),
+        artifacts=dict(evidence.files),
+    )
+
+
+def conclude(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelRegistry) -> ResultPatch:
+    """Blocking (registry writes); the registry writes of the module docstring; the patch they add to the result."""
+    decision, stage = ledger.decision()
+    ev = ledger.evidence
+    reason = "; ".join(r for r in ledger.reasons() if r.startswith(("FAIL", "ERROR")))[:TAG_VALUE_LIMIT]
+    if decision in ("rejected", "rolled_back") and ev.version is None and ev.trained is not None:
+        run_id = registry.record_rejection(draft_registration(ctx, ev), stage=stage)
+        return ResultPatch(mlflow_run_id=run_id)
+    if decision in ("rejected", "rolled_back") and ev.version is not None:
+        last = ledger.outcomes[-1]
+        registry.reject(
+            model_name=ev.version.name,
+            version=ev.version.version,
+            stage=stage,
+            reason=(last.cause or reason or f"rejected at stage {stage}")[:TAG_VALUE_LIMIT],
+        )
+        ledger.note(
+            f"version {ev.version.version} tagged rejected at stage {stage}; the champion is unchanged"
+        )
+    elif decision == "error" and ev.version is not None:
+        registry.annotate(
+            model_name=ev.version.name,
+            version=ev.version.version,
+            tags={Tag.ERROR_AT: stage, Tag.ERROR_REASON: _error_cause(ledger) or f"error at stage {stage}"},
+            documents={},
+        )
+        ledger.note(
+            f"the champion is untouched; version {ev.version.version} stays a challenger (error at {stage})"
+        )
+    return ResultPatch()
+
+
+def _error_cause(ledger: Ledger) -> str:
+    if ledger.failure is not None:
+        return ledger.failure.message[:TAG_VALUE_LIMIT]
+    last = ledger.outcomes[-1] if ledger.outcomes else None
+    return (last.cause if last is not None else "")[:TAG_VALUE_LIMIT]

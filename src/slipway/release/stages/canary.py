@@ -1,0 +1,131 @@
+"""Stage 9, canary -> promote or roll back on the configured deploy target (`deploy.target: none` skips it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slipway.canary.clock import Clock
+from slipway.canary.controller import CanaryOutcome
+from slipway.canary.report import decision_rows, plot_png, render_markdown, version_tags
+from slipway.deploy.base import DeployTarget, ModelRelease
+from slipway.deploy.loadgen import replaying
+from slipway.names import Tag
+from slipway.registry.base import ModelRegistry, VersionInfo
+from slipway.release.canary_stage import DeployOutcome, deploy_release
+from slipway.release.context import ReleaseContext
+from slipway.release.ledger import Evidence, required
+from slipway.release.outcome import Artifact, StageOutcome, markdown, table
+from slipway.release.packaging import serving_bundle
+from slipway.release.result import ResultPatch
+from slipway.serving.faults import fault_env
+
+
+def canary(
+    ctx: ReleaseContext,
+    evidence: Evidence,
+    *,
+    registry: ModelRegistry,
+    target: DeployTarget | None,
+    clock: Clock,
+    work_dir: Path,
+    reports_dir: Path,
+) -> StageOutcome[DeployOutcome]:
+    """Blocking (up to canary.deadline_s); passed = promoted, rejected = rolled back (the champion serves),
+    error = the target cannot run this policy or image (named; nothing deployed), skipped = no target."""
+    if target is None:
+        return StageOutcome(
+            stage="canary",
+            verdict="skipped",
+            reasons=("deploy.target is none: registered without a canary; the champion is unchanged",),
+        )
+    version = required(evidence.version, what="a registered version")
+    image = evidence.image
+    image_ref = image.record.reference if image and image.record else None
+    policy = ctx.config.canary
+    problems = target.capabilities().problems(
+        steps=policy.steps, shadow_intervals=policy.shadow_intervals, image_ref=image_ref
+    )
+    if problems:
+        cause = f"deploy.target {target.name}: " + "; ".join(problems)
+        return StageOutcome(stage="canary", verdict="error", cause=cause, reasons=(f"ERROR: {cause}",))
+    ref = ctx.reference()
+    bundle = Path(image.bundle_dir) if image and image.bundle_dir else _bundle(ctx, evidence, work_dir)
+    outcomes: list[CanaryOutcome] = []
+    deployed = deploy_release(
+        registry=registry,
+        target=target,
+        policy=policy,
+        stable_ready_timeout_s=ctx.config.deploy.ready_timeout_s,
+        version=version,
+        release=ModelRelease(
+            model_name=version.name,
+            model_version=version.version,
+            bundle_dir=bundle,
+            image_ref=image_ref,
+            env=fault_env(ctx.canary_fault),
+        ),
+        ref=ref,
+        clock=clock,
+        work_dir=work_dir,
+        traffic=replaying(ref.holdout_xy()[0], rate_rps=ctx.config.deploy.load_rps),
+        on_outcome=outcomes.append,
+    )
+    artifacts: list[Artifact] = [
+        markdown(
+            "canary",
+            f"# Canary {deployed.result}\n\n* {deployed.reason}\n* serving now: version {deployed.stable_version}",
+            "Canary outcome",
+        )
+    ]
+    if outcomes:
+        artifacts += _evidence(outcomes[0], version=version, registry=registry, reports_dir=reports_dir)
+    promoted = deployed.result == "promoted"
+    return StageOutcome(
+        stage="canary",
+        verdict="passed" if promoted else "rejected",
+        value=deployed,
+        cause="" if promoted else f"canary: {deployed.reason}",
+        reasons=(
+            f"canary {deployed.result}: {deployed.reason}",
+            f"serving: version {deployed.stable_version}",
+        ),
+        patch=ResultPatch(deploy=deployed.model_dump(mode="json")),
+        artifacts=tuple(artifacts),
+    )
+
+
+def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
+    version = required(evidence.version, what="a registered version")
+    optimization = required(evidence.optimization, what="an optimization outcome")
+    return serving_bundle(
+        Path(optimization.artifacts[optimization.shipped_artifact()]),
+        dst=work_dir / f"bundle-{version.version}",
+        model_name=version.name,
+        model_version=version.version,
+        ref=ctx.reference(),
+    )
+
+
+def _evidence(
+    outcome: CanaryOutcome, *, version: VersionInfo, registry: ModelRegistry, reports_dir: Path
+) -> list[Artifact]:
+    """Every decision as a table, the deciding checks as markdown, the PNG plot; all on the version too."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    png_path = reports_dir / f"canary-{version.name}-v{version.version}.png"
+    png = plot_png(
+        outcome.timeline, title=f"{version.name} v{version.version}: {outcome.result}", path=png_path
+    )
+    registry.annotate(
+        model_name=version.name,
+        version=version.version,
+        tags=version_tags(outcome, prefix=Tag.CANARY_PREFIX),
+        documents={"slipway/canary.json": outcome.to_dict(), "slipway/canary.png": png},
+    )
+    return [
+        table("canary-decisions", decision_rows(outcome.decisions), "Every canary decision"),
+        markdown(
+            "canary-analysis",
+            f"{render_markdown(outcome)}\n\n[plot: weight, error rate, p99, shift]({png_path.as_uri()})",
+            "Canary analysis",
+        ),
+    ]

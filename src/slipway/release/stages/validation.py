@@ -1,0 +1,36 @@
+"""Stage 1, the validation gate: the batch against the versioned expectation suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slipway.data.batch_io import read_batch
+from slipway.release.context import ReleaseContext
+from slipway.release.outcome import Artifact, StageOutcome, link, markdown
+from slipway.release.result import ResultPatch
+from slipway.reporting.markdown import validation_markdown
+from slipway.validation.base import DataValidator, ValidationReport
+
+
+def validate_batch(ctx: ReleaseContext, *, validator: DataValidator) -> StageOutcome[ValidationReport]:
+    """Blocking (~1 s); rejected with every failed expectation as a reason; nothing else is touched."""
+    frame = read_batch(Path(ctx.data_path))
+    report = validator.validate(
+        frame, suite=ctx.suite, suite_hash=ctx.suite_sha256, run_name=f"release-{ctx.data_sha256[:12]}"
+    )
+    artifacts: list[Artifact] = [
+        markdown("validation-report", validation_markdown(report), "Data validation gate")
+    ]
+    if report.data_docs:
+        artifacts.append(link("data-docs", report.data_docs, "Great Expectations Data Docs"))
+    failures = tuple(f.line() for f in report.failures)
+    return StageOutcome(
+        stage="validation",
+        verdict="passed" if report.success else "rejected",
+        value=report,
+        cause=f"{len(failures)} expectation(s) failed" if failures else "",
+        reasons=failures,
+        documents={"slipway/validation.json": report.model_dump(mode="json")},
+        patch=ResultPatch(data_docs=report.data_docs),
+        artifacts=tuple(artifacts),
+    )
