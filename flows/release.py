@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import Task, flow
+from prefect import flow
 from prefect.runtime import flow_run
 from tasks.artifacts import publish_artifacts
 from tasks.canary import canary_deploy
@@ -30,10 +30,9 @@ from slipway.names import Stage
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, Ledger
 from slipway.release.outcome import StageOutcome
+from slipway.release.pipeline import Step, run_stages
 
-StageTask = Task[[ReleaseContext, Evidence], StageOutcome[Any]]
-
-STAGES: tuple[tuple[Stage, StageTask], ...] = (
+STAGES: tuple[tuple[Stage, Step], ...] = (
     ("validation", validate),
     ("training", train),
     ("quality_gate", gate),
@@ -68,9 +67,7 @@ def release(
     ledger = Ledger()
     ctx = _prepare(ledger, config_path, data, model_uri, commit, canary_fault)
     if ctx is not None:
-        for stage, step in STAGES:
-            if not _run(ledger, stage, step, ctx):
-                break
+        run_stages(ledger, ctx, STAGES, runner=_as_task, on_outcome=lambda o: publish_artifacts(o.artifacts))
         _conclude(ledger, ctx)
     result = ledger.result(flow_run_id=str(flow_run.id) if flow_run.id else None)
     publish_decision(result)
@@ -96,17 +93,10 @@ def _prepare(
     return ctx
 
 
-def _run(ledger: Ledger, stage: Stage, step: StageTask, ctx: ReleaseContext) -> bool:
-    """One stage: run its task, publish its artifacts, record its outcome; False when the release stops."""
-    with ledger.timing(stage):
-        state = step(ctx, ledger.evidence, return_state=True)
-    try:
-        outcome: StageOutcome[Any] = state.result()
-    except Exception as exc:
-        ledger.fail(stage, exc)
-        return False
-    publish_artifacts(outcome.artifacts)
-    return ledger.record(outcome.with_cached(state.name == "Cached"), name=stage)
+def _as_task(step: Step, ctx: ReleaseContext, evidence: Evidence) -> tuple[StageOutcome[Any], bool]:
+    """Runs a stage's task; its outcome and whether Prefect's result cache answered."""
+    state = step(ctx, evidence, return_state=True)
+    return state.result(), state.name == "Cached"
 
 
 def _conclude(ledger: Ledger, ctx: ReleaseContext) -> None:

@@ -12,3 +12,30 @@ from slipway.data.reference import Reference, load_reference
 def ref() -> Reference:
     """The breast-cancer reference split with the default config (read-only: do not mutate its frames)."""
     return load_reference(DataConfig())
+
+
+_TIER_SECONDS: dict[str, float] = {}
+_TIER_TESTS: dict[str, set[str]] = {}
+
+
+def _tier(nodeid: str) -> str:
+    parts = nodeid.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Adds each test's setup, call and teardown time to its tier (the folder under tests/)."""
+    tier = _tier(report.nodeid)
+    _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+    _TIER_TESTS.setdefault(tier, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per tier: how many tests ran and how long they took (`make test` shows where time goes)."""
+    if not _TIER_SECONDS:
+        return
+    terminalreporter.section("time per test tier")
+    for tier in sorted(_TIER_SECONDS, key=lambda t: -_TIER_SECONDS[t]):
+        terminalreporter.write_line(
+            f"tier {tier}: {len(_TIER_TESTS[tier])} tests, {_TIER_SECONDS[tier]:.1f} s"
+        )

@@ -29,7 +29,7 @@ from slipway.serving.bundle import write_bundle
 from slipway.settings import Settings
 from tests.integration.podman_target import containers, push_images, runtime
 from tests.integration.test_serving_image import Podman, builder, settings
-from tests.unit.serving.conftest import linear_onnx
+from tests.support.onnx_models import linear_onnx
 
 READY_S = 60.0
 NEVER_READY_DEADLINE_S = 3.0

@@ -17,7 +17,14 @@ from slipway.errors import ImageError
 from slipway.images.base import BuiltImage, ImageBuilder, NoBuilder, tag_part
 from slipway.images.factory import build_secrets, make_builder
 from slipway.images.fake import FakeBuilder
-from slipway.images.stage import DOCKERFILE, REQUIREMENTS, build_and_push, image_name, public_url, stage_context
+from slipway.images.stage import (
+    DOCKERFILE,
+    REQUIREMENTS,
+    build_and_push,
+    image_name,
+    public_url,
+    stage_context,
+)
 from slipway.settings import Settings
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

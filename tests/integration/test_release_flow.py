@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -225,11 +226,12 @@ def test_a_model_trained_elsewhere_ends_in_the_same_version_shape(
     assert by_name["metrics"] == pytest.approx(in_flow["metrics"])
 
 
-def test_an_unloadable_model_uri_fails_the_run_and_registers_nothing(
+def test_an_unloadable_model_uri_ends_in_error_registers_nothing_and_writes_its_report(
     home, batch, config_file, mlflow_client
 ) -> None:
-    from slipway.errors import ModelContractError
-
-    with pytest.raises(ModelContractError, match="runs:/0123456789abcdef/model"):
-        run(batch(801), config_file(), model_uri="runs:/0123456789abcdef/model")
+    result = run(batch(801), config_file(), model_uri="runs:/0123456789abcdef/model")
+    assert (result["decision"], result["stage"]) == ("error", "training")
+    assert any("runs:/0123456789abcdef/model" in r for r in result["reasons"])
     assert mlflow_client.search_registered_models() == []
+    reports = [json.loads(p.read_text()) for p in (home / "reports").glob("release-*.json")]
+    assert [(r["decision"], r["stage"]) for r in reports] == [("error", "training")]

@@ -82,3 +82,47 @@ def test_release_builds_and_pushes_the_real_image_pinned_by_digest(
     mv = mlflow_client.get_model_version("breast-cancer-mlp", result["model_version"])
     assert mv.tags["slipway.image.digest"] == record["digest"]
     assert mv.tags["slipway.image.reference"] == record["reference"]
+    # the image itself answered the holdout before any canary could route users to it
+    assert any(r.startswith(f"servability passed (image {record['reference']})") for r in result["reasons"])
+    assert mv.tags["slipway.servability"] == f"image {record['reference']}"
+
+
+def test_an_image_that_answers_unlike_its_bundle_is_rejected_at_servability(
+    home, batch, config_file, tmp_path, monkeypatch
+) -> None:
+    """The smoke test runs THE image: checked against another model's offline answers, it must fail."""
+    reason = _real_builder_reason()
+    if reason:
+        pytest.skip(reason)
+    import numpy as np
+
+    from slipway.images.stage import ImageRecord
+    from slipway.registry.base import VersionInfo
+    from slipway.release.ledger import Evidence
+    from slipway.release.packaging import ImageOutcome, serving_bundle
+    from slipway.release.stages.servability import smoke_test_image
+    from tests.support.onnx_models import linear_onnx
+    from tests.support.release import prepared
+
+    monkeypatch.setenv("SLIPWAY_IMAGE_BUILDER", "auto")
+    result = run(batch(804), config_file())
+    assert result["image"]["status"] == "built", result["reasons"]
+    ctx = prepared(tmp_path / "project", seed=804)
+    other = linear_onnx(tmp_path / "other.onnx", weights=np.full((30, 2), 0.01), bias=np.array([0.0, 1.0]))
+    bundle = serving_bundle(
+        other,
+        dst=tmp_path / "bundle",
+        model_name="breast-cancer-mlp",
+        model_version=result["model_version"],
+        ref=ctx.reference(),
+    )
+    evidence = Evidence(
+        version=VersionInfo(name="breast-cancer-mlp", version=result["model_version"], run_id=None),
+        image=ImageOutcome(
+            status="built", record=ImageRecord(**result["image"]["record"]), bundle_dir=str(bundle)
+        ),
+    )
+    outcome = smoke_test_image(ctx, evidence, builder=make_builder("auto"))
+    assert (outcome.stage, outcome.verdict) == ("servability", "rejected")
+    assert outcome.value is not None and outcome.value.served_by.startswith("image ")
+    assert outcome.value.max_abs_diff is not None and outcome.value.max_abs_diff > 1e-3

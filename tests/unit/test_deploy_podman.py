@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from slipway.config import DeployConfig, PipelineConfig
-from slipway.deploy.base import ModelRelease
+from slipway.deploy.base import ModelRelease, require_digest
 from slipway.deploy.local import LocalTarget
-from slipway.deploy.podman import PodmanRuntime, container_name, container_prefix, require_digest
+from slipway.deploy.podman import PodmanRuntime, container_name, container_prefix
 from slipway.deploy.state import read_state
 from slipway.errors import DeployError
 from slipway.settings import Settings
@@ -60,11 +60,10 @@ def test_the_server_runs_in_the_foreground_by_digest_read_only_as_10001_on_the_h
 
 
 def test_only_digest_references_are_run() -> None:
-    assert require_digest(DIGEST, what="canary tiny v2") == DIGEST
-    with pytest.raises(DeployError, match=r"canary tiny v2 has no image_ref.*image stage"):
-        require_digest(None, what="canary tiny v2")
-    with pytest.raises(DeployError, match="not pinned by digest"):
-        require_digest("127.0.0.1:5000/slipway/tiny:2", what="canary tiny v2")
+    assert require_digest(DIGEST, target="podman", what="canary tiny v2") == DIGEST
+    for ref in (None, "127.0.0.1:5000/slipway/tiny:2"):
+        with pytest.raises(DeployError, match="canary tiny v2"):
+            require_digest(ref, target="podman", what="canary tiny v2")
 
 
 def test_a_podman_target_refuses_an_image_less_release_before_starting_anything(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from slipway.deploy import k8s_manifests as m
-from slipway.deploy.base import ModelRelease
+from slipway.deploy.base import ModelRelease, require_digest
 from slipway.errors import DeployError
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "k8s"
@@ -95,10 +95,10 @@ def test_labels_tie_arms_to_one_service() -> None:
     ],
 )
 def test_an_image_not_pinned_by_digest_is_refused(ref: str | None) -> None:
-    with pytest.raises(DeployError, match="not pinned by digest"):
-        m.require_digest(ref)
+    with pytest.raises(DeployError, match="stable m v1"):
+        require_digest(ref, target="kubernetes", what="stable m v1")
     release = ModelRelease(model_name="m", model_version="1", image_ref=ref)
-    with pytest.raises(DeployError, match="not pinned by digest"):
+    with pytest.raises(DeployError, match="m v1"):
         m.deployment(app="a", namespace="n", arm="stable", release=release, replicas=1)
 
 
@@ -106,7 +106,7 @@ def test_an_image_not_pinned_by_digest_is_refused(ref: str | None) -> None:
     "ref", [f"serve@{DIGEST}", f"127.0.0.1:5000/slipway/serve@{DIGEST}", f"r/s:1.0@{DIGEST}"]
 )
 def test_a_digest_reference_is_accepted(ref: str) -> None:
-    assert m.require_digest(ref) == ref
+    assert require_digest(ref, target="kubernetes", what="stable m v1") == ref
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from slipway.deploy.k8s_metrics import (
     difference,
     parse_metrics,
 )
-from slipway.deploy.kubernetes import policy_problems
+from slipway.deploy.kubernetes import replica_capabilities
 from slipway.errors import DeployError
 from slipway.serving.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, ServingMetrics
 
@@ -257,11 +257,14 @@ def test_a_failed_rebaseline_makes_the_next_window_stale() -> None:
 # -- which policies replica-ratio traffic can run --------------------------------------------------------
 
 
-def test_policy_problems_refuse_shadow_and_unreachable_weights_naming_the_fields() -> None:
-    problems = policy_problems(steps=[5, 25, 50, 100], shadow_intervals=1, total_replicas=10)
+def test_replica_ratio_refuses_shadow_and_unreachable_weights_naming_the_fields() -> None:
+    digest = "reg/serve@sha256:" + "a" * 64
+    caps = replica_capabilities(10)
+    assert caps.weights == (10, 20, 30, 40, 50, 60, 70, 80, 90) and not caps.shadow and caps.requires_digest
+    problems = caps.problems(steps=[5, 25, 50, 100], shadow_intervals=1, image_ref=digest)
     assert len(problems) == 2
-    assert "canary.shadow_intervals is 1" in problems[0] and "cannot mirror" in problems[0]
-    assert "canary.steps" in problems[1] and "[5, 25]" in problems[1]
-    assert "deploy.kubernetes.replicas" in problems[1]
-    assert policy_problems(steps=[10, 50, 100], shadow_intervals=0, total_replicas=10) == []
-    assert policy_problems(steps=[25, 50, 100], shadow_intervals=0, total_replicas=4) == []
+    assert "canary.shadow_intervals" in problems[0] and "canary.steps" in problems[1]
+    assert all("deploy.kubernetes.replicas" in p for p in problems)
+    assert caps.problems(steps=[10, 50, 100], shadow_intervals=0, image_ref=digest) == []
+    assert replica_capabilities(4).problems(steps=[25, 50, 100], shadow_intervals=0, image_ref=digest) == []
+    assert len(caps.problems(steps=[10, 50, 100], shadow_intervals=0, image_ref="reg/serve:1")) == 1

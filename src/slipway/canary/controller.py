@@ -19,7 +19,7 @@ from slipway.canary.clock import Clock
 from slipway.canary.decision import ControllerState, Decision, Outcome, decide, error_decision, initial_state
 from slipway.canary.policy import PROMOTED_WEIGHT, thresholds
 from slipway.config import CanaryConfig
-from slipway.deploy.base import ArmWindow, DeployTarget, MetricsSource, ModelRelease, Observation
+from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease, Observation
 from slipway.errors import SlipwayError
 
 Result = Literal["promoted", "rolled_back"]
@@ -143,16 +143,8 @@ class _Run:
             ready = self.target.state().canary_ready
         except Exception as exc:  # fail closed: counts toward stale_limit
             end = self.clock.now()
-            obs = Observation(
-                start_s=start,
-                end_s=end,
-                weight=weight,
-                stable=ArmWindow(),
-                canary=ArmWindow(),
-                stale=True,
-                source_error=f"{type(exc).__name__}: {exc}",
-            )
-            return obs, True
+            why = f"{type(exc).__name__}: {exc}"
+            return Observation.unavailable(start_s=start, end_s=end, weight=weight, why=why), True
         return obs, ready
 
     def finish(self, result: Result, reason: str, state: ControllerState) -> CanaryOutcome:

@@ -246,9 +246,7 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         index, self._index = self._index, self._index + 1
         f = self.fault
         if f.stale_from is not None and index >= f.stale_from:
-            return Observation(
-                start, now, weight, ArmWindow(), ArmWindow(), stale=True, source_error="sim: backend down"
-            )
+            return Observation.unavailable(start_s=start, end_s=now, weight=weight, why="sim: backend down")
         live = self._canary is not None and self._ready
         routed = self._weight / (10.0 if f.routing == "tenth" else 1.0) if live else 0.0
         total = int(self.rng.poisson(self.params.rate_rps * max(0.0, now - start)))

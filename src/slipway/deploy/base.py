@@ -88,6 +88,19 @@ class Observation:
     stale: bool = False  # the metrics source could not give fresh data for this window
     source_error: str | None = None
 
+    @classmethod
+    def unavailable(cls, *, start_s: float, end_s: float, weight: int, why: str) -> Observation:
+        """Pure; a window with no data (stale): what a source returns when it cannot measure, saying why."""
+        return cls(
+            start_s=start_s,
+            end_s=end_s,
+            weight=weight,
+            stable=ArmWindow(),
+            canary=ArmWindow(),
+            stale=True,
+            source_error=why,
+        )
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -144,14 +144,8 @@ class FakeTarget(DeployTarget, MetricsSource):
         start = w.clock_s
         w.clock_s += self.window_s
         if w.metrics_down:
-            return Observation(
-                start,
-                w.clock_s,
-                weight,
-                ArmWindow(),
-                ArmWindow(),
-                stale=True,
-                source_error="fake metrics down",
+            return Observation.unavailable(
+                start_s=start, end_s=w.clock_s, weight=weight, why="fake metrics down"
             )
         n_canary = int(self._rng.binomial(self.requests_per_window, w.weight / 100)) if w.canary else 0
         n_stable = self.requests_per_window - n_canary if w.stable else 0

@@ -169,6 +169,18 @@ def _release_of(obj: Manifest) -> ModelRelease:
     )
 
 
+def replica_capabilities(total_replicas: int) -> Capabilities:
+    """Pure; what replica-ratio traffic over `total_replicas` pods can do: no shadow, weights in steps of 100/total."""
+    weights = sorted({m.weight_of(stable=s, canary=total_replicas - s) for s in range(1, total_replicas)})
+    return Capabilities(
+        shadow=False,
+        weights=tuple(weights),
+        requires_digest=True,
+        why=f"the kubernetes target splits traffic by replica ratio over {total_replicas} pods: "
+        "deploy.kubernetes.replicas",
+    )
+
+
 class KubernetesTarget(DeployTarget):
     """Stable/canary Deployments + Service + HPA in one namespace, applied server-side via a given ApiClient."""
 
@@ -349,14 +361,7 @@ class KubernetesTarget(DeployTarget):
 
     def capabilities(self) -> Capabilities:
         """Pure; no shadow (replica ratio cannot mirror), weights in steps of 100/replicas, images by digest only."""
-        total = self.total
-        weights = sorted({m.weight_of(stable=s, canary=total - s) for s in range(1, total)})
-        return Capabilities(
-            shadow=False,
-            weights=tuple(weights),
-            requires_digest=True,
-            why=f"the kubernetes target splits traffic by replica ratio over {total} pods: deploy.kubernetes.replicas",
-        )
+        return replica_capabilities(self.total)
 
     def metrics_source(self) -> MetricsSource:
         """Non-blocking; the pod scraper (`PodMetricsSource`), its window restarted after every traffic change."""

@@ -266,9 +266,11 @@ class LocalTarget(DeployTarget, MetricsSource):
         try:
             doc = read_state(self.state_file)
         except DeployError as exc:
-            return _stale(start, end, weight, str(exc))
+            return Observation.unavailable(start_s=start, end_s=end, weight=weight, why=str(exc))
         if doc.router is None:
-            return _stale(start, end, weight, "local target: no router is deployed")
+            return Observation.unavailable(
+                start_s=start, end_s=end, weight=weight, why="local target: no router is deployed"
+            )
         boot, since = self._cursor
         min_generation = doc.generation if self._min_generation is None else self._min_generation
         params: dict[str, str | int] = {"since": since, "boot": boot, "min_generation": min_generation}
@@ -290,7 +292,12 @@ class LocalTarget(DeployTarget, MetricsSource):
                 ],
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            return _stale(start, end, weight, f"local router unavailable: {type(exc).__name__}: {exc}")
+            return Observation.unavailable(
+                start_s=start,
+                end_s=end,
+                weight=weight,
+                why=f"local router unavailable: {type(exc).__name__}: {exc}",
+            )
         problems = _inconsistencies(win, doc, weight=weight)
         if problems:
             obs.stale, obs.source_error = True, "; ".join(problems)
@@ -475,18 +482,6 @@ def _arm_window(doc: dict[str, Any]) -> ArmWindow:
         scores=[float(v) for v in doc["scores"]],
         nonfinite=int(doc["nonfinite"]),
         invalid=int(doc["invalid"]),
-    )
-
-
-def _stale(start: float, end: float, weight: int, why: str) -> Observation:
-    return Observation(
-        start_s=start,
-        end_s=end,
-        weight=weight,
-        stable=ArmWindow(),
-        canary=ArmWindow(),
-        stale=True,
-        source_error=why,
     )
 
 

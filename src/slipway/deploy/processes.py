@@ -140,23 +140,15 @@ def _signal_stop(proc: ProcessRecord, *, grace_s: float) -> None:
 
 def wait_http_ok(proc: ProcessRecord, *, client: Any, path: str, timeout_s: float) -> tuple[bool, str]:
     """Blocking up to timeout_s; (True, "") once GET `path` answers 200, else (False, why)."""
-    import httpx
+    from slipway import readiness
 
-    deadline = time.monotonic() + timeout_s
-    last = "no answer yet"
-    while True:
-        if not alive(proc):
-            return False, f"process {proc.pid} exited before it was ready; log: {log_tail(proc)}"
-        try:
-            resp = client.get(f"{proc.url}{path}", timeout=min(2.0, max(timeout_s, 0.1)))
-            if resp.status_code == 200:
-                return True, ""
-            last = f"{path} answered {resp.status_code}: {resp.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = f"{path}: {type(exc).__name__}"
-        if time.monotonic() >= deadline:
-            return False, f"not ready after {timeout_s:g} s ({last})"
-        time.sleep(POLL_S)
+    def exited() -> str | None:
+        return (
+            None if alive(proc) else f"process {proc.pid} exited before it was ready; log: {log_tail(proc)}"
+        )
+
+    ready_s, why = readiness.wait_http_ok(client, f"{proc.url}{path}", exited=exited, timeout_s=timeout_s)
+    return ready_s is not None, why if ready_s is None else ""
 
 
 def log_tail(proc: ProcessRecord) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from slipway.errors import UsageError
 from slipway.ports import free_port
+from slipway.readiness import stop_popen, wait_http_ok
 from slipway.serving.bundle import read_bundle
 from slipway.serving.model import open_session, softmax
 
@@ -119,39 +119,15 @@ def _tail(log: IO[bytes]) -> list[str]:
     return list(lines)
 
 
-def _stop(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return int(proc.returncode)
+def _exited(proc: subprocess.Popen[bytes]) -> str | None:
+    code = proc.poll()
+    return None if code is None else f"server exited with code {code} before it was ready"
 
 
 def _cleanup(launch: ServerLaunch) -> None:
     if launch.cleanup:  # e.g. `podman rm -f NAME`: nothing better to do on failure while stopping
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run(list(launch.cleanup), capture_output=True, timeout=60, check=False)
-
-
-def _wait_ready(
-    client: Any, proc: subprocess.Popen[bytes], *, timeout_s: float
-) -> tuple[float | None, str | None]:
-    import httpx
-
-    start = time.monotonic()
-    while (elapsed := time.monotonic() - start) < timeout_s:
-        if proc.poll() is not None:
-            return None, f"server exited with code {proc.returncode} before it was ready"
-        try:
-            if client.get("/readyz", timeout=2.0).status_code == 200:
-                return elapsed, None
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return None, f"not ready after {timeout_s:g} s"
 
 
 def _compare(
@@ -239,7 +215,10 @@ def check_servability(
         server_log: list[str] = []
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as client:
-                report["ready_s"], cause = _wait_ready(client, proc, timeout_s=timeout_s)
+                report["ready_s"], why = wait_http_ok(
+                    client, "/readyz", exited=lambda: _exited(proc), timeout_s=timeout_s
+                )
+                cause = why or None
                 if cause is not None:
                     server_log = _tail(log)  # before stopping: why it never got ready
                 else:
@@ -249,7 +228,7 @@ def check_servability(
                     lat = facts.pop("latencies")
                     report |= facts | {"p50_latency_ms": float(np.median(lat)) * 1000 if lat else None}
         finally:
-            report["exit_code"] = _stop(proc)
+            report["exit_code"] = stop_popen(proc)
             report["stderr_tail"] = _tail(log)
             _cleanup(launch)
     if cause is None and report["exit_code"] != 0:

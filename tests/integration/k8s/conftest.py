@@ -108,7 +108,7 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, ref: Reference) -> di
     import numpy as np
 
     from slipway.serving.bundle import write_bundle
-    from tests.unit.serving.conftest import linear_onnx
+    from tests.support.onnx_models import linear_onnx
 
     root = tmp_path_factory.mktemp("k8s-bundles").resolve()
     rng = np.random.default_rng(0)

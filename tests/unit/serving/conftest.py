@@ -8,41 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from fastapi.testclient import TestClient
-from onnx import TensorProto, helper, numpy_helper
 
 from slipway.data.reference import Reference
 from slipway.serving.app import FastPredictFront, create_app
 from slipway.serving.bundle import write_bundle
 from slipway.serving.settings import ServeSettings
+from tests.support.onnx_models import linear_onnx
 
 N_FEATURES = 30
-
-
-def linear_onnx(path: Path, *, weights: np.ndarray, bias: np.ndarray) -> Path:
-    """Write `logits = input @ weights + bias` as an ONNX file with a dynamic batch axis."""
-    n_in, n_out = weights.shape
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["input", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "B"], ["logits"]),
-        ],
-        "linear",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", n_in])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_out])],
-        initializer=[
-            numpy_helper.from_array(weights.astype(np.float32), "W"),
-            numpy_helper.from_array(bias.astype(np.float32), "B"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 10
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

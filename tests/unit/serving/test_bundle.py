@@ -13,7 +13,7 @@ from slipway.errors import UsageError
 from slipway.hashing import file_sha256
 from slipway.serving.bundle import META_FILE, ONNX_FILE, read_bundle, write_bundle
 from slipway.serving.model import load_runtime
-from tests.unit.serving.conftest import linear_onnx
+from tests.support.onnx_models import linear_onnx
 
 
 def _copy(bundle_dir: Path, tmp_path: Path) -> Path:
