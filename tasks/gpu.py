@@ -61,7 +61,7 @@ def load_eager_model(config_path: str, model_name: str, version: str) -> Any:
 def load_rows(config_path: str, calibrate: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Holdout features (parity, timing) and, if `calibrate`, the first `calibration_rows` training-pool rows."""
     cfg = load_config(Path(config_path))
-    ref = load_reference(cfg.data)
+    ref = load_reference(cfg.data, base_dir=cfg.base_dir)
     x, _ = ref.holdout_xy()
     if not calibrate:
         return x, None

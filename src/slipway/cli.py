@@ -93,7 +93,9 @@ def data_batch(
                 f"--corrupt {corrupt!r}: unknown kind; one of {[c.value for c in Corruption]}"
             ) from None
     cfg = load_config(_config_path(config))
-    frame = make_batch(load_reference(cfg.data), rows=rows, seed=seed, drift=drift, corrupt=kind)
+    frame = make_batch(
+        load_reference(cfg.data, base_dir=cfg.base_dir), rows=rows, seed=seed, drift=drift, corrupt=kind
+    )
     write_batch(frame, out)
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {out}", err=True)
 
@@ -257,9 +259,31 @@ def suite_generate(
     version: Annotated[
         int, typer.Option("--version", min=1, help="Suite version to stamp (bump on change).")
     ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Derive it from this CSV/Parquet file (default: the config's data.reference)."
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Label column of --data (default: the config's data.label_column)."),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="binary, multiclass or regression (default: inferred from the label, and said)."
+        ),
+    ] = None,
     margin: Annotated[
         float, typer.Option("--margin", min=0.0, help="Range padding, as a share of the range.")
     ] = 0.25,
+    tail_share: Annotated[
+        float,
+        typer.Option(
+            "--tail-share", min=0.0, max=0.5, help="Share of values a range check tolerates outside it."
+        ),
+    ] = 0.01,
     min_rows: Annotated[int, typer.Option("--min-rows", min=1, help="Minimum rows a batch must have.")] = 50,
     max_duplicate_share: Annotated[
         float,
@@ -270,21 +294,71 @@ def suite_generate(
     config: ConfigOpt = None,
 ) -> None:
     """Derive the expectation suite from the reference data (review the diff before committing it)."""
-    from slipway.config import load_config
+    from slipway.config import DataConfig, load_config
     from slipway.data.reference import load_reference
     from slipway.validation.suite import build_reference_suite, save_suite, suite_hash
 
-    cfg = load_config(_config_path(config))
+    if task is not None and task not in ("binary", "multiclass", "regression"):
+        raise UsageError(f"--task {task!r}: one of binary, multiclass, regression")
+    if data is not None:
+        cfg_data = DataConfig.model_validate(
+            {"reference": str(data.resolve()), "label_column": label or "target", "task": task}
+        )
+        ref, name = load_reference(cfg_data, base_dir=Path.cwd()), data.stem
+    else:
+        cfg = load_config(_config_path(config))
+        ref, name = load_reference(cfg.data, base_dir=cfg.base_dir), cfg.project
     spec = build_reference_suite(
-        load_reference(cfg.data),
-        name=cfg.project.replace("-", "_"),
+        ref,
+        name=name.replace("-", "_"),
         version=version,
         margin=margin,
+        tail_share=tail_share,
         min_rows=min_rows,
         max_duplicate_share=max_duplicate_share,
     )
     save_suite(spec, out)
-    typer.echo(f"wrote {len(spec.expectations)} expectations to {out} (sha256 {suite_hash(spec)})", err=True)
+    typer.echo(
+        f"wrote {len(spec.expectations)} expectations for a {ref.task} task ({ref.how or 'data.task'}) to {out} "
+        f"(sha256 {suite_hash(spec)})",
+        err=True,
+    )
+
+
+@app.command("init")
+def init_cmd(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Project folder to create (or fill).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Your data: a CSV or Parquet file with the label column.")
+    ],
+    label: Annotated[str, typer.Option("--label", help="The column the model predicts.")],
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="binary, multiclass or regression (default: inferred from the label, and said)."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Project name (default: the folder's name).")
+    ] = None,
+) -> None:
+    """Start a project from your own data: config, suite, training entrypoint; then `slipway release` inside it."""
+    from slipway.project.init import init_project
+
+    if task is not None and task not in ("binary", "multiclass", "regression"):
+        raise UsageError(f"--task {task!r}: one of binary, multiclass, regression")
+    result = init_project(directory, data=data, label=label, task=task, name=name)  # type: ignore[arg-type]
+    typer.echo(f"task: {result.task} ({result.how})")
+    if result.classes:
+        typer.echo(f"classes (model column order): {result.classes}")
+    typer.echo(f"features: {len(result.features)} numeric columns")
+    if result.excluded:
+        typer.echo(f"left out (not numeric; encode them upstream to use them): {result.excluded}")
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        f"next: cd {directory} && slipway data batch --out data/incoming/batch-1.csv && slipway release"
+    )
 
 
 @app.command("serve")

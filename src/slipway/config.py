@@ -12,22 +12,49 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slipway.errors import ConfigError
+from slipway.names import Task
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(BaseModel):
-    """The reference dataset, its label and the fixed holdout used by every evaluation."""
+    """The reference dataset (schema, label, classes), the features the model reads, and the fixed holdout."""
 
     model_config = _STRICT
-    reference: Literal["sklearn:breast_cancer"] = Field(
-        default="sklearn:breast_cancer", description="Built-in reference dataset the schema comes from."
+    reference: str = Field(
+        default="sklearn:breast_cancer",
+        description="Reference data: a CSV/Parquet file or a folder of them (relative to the config file), an "
+        "http(s) URL, or `sklearn:<name>` for a bundled dataset (breast_cancer, iris, wine, diabetes).",
     )
     label_column: str = Field(default="target", description="Name of the label column.")
+    features: list[str] | None = Field(
+        default=None,
+        description="Columns the model reads, in input order; unset: every column but the label (all numeric).",
+    )
+    task: Task | None = Field(
+        default=None,
+        description="binary, multiclass or regression; unset: inferred from the label column (and said so).",
+    )
+    positive_class: int | str | None = Field(
+        default=None, description="Binary only: the class whose probability is the score (model column 1)."
+    )
+    holdout: Path | None = Field(
+        default=None,
+        description="A fixed holdout file (relative to the config); unset: a share of the reference is held out.",
+    )
     holdout_fraction: float = Field(
         default=0.25, gt=0.0, lt=0.9, description="Share of the reference rows kept out as the holdout."
     )
-    holdout_seed: int = Field(default=7, description="Seed of the stratified holdout split.")
+    holdout_seed: int = Field(
+        default=7, description="Seed of the holdout split (stratified for classification)."
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("must list at least one column, each once")
+        return value
 
 
 class ValidationConfig(BaseModel):
@@ -50,6 +77,11 @@ class TrainingConfig(BaseModel):
     )
     seed: int = Field(default=42, description="Seed passed to the entrypoint.")
     params: dict[str, Any] = Field(default_factory=dict, description="Free-form entrypoint parameters.")
+    output: Literal["logits", "probabilities"] = Field(
+        default="logits",
+        description="Classification models: whether they return logits (a softmax is applied) or probabilities "
+        "(used as they are). Regression models return values either way.",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -78,10 +110,23 @@ class QualityGateConfig(BaseModel):
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
         from slipway.evaluation.metrics import METRICS
 
-        unknown = sorted(set(value) - set(METRICS))
+        known = sorted({name for metrics in METRICS.values() for name in metrics})
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+            raise ValueError(f"unknown metric(s) {unknown}; known: {known}")
         return value
+
+    def problems_for(self, task: Task) -> list[str]:
+        """Pure; the gate's metrics that `task` does not have, named with the task's own metrics."""
+        from slipway.evaluation.metrics import METRICS
+
+        own = sorted(METRICS[task])
+        return [
+            f"quality_gate.{section}.{name}: not a metric of a {task} task (its metrics: {', '.join(own)})"
+            for section, limits in (("thresholds", self.thresholds), ("max_regression", self.max_regression))
+            for name in sorted(limits)
+            if name not in METRICS[task]
+        ]
 
 
 class RegistryConfig(BaseModel):
@@ -167,7 +212,12 @@ class OptimizeConfig(BaseModel):
     max_accuracy_drop_points: float = Field(
         default=1.0,
         ge=0,
-        description="Largest holdout accuracy drop vs FP32 (percentage points) a candidate may have.",
+        description="Classification: largest holdout accuracy drop vs FP32 (percentage points) a candidate may have.",
+    )
+    max_rmse_increase_percent: float = Field(
+        default=1.0,
+        ge=0,
+        description="Regression: largest holdout rmse increase vs FP32 (percent of FP32's rmse) a candidate may have.",
     )
     min_quantized_speedup: float = Field(
         default=0.05,
@@ -503,6 +553,19 @@ class PipelineConfig(BaseModel):
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
     )
+
+    @model_validator(mode="after")
+    def _gate_fits_the_task(self) -> PipelineConfig:
+        if self.data.task is not None:
+            problems = self.quality_gate.problems_for(self.data.task)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+    def resolve(self, path: Path) -> Path:
+        """Pure; `path` resolved against the config's folder (absolute paths stay)."""
+        path = path.expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def suite_path(self) -> Path:
         """The suite file, resolved against the config's folder."""

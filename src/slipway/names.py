@@ -32,6 +32,11 @@ STAGES: Final[tuple[Stage, ...]] = get_args(Stage)
 Verdict = Literal["passed", "rejected", "error", "skipped"]
 """What one stage concluded: rejected and error stop the release; passed and skipped let it go on."""
 
+Task = Literal["binary", "multiclass", "regression"]
+"""What a model predicts: one of two classes, one of several, or a number (`data.task`)."""
+
+TASKS: Final[tuple[Task, ...]] = get_args(Task)
+
 Decision = Literal["registered", "rejected", "promoted", "rolled_back", "error"]
 """What a whole release ended in (the CLI's exit code follows it: see `exit_code`)."""
 

@@ -67,7 +67,12 @@ def model() -> nn.Module:
     ref = load_reference(PipelineConfig().data)
     frame = make_batch(ref, rows=48, seed=0)
     request = TrainingRequest(
-        frame=frame, features=ref.features, label=ref.label, params={"epochs": 2, "hidden": [8, 4]}, seed=0
+        frame=frame,
+        features=ref.features,
+        label=ref.label,
+        params={"epochs": 2, "hidden": [8, 4]},
+        seed=0,
+        target=ref.target,
     )
     return train(request).module
 

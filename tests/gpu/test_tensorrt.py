@@ -41,7 +41,12 @@ def model(ref: Reference) -> nn.Module:
     """The example MLP trained briefly on resampled rows: the real architecture, float32 [N,30] -> [N,2]."""
     frame = make_batch(ref, rows=200, seed=0)
     request = TrainingRequest(
-        frame=frame, features=ref.features, label=ref.label, params={"epochs": 5, "hidden": [16, 8]}, seed=0
+        frame=frame,
+        features=ref.features,
+        label=ref.label,
+        params={"epochs": 5, "hidden": [16, 8]},
+        seed=0,
+        target=ref.target,
     )
     return train(request).module
 

@@ -200,7 +200,14 @@ def test_a_model_trained_elsewhere_ends_in_the_same_version_shape(
 
     data = batch(701)
     trained = train(
-        TrainingRequest(frame=read_batch(data), features=ref.features, label=ref.label, params={}, seed=1)
+        TrainingRequest(
+            frame=read_batch(data),
+            features=ref.features,
+            label=ref.label,
+            params={},
+            seed=1,
+            target=ref.target,
+        )
     )
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     mlflow.set_experiment("elsewhere")

@@ -43,6 +43,7 @@ def bundle(ref: Reference, tmp_path_factory: pytest.TempPathFactory) -> Path:
             label=ref.label,
             params={"epochs": 2, "hidden": [8, 4]},
             seed=0,
+            target=ref.target,
         )
         root = tmp_path_factory.mktemp("serving")
         x = ref.holdout_xy()[0]

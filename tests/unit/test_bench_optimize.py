@@ -96,7 +96,7 @@ def test_machine_facts_and_markdown(bench: tuple[Path, dict[str, Any]]) -> None:
 
 
 def _measured(name: str, *, p50: float, accuracy: float) -> Measurement:
-    m = Measurement(name=name, size_bytes=1, load_ms=1.0, accuracy=accuracy, outputs=np.zeros((1, 2)))
+    m = Measurement(name=name, size_bytes=1, load_ms=1.0, quality=accuracy, outputs=np.zeros((1, 2)))
     m.samples = {1: [p50] * 3, 32: [p50 * 4] * 3}
     return m
 

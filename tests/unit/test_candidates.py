@@ -55,6 +55,7 @@ def mlp_onnx(ref: Reference, holdout_x: np.ndarray, tmp_path_factory: pytest.Tem
         label=ref.label,
         params={"epochs": 2, "hidden": [8, 4]},
         seed=0,
+        target=ref.target,
     )
     path = tmp_path_factory.mktemp("mlp") / "model.onnx"
     return export_onnx(train(request).module, example=holdout_x, path=path, opset=OPSET).path

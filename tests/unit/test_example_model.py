@@ -36,7 +36,9 @@ def ref() -> Reference:
 
 
 def _train(ref: Reference, frame: pd.DataFrame, *, seed: int = 42, **params: object) -> TrainedModel:
-    request = TrainingRequest(frame=frame, features=ref.features, label=ref.label, params=params, seed=seed)
+    request = TrainingRequest(
+        frame=frame, features=ref.features, label=ref.label, params=params, seed=seed, target=ref.target
+    )
     return train(request)
 
 
@@ -47,7 +49,7 @@ def clean_model(ref: Reference) -> TrainedModel:
 
 def test_clean_batch_meets_the_default_quality_floors(ref: Reference, clean_model: TrainedModel) -> None:
     x, y = ref.holdout_xy()
-    metrics = evaluate(clean_model.module, x=x, y=y)
+    metrics = evaluate(clean_model.module, x=x, y=y, target=ref.target)
     floors = PipelineConfig().quality_gate.thresholds
     assert metrics["accuracy"] >= 0.9 >= floors["accuracy"] - 1e-9, metrics
     assert metrics["roc_auc"] >= 0.95 >= floors["roc_auc"] - 1e-9, metrics
@@ -73,7 +75,7 @@ def test_trained_model_honours_the_model_contract(ref: Reference, clean_model: T
 def test_flipped_labels_give_a_model_worse_than_chance(ref: Reference) -> None:
     flipped = make_batch(ref, rows=ROWS, seed=1, corrupt=Corruption.flipped_labels)
     x, y = ref.holdout_xy()
-    metrics = evaluate(_train(ref, flipped).module, x=x, y=y)
+    metrics = evaluate(_train(ref, flipped).module, x=x, y=y, target=ref.target)
     assert metrics["accuracy"] < 0.5, metrics
     assert metrics["roc_auc"] < 0.5, metrics
 

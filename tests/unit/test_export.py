@@ -43,6 +43,7 @@ def mlp(ref: Reference) -> nn.Module:
         label=ref.label,
         params={"epochs": 2, "hidden": [8, 4]},
         seed=0,
+        target=ref.target,
     )
     module: nn.Module = train(request).module
     return module

@@ -104,8 +104,8 @@ def test_protocol_loads_warms_up_then_times_each_batch_size(recorded: Recorded, 
 def test_accuracy_is_scored_against_y(recorded: Recorded, data: tuple[np.ndarray, np.ndarray]) -> None:
     result, _ = recorded
     x, _ = data
-    assert result["fast"].accuracy == 1.0
-    assert result["slow"].accuracy == 0.0  # flipped logits: wrong on every row
+    assert result["fast"].quality == 1.0
+    assert result["slow"].quality == 0.0  # flipped logits: wrong on every row
     expected = np.stack([-x[:, 0], x[:, 0]], axis=1)
     assert np.array_equal(result["fast"].outputs, expected)
 

@@ -16,12 +16,37 @@ from sklearn import metrics as skm
 from torch import nn
 
 from slipway.errors import ConfigError, ModelContractError
-from slipway.evaluation.metrics import METRICS, accuracy, compute_metrics, f1, roc_auc
-from slipway.evaluation.scoring import evaluate, predict_proba
+from slipway.evaluation.metrics import (
+    METRICS,
+    PRIMARY,
+    accuracy,
+    compute_metrics,
+    f1,
+    log_loss,
+    macro_f1,
+    mae,
+    r2,
+    rmse,
+    roc_auc,
+    roc_auc_ovr,
+)
+from slipway.evaluation.scoring import evaluate, predict
+from slipway.evaluation.target import Target
 from slipway.lineage.collect import UNKNOWN, git_state, json_hash, lineage_tags
 from slipway.training.entrypoint import code_hash, load_entrypoint
 
 EXAMPLE = "slipway.examples.breast_cancer:train"
+BINARY = Target(task="binary", label="target", classes=(0, 1))
+REGRESSION = Target(task="regression", label="y")
+
+
+def evaluate_binary(module: object, *, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return evaluate(module, x=x, y=y, target=BINARY)
+
+
+def predict_proba(module: object, x: np.ndarray) -> np.ndarray:
+    """The binary contract: logits [N, 2] -> probabilities."""
+    return predict(module, x, target=BINARY)
 
 
 def _proba(p1: np.ndarray) -> np.ndarray:
@@ -79,14 +104,73 @@ def test_f1_without_predicted_or_true_positives_is_zero() -> None:
     assert f1(np.zeros(4, dtype=int), _proba(np.zeros(4))) == 0.0
 
 
-def test_compute_metrics_returns_every_known_metric() -> None:
+def test_compute_metrics_returns_every_metric_of_the_task() -> None:
     y = np.array([0, 1, 1, 0])
     proba = _proba(np.array([0.2, 0.9, 0.4, 0.1]))
-    out = compute_metrics(y, proba)
-    assert set(out) == set(METRICS) == {"accuracy", "roc_auc", "f1"}
+    out = compute_metrics("binary", y, proba)
+    assert set(out) == set(METRICS["binary"]) == {"accuracy", "roc_auc", "f1", "log_loss"}
     assert out["accuracy"] == pytest.approx(0.75)
     assert out["roc_auc"] == pytest.approx(1.0)
     assert out["f1"] == pytest.approx(2 / 3)
+    assert out["log_loss"] == pytest.approx(skm.log_loss(y, proba))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_multiclass_metrics_equal_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=300)
+    proba = rng.dirichlet(np.ones(4), size=300)
+    assert accuracy(y, proba) == pytest.approx(skm.accuracy_score(y, proba.argmax(axis=1)))
+    assert macro_f1(y, proba) == pytest.approx(skm.f1_score(y, proba.argmax(axis=1), average="macro"))
+    assert roc_auc_ovr(y, proba) == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    assert log_loss(y, proba) == pytest.approx(skm.log_loss(y, proba, labels=[0, 1, 2, 3]))
+
+
+def test_a_perfect_multiclass_model_scores_one_not_more() -> None:
+    y = np.array([0, 1, 2, 2, 1, 0])
+    proba = np.eye(3)[y] * 0.9 + 0.1 / 3
+    assert roc_auc_ovr(y, proba) == pytest.approx(1.0)  # roc_auc of P(class 1) over all rows would not be
+    assert (accuracy(y, proba), macro_f1(y, proba)) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_regression_metrics_equal_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(50, 10, size=200)
+    pred = y + rng.normal(0, 3, size=200)
+    assert rmse(y, pred) == pytest.approx(skm.mean_squared_error(y, pred) ** 0.5)
+    assert mae(y, pred) == pytest.approx(skm.mean_absolute_error(y, pred))
+    assert r2(y, pred) == pytest.approx(skm.r2_score(y, pred))
+
+
+def test_every_task_has_a_primary_metric_with_a_direction() -> None:
+    for task, name in PRIMARY.items():
+        assert name in METRICS[task]  # type: ignore[index]
+    assert (
+        not METRICS["regression"]["rmse"].higher_is_better and METRICS["binary"]["roc_auc"].higher_is_better
+    )
+    assert not METRICS["multiclass"]["log_loss"].higher_is_better
+
+
+def test_regression_values_come_out_as_a_vector_whatever_the_output_shape() -> None:
+    torch.manual_seed(0)
+    x = _x()
+    column = nn.Linear(30, 1)
+    values = predict(column, x, target=REGRESSION)
+    assert values.shape == (16,)
+    flat = predict(lambda t: column(t)[:, 0], x, target=REGRESSION)
+    np.testing.assert_allclose(values, flat, rtol=1e-6)
+    with pytest.raises(ModelContractError, match=r"values \[16\]"):
+        predict(nn.Linear(30, 3), x, target=REGRESSION)
+
+
+def test_probabilities_are_used_as_they_are_and_checked() -> None:
+    x = _x()
+    model = nn.Sequential(nn.Linear(30, 2), nn.Softmax(dim=1))
+    proba = predict(model, x, target=BINARY, output="probabilities")
+    np.testing.assert_allclose(proba, model(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
+    with pytest.raises(ModelContractError, match="training.output"):
+        predict(nn.Linear(30, 2), x, target=BINARY, output="probabilities")
 
 
 # -- scoring under the model contract ---------------------------------------------------------------
@@ -180,7 +264,7 @@ def test_wrong_output_shape_is_a_contract_error(module: nn.Module, shape: str) -
         predict_proba(module, _x(16))
     msg = str(exc.value)
     assert f"output has shape {shape}" in msg
-    assert "logits [16, n_classes>=2]" in msg
+    assert "logits [16, 2]" in msg
 
 
 def test_wrong_batch_size_in_output_is_a_contract_error() -> None:
@@ -216,9 +300,7 @@ def test_output_that_is_not_a_tensor_is_a_contract_error() -> None:
         def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"logits": torch.zeros(x.shape[0], 2)}
 
-    with pytest.raises(
-        ModelContractError, match=r"output is a dict, not a logits tensor \[4, n_classes>=2\]"
-    ):
+    with pytest.raises(ModelContractError, match=r"output is a dict, not a tensor"):
         predict_proba(DictOut(), _x(4))
 
 
@@ -235,9 +317,10 @@ def test_evaluate_scores_the_module_with_every_metric() -> None:
 
     x = _x(40)
     y = (x[:, 0] > 0).astype(np.int64)
-    out = evaluate(Oracle(), x=x, y=y)
-    assert out == {"accuracy": 1.0, "roc_auc": 1.0, "f1": 1.0}
-    flipped = evaluate(Oracle(), x=x, y=1 - y)
+    out = evaluate_binary(Oracle(), x=x, y=y)
+    assert {k: out[k] for k in ("accuracy", "roc_auc", "f1")} == {"accuracy": 1.0, "roc_auc": 1.0, "f1": 1.0}
+    assert out["log_loss"] < 0.5
+    flipped = evaluate_binary(Oracle(), x=x, y=1 - y)
     assert flipped["accuracy"] == 0.0 and flipped["roc_auc"] == 0.0
 
 
@@ -272,7 +355,7 @@ def test_load_entrypoint_rejects_a_non_callable_attribute() -> None:
 
 
 def test_code_hash_is_the_sha256_of_the_entrypoint_source_and_stable() -> None:
-    import slipway.examples.breast_cancer as mod
+    import slipway.examples.tabular as mod  # the example re-exports the tabular trainer: its source is hashed
 
     expected = hashlib.sha256(Path(mod.__file__).read_bytes()).hexdigest()
     assert code_hash(EXAMPLE) == expected

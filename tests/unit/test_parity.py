@@ -111,7 +111,8 @@ def test_non_finite_on_both_sides_fails(reference: np.ndarray, bad: float) -> No
 
 
 @pytest.mark.parametrize(
-    ("ref_shape", "cand_shape"), [((5, 2), (4, 2)), ((5, 2), (5, 3)), ((5, 2), (10,)), ((10,), (10,))]
+    ("ref_shape", "cand_shape"),
+    [((5, 2), (4, 2)), ((5, 2), (5, 3)), ((5, 2), (10,)), ((10, 1, 1), (10, 1, 1))],
 )
 def test_shape_mismatch_or_not_a_matrix_fails(
     ref_shape: tuple[int, ...], cand_shape: tuple[int, ...]
@@ -166,6 +167,7 @@ def mlp(ref: Reference) -> MLP:
         label=ref.label,
         params={"epochs": 2, "hidden": [8, 4]},
         seed=0,
+        target=ref.target,
     )
     module = train(request).module
     assert isinstance(module, MLP)

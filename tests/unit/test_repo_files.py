@@ -50,5 +50,6 @@ def test_the_committed_suite_is_the_one_the_generator_makes() -> None:
         name=committed.name,
         version=committed.version,
         margin=committed.meta["margin"],
+        tail_share=committed.meta["tail_share"],
     )
     assert suite_hash(regenerated) == suite_hash(committed)

@@ -29,7 +29,7 @@ def measured(name: str, *, accuracy: float = 0.95, **per_batch: list[float]) -> 
         name=name,
         size_bytes=10,
         load_ms=3.0,
-        accuracy=accuracy,
+        quality=accuracy,
         outputs=np.zeros((4, 2), dtype=np.float32),
         samples={b: [p for p in v for _ in range(5)] for b, v in rounds.items()},
         round_p50={b: list(v) for b, v in rounds.items()},
@@ -55,7 +55,7 @@ def test_quantized_candidate_clearly_faster_within_budget_ships() -> None:
     assert row.eligible
     assert row.speedup_vs_fp32 == pytest.approx(1 / 0.9 - 1, abs=1e-4)
     assert row.rounds_won == f"{ROUNDS}/{ROUNDS}"
-    assert row.accuracy_drop_points == pytest.approx(0.5)
+    assert row.quality_loss == pytest.approx(0.5)
     assert row.sha256 == "i" * 64
     assert selection.reasons[0].startswith("shipped int8_dynamic: fastest eligible candidate at batch 1")
     baseline = selection.row("fp32")
@@ -64,7 +64,7 @@ def test_quantized_candidate_clearly_faster_within_budget_ships() -> None:
 
 def test_drop_exactly_at_the_budget_is_within_it() -> None:
     selection = decide(measured("int8_dynamic", accuracy=0.94, b1=[0.8] * ROUNDS))
-    assert selection.row("int8_dynamic").accuracy_drop_points == pytest.approx(1.0)
+    assert selection.row("int8_dynamic").quality_loss == pytest.approx(1.0)
     assert selection.shipped == "int8_dynamic"
 
 
@@ -73,8 +73,8 @@ def test_faster_but_over_the_accuracy_budget_is_excluded_naming_drop_and_budget(
     assert selection.shipped == "fp32"
     row = selection.row("int8_dynamic")
     assert not row.eligible
-    assert row.verdict == "excluded: accuracy drop 2.00 points > budget 1"
-    assert "int8_dynamic: excluded: accuracy drop 2.00 points > budget 1" in selection.reasons
+    assert row.verdict == "excluded: quality loss 2.00 accuracy points > budget 1"
+    assert "int8_dynamic: excluded: quality loss 2.00 accuracy points > budget 1" in selection.reasons
 
 
 def test_three_percent_faster_is_excluded_by_the_five_percent_rule() -> None:
@@ -142,7 +142,7 @@ def test_the_torch_reference_is_measured_but_never_shipped_even_when_fastest() -
     assert not row.eligible
     assert row.speedup_vs_fp32 == pytest.approx(9.0)
     assert row.p50_ms == {1: 0.1}
-    assert row.accuracy_drop_points == pytest.approx(-1.0)
+    assert row.quality_loss == pytest.approx(-1.0)
     assert not any(r.startswith("torch_eager") for r in selection.reasons)
 
 
@@ -161,7 +161,7 @@ def test_unsupported_and_failed_candidates_are_in_the_table_with_their_reason() 
     assert failed.verdict == "quantize:int8_static_qdq: no calibration rows"
     assert (unsupported.status, unsupported.eligible) == ("unsupported", False)
     assert unsupported.verdict == "0 MatMul and 3 Gemm node(s)"
-    assert failed.p50_ms == {} and failed.accuracy is None
+    assert failed.p50_ms == {} and failed.quality is None
     assert "int4_weight_only: 0 MatMul and 3 Gemm node(s)" in selection.reasons
     assert selection.shipped == "fp32"
 

@@ -61,6 +61,7 @@ def example_bundle(dst: Path) -> tuple[Path, np.ndarray]:
             label=ref.label,
             params={"epochs": 2, "hidden": [8, 4]},
             seed=0,
+            target=ref.target,
         )
         holdout, _ = ref.holdout_xy()
         export = export_onnx(train(request).module, example=holdout, path=dst / "export/model.onnx", opset=18)

@@ -72,7 +72,7 @@ def shipped_mlp(*, config_path: Path) -> BenchModel:
     from slipway.training.base import TrainingRequest
 
     cfg = load_config(config_path) if config_path.is_file() else PipelineConfig()
-    ref = load_reference(cfg.data)
+    ref = load_reference(cfg.data, base_dir=cfg.base_dir)
     frame = make_batch(ref, rows=400, seed=1)
     request = TrainingRequest(
         frame=frame,
@@ -80,6 +80,7 @@ def shipped_mlp(*, config_path: Path) -> BenchModel:
         label=ref.label,
         params=dict(cfg.training.params),
         seed=cfg.training.seed,
+        target=ref.target,
     )
     x, y = ref.holdout_xy()
     return BenchModel(
@@ -94,11 +95,15 @@ def shipped_mlp(*, config_path: Path) -> BenchModel:
 
 def digits_cnn(*, seed: int = 42) -> BenchModel:
     """Blocking (seconds); the digits CNN trained on a stratified 75% split, judged on the other 25%."""
+    from slipway.evaluation.target import Target
     from slipway.examples import digits_cnn as dc
     from slipway.training.base import TrainingRequest
 
     train_frame, holdout = dc.split_digits(dc.load_digits_frame(), seed=0)
-    request = TrainingRequest(frame=train_frame, features=dc.FEATURES, label=dc.LABEL, params={}, seed=seed)
+    target = Target(task="multiclass", label=dc.LABEL, classes=tuple(range(10)))
+    request = TrainingRequest(
+        frame=train_frame, features=dc.FEATURES, label=dc.LABEL, params={}, seed=seed, target=target
+    )
     return BenchModel(
         name=SECOND_MODEL,
         description="a larger example: CNN on sklearn digits (64 pixels as 1x8x8, 10 classes)",
@@ -124,7 +129,7 @@ def _p50_ratio(m: dict[str, Measurement], num: str, den: str, batch: int) -> flo
 def _delta_points(m: dict[str, Measurement], name: str) -> float | None:
     if name not in m or BASELINE not in m:
         return None
-    return round((m[name].accuracy - m[BASELINE].accuracy) * 100.0, 4) + 0.0  # + 0.0: no -0.0
+    return round((m[name].quality - m[BASELINE].quality) * 100.0, 4) + 0.0  # + 0.0: no -0.0
 
 
 def ratios(m: dict[str, Measurement]) -> dict[str, float | None]:
@@ -172,7 +177,7 @@ def timed_run(
     rows: dict[str, dict[str, Any]] = {}
     for row in selection.rows:
         doc = row.model_dump(mode="json")
-        drop = row.accuracy_drop_points
+        drop = row.quality_loss
         doc["accuracy_delta_points"] = None if drop is None else round(-drop, 4) + 0.0
         if row.name in built:
             doc |= {"build_s": built[row.name].build_s, "reason": built[row.name].reason}

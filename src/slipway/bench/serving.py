@@ -74,7 +74,7 @@ def build_bundle(dst: Path, *, config_path: Path) -> tuple[Path, np.ndarray]:
         torch.set_num_threads(before)
     from slipway.data.reference import load_reference
 
-    features = list(load_reference(cfg.data).features)
+    features = list(load_reference(cfg.data, base_dir=cfg.base_dir).features)
     bundle = write_bundle(
         dst / "bundle",
         onnx_path=exported.path,

@@ -1,14 +1,21 @@
-"""Score a model under the model contract, with errors that say how the contract was broken."""
+"""Score a model under the model contract, with errors that say how the contract was broken.
+
+The contract per task: classification models map float32 [N, n_features] to logits or probabilities
+[N, n_classes] (`training.output` says which); regression models to values [N] or [N, 1].
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from slipway.errors import ModelContractError
 from slipway.evaluation.metrics import compute_metrics
+from slipway.evaluation.target import Target
+
+ClassOutput = Literal["logits", "probabilities"]
 
 
 def eval_mode(module: Any) -> Any:
@@ -18,8 +25,15 @@ def eval_mode(module: Any) -> Any:
     return module
 
 
-def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
-    """Class probabilities [N, C] from a module that returns logits [N, C]."""
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Pure; row-wise softmax in float64 (stable for huge logits)."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def raw_outputs(module: Any, x: np.ndarray) -> np.ndarray:
+    """Blocking; the torch module's first output on x (float32), as float64; ModelContractError when it fails."""
     import torch
 
     if not callable(module):
@@ -35,22 +49,48 @@ def predict_proba(module: Any, x: np.ndarray) -> np.ndarray:
     if isinstance(out, (tuple, list)):
         out = out[0]
     try:
-        logits = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
-    except (TypeError, ValueError) as exc:  # e.g. a dict of outputs: not a logits tensor
+        return np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # e.g. a dict of outputs: not a tensor
+        raise ModelContractError(f"model output is a {type(out).__name__}, not a tensor: {exc}") from None
+
+
+def postprocess(raw: np.ndarray, *, target: Target, output: ClassOutput, rows: int) -> np.ndarray:
+    """Pure; probabilities [N, K] (classification) or values [N] (regression) from raw outputs, checked."""
+    if not target.classification:
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw[:, 0]
+        if raw.shape != (rows,):
+            raise ModelContractError(
+                f"model output has shape {list(raw.shape)}; a regression model answers values [{rows}] or [{rows}, 1]"
+            )
+        if not np.isfinite(raw).all():
+            raise ModelContractError("model output contains NaN or Inf on the holdout")
+        return raw
+    k = len(target.classes)
+    if raw.ndim != 2 or raw.shape != (rows, k):
         raise ModelContractError(
-            f"model output is a {type(out).__name__}, not a logits tensor [{x.shape[0]}, n_classes>=2]: {exc}"
-        ) from None
-    if logits.ndim != 2 or logits.shape[0] != x.shape[0] or logits.shape[1] < 2:
-        raise ModelContractError(
-            f"model output has shape {list(logits.shape)}; the contract is logits [{x.shape[0]}, n_classes>=2]"
+            f"model output has shape {list(raw.shape)}; the contract is {output} [{rows}, {k}] "
+            f"(one column per class, in the order {list(target.classes)})"
         )
-    if not np.isfinite(logits).all():
+    if not np.isfinite(raw).all():
         raise ModelContractError("model output contains NaN or Inf on the holdout")
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+    if output == "logits":
+        return softmax(raw)
+    if (raw < -1e-6).any() or not np.allclose(raw.sum(axis=1), 1.0, atol=1e-3):
+        raise ModelContractError(
+            "training.output is probabilities, but the model's rows are not probabilities (negative or not "
+            "summing to 1): set training.output: logits if the model returns logits"
+        )
+    return np.asarray(np.clip(raw, 0.0, 1.0))
 
 
-def evaluate(module: Any, *, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Every metric of the module on (x, y)."""
-    return compute_metrics(y, predict_proba(module, x))
+def predict(module: Any, x: np.ndarray, *, target: Target, output: ClassOutput = "logits") -> np.ndarray:
+    """Blocking; probabilities [N, K] or values [N] under the model contract."""
+    return postprocess(raw_outputs(module, x), target=target, output=output, rows=x.shape[0])
+
+
+def evaluate(
+    module: Any, *, x: np.ndarray, y: np.ndarray, target: Target, output: ClassOutput = "logits"
+) -> dict[str, float]:
+    """Every metric of the task for the module on (x, y encoded)."""
+    return compute_metrics(target.task, y, predict(module, x, target=target, output=output))

@@ -7,27 +7,40 @@ import math
 from pydantic import BaseModel, Field
 
 from slipway.config import QualityGateConfig
+from slipway.evaluation.metrics import METRICS
+from slipway.names import Task
 
 
 class MetricCheck(BaseModel):
     """One check of one metric, with every number that went into it."""
 
     metric: str = Field(description="Metric name.")
-    kind: str = Field(description="'threshold' (absolute floor) or 'vs_champion' (allowed regression).")
+    kind: str = Field(
+        description="'threshold' (absolute floor or ceiling) or 'vs_champion' (allowed regression)."
+    )
     value: float = Field(description="The challenger's value on the holdout.")
-    limit: float = Field(description="The value the challenger had to reach.")
+    limit: float = Field(
+        description="The value the challenger had to reach (a floor) or stay within (a ceiling)."
+    )
+    higher_is_better: bool = Field(default=True, description="True: the limit is a floor; False: a ceiling.")
     champion: float | None = Field(default=None, description="The champion's value (vs_champion only).")
     passed: bool = Field(description="Whether the challenger reached the limit.")
 
     def text(self) -> str:
-        """One line a person reads in the UI and the CLI."""
-        verdict = "ok" if self.passed else "FAIL"
+        """One line a person reads in the UI and the CLI; a comparison is written only as it holds."""
+        ok = self.passed
+        relation = {(True, True): ">=", (True, False): "<", (False, True): "<=", (False, False): ">"}[
+            (self.higher_is_better, ok)
+        ]
+        need = "" if ok else (" required" if self.higher_is_better else " allowed")
         if self.kind == "threshold":
-            return f"{verdict}: {self.metric} {self.value:.4f} >= floor {self.limit:.4f}"
+            bound = "floor" if self.higher_is_better else "ceiling"
+            return f"{'ok' if ok else 'FAIL'}: {self.metric} {self.value:.4f} {relation} {bound} {self.limit:.4f}"
         champion = math.nan if self.champion is None else self.champion
+        sign = "-" if self.higher_is_better else "+"
         return (
-            f"{verdict}: {self.metric} {self.value:.4f} >= champion {champion:.4f} "
-            f"- margin {champion - self.limit:.4f} = {self.limit:.4f}"
+            f"{'ok' if ok else 'FAIL'}: {self.metric} {self.value:.4f} {relation} {self.limit:.4f}{need} "
+            f"(champion {champion:.4f} {sign} margin {abs(champion - self.limit):.4f})"
         )
 
 
@@ -41,8 +54,10 @@ class GateDecision(BaseModel):
     reasons: list[str] = Field(description="Human lines: each check, plus how the decision was reached.")
 
 
-def _passes(value: float, limit: float) -> bool:
-    return not math.isnan(value) and value >= limit - 1e-12
+def _passes(value: float, limit: float, *, higher_is_better: bool) -> bool:
+    if math.isnan(value):
+        return False
+    return value >= limit - 1e-12 if higher_is_better else value <= limit + 1e-12
 
 
 def decide(
@@ -51,33 +66,43 @@ def decide(
     champion: dict[str, float] | None,
     champion_version: str | None,
     cfg: QualityGateConfig,
+    task: Task = "binary",
 ) -> GateDecision:
-    """Pass only if every floor holds and, when a champion exists, no metric regresses past its margin.
+    """Pass only if every floor/ceiling holds and, when a champion exists, no metric regresses past its margin.
 
-    A metric missing from the challenger's results fails closed (NaN never passes).
+    A metric's direction comes from the task (rmse and log_loss: lower is better). A metric missing from
+    the challenger's results fails closed (NaN never passes).
     """
-    checks = [
-        MetricCheck(
-            metric=name,
-            kind="threshold",
-            value=challenger.get(name, math.nan),
-            limit=floor,
-            passed=_passes(challenger.get(name, math.nan), floor),
+    directions = {name: m.higher_is_better for name, m in METRICS[task].items()}
+    checks = []
+    for name, limit in sorted(cfg.thresholds.items()):
+        up = directions.get(name, True)
+        value = challenger.get(name, math.nan)
+        checks.append(
+            MetricCheck(
+                metric=name,
+                kind="threshold",
+                value=value,
+                limit=limit,
+                higher_is_better=up,
+                passed=_passes(value, limit, higher_is_better=up),
+            )
         )
-        for name, floor in sorted(cfg.thresholds.items())
-    ]
     if champion is not None:
         for name, margin in sorted(cfg.max_regression.items()):
+            up = directions.get(name, True)
             champ = champion.get(name, math.nan)
             value = challenger.get(name, math.nan)
+            limit = champ - margin if up else champ + margin
             checks.append(
                 MetricCheck(
                     metric=name,
                     kind="vs_champion",
                     value=value,
-                    limit=champ - margin,
+                    limit=limit,
+                    higher_is_better=up,
                     champion=champ,
-                    passed=_passes(value, champ - margin),
+                    passed=_passes(value, limit, higher_is_better=up),
                 )
             )
     passed = all(c.passed for c in checks)
@@ -88,7 +113,7 @@ def decide(
         reasons.insert(0, f"compared with champion version {champion_version} on the same holdout")
     failed = [c.metric for c in checks if not c.passed]
     reasons.append(
-        "gate passed" if passed else f"gate rejected: {', '.join(sorted(set(failed)))} below limit"
+        "gate passed" if passed else f"gate rejected: {', '.join(sorted(set(failed)))} outside its limit"
     )
     return GateDecision(
         passed=passed,

@@ -72,7 +72,9 @@ def registered_release(
 
     def build(v: VersionInfo) -> ModelRelease:
         # the same folder the release's deploy stage uses for a champion, so both describe one stable
-        ref = load_reference(cfg.data)  # only when a target needs a bundle (not for deploy.target none)
+        ref = load_reference(
+            cfg.data, base_dir=cfg.base_dir
+        )  # only when a target needs a bundle (not for deploy.target none)
         bundle = champion_bundle(registry, champion=v, dst=work_dir / f"champion-{v.version}", ref=ref)
         return ModelRelease(
             model_name=v.name,

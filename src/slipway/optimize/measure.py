@@ -38,7 +38,7 @@ class Measurement:
     name: str
     size_bytes: int | None
     load_ms: float
-    accuracy: float
+    quality: float  # the task's primary metric on the holdout (accuracy, or rmse for regression)
     outputs: np.ndarray
     # batch -> every timed call (ms), and batch -> per-round medians (ms)
     samples: dict[int, list[float]] = field(default_factory=dict)
@@ -105,8 +105,12 @@ def measure(
     iterations: int,
     load_repeats: int,
     seed: int = 0,
+    quality: Callable[[np.ndarray], float] | None = None,
 ) -> dict[str, Measurement]:
-    """Blocking (seconds); loads, scores and times every runner under one interleaved protocol."""
+    """Blocking (seconds); loads, scores and times every runner under one interleaved protocol.
+
+    `quality(outputs)` scores a runner's raw outputs on `x` (default: argmax accuracy against `y`).
+    """
     predicts: dict[str, Predict] = {}
     result: dict[str, Measurement] = {}
     for runner in runners:
@@ -121,7 +125,7 @@ def measure(
             name=runner.name,
             size_bytes=runner.size_bytes,
             load_ms=statistics.median(loads),
-            accuracy=float(np.mean(outputs.argmax(axis=1) == y)),
+            quality=quality(outputs) if quality is not None else float(np.mean(outputs.argmax(axis=1) == y)),
             outputs=outputs,
         )
     inputs = {b: _batches(x, b, iterations) for b in batches}

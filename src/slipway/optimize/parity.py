@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from slipway.evaluation.scoring import eval_mode
+from slipway.errors import ModelContractError
+from slipway.evaluation.scoring import ClassOutput, eval_mode, postprocess
+from slipway.evaluation.target import Target
 from slipway.optimize.export import INPUT_NAME
 
 
@@ -27,7 +29,9 @@ class ParityReport(BaseModel):
     reference_value: float
     candidate_value: float
     mismatched_values: int
-    label_agreement: float = Field(description="Share of rows where both argmax to the same class.")
+    label_agreement: float | None = Field(
+        default=None, description="Classification: share of rows where both argmax to the same class."
+    )
 
     def summary(self) -> str:
         """One line with every number a reviewer needs."""
@@ -36,15 +40,22 @@ class ParityReport(BaseModel):
             f"parity {verdict} on {self.rows} rows: max abs error {self.max_abs_error:.3g}, "
             f"max rel error {self.max_rel_error:.3g} (atol {self.atol:g}, rtol {self.rtol:g}); "
             f"worst row {self.worst_row} output {self.worst_output}: reference {self.reference_value:.6g} "
-            f"vs onnx {self.candidate_value:.6g}; {self.mismatched_values} value(s) out of tolerance; "
-            f"label agreement {self.label_agreement:.2%}"
+            f"vs onnx {self.candidate_value:.6g}; {self.mismatched_values} value(s) out of tolerance"
+            + ("" if self.label_agreement is None else f"; label agreement {self.label_agreement:.2%}")
         )
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: float) -> ParityReport:
-    """Pure; the parity verdict of two [N, C] output arrays (shape mismatch or non-finite values fail)."""
+def compare(
+    reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: float, labels: bool = True
+) -> ParityReport:
+    """Pure; the parity verdict of two [N, C] (or [N]) output arrays (shape mismatch or non-finite values fail).
+
+    `labels`: the outputs are per-class scores, so the argmax label agreement is reported too.
+    """
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
+    if ref.ndim == 1 and cand.ndim == 1:
+        ref, cand = ref[:, None], cand[:, None]
     if ref.shape != cand.shape or ref.ndim != 2:
         return ParityReport(
             passed=False,
@@ -58,7 +69,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: 
             reference_value=float("nan"),
             candidate_value=float("nan"),
             mismatched_values=int(ref.size),
-            label_agreement=0.0,
+            label_agreement=0.0 if labels else None,
         )
     finite = np.isfinite(ref) & np.isfinite(cand)  # NaN/inf on either side is a mismatch (isclose)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -80,7 +91,9 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, atol: float, rtol: 
         reference_value=float(ref[row, col]) if ref.size else float("nan"),
         candidate_value=float(cand[row, col]) if cand.size else float("nan"),
         mismatched_values=mismatched,
-        label_agreement=float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0,
+        label_agreement=(float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1))) if len(ref) else 1.0)
+        if labels
+        else None,
     )
 
 
@@ -104,6 +117,26 @@ def ort_outputs(path: Path, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
     return np.asarray(session.run(None, {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0])
 
 
-def check_parity(module: Any, onnx_path: Path, x: np.ndarray, *, atol: float, rtol: float) -> ParityReport:
-    """Blocking; PyTorch vs ORT FP32 on `x` (the holdout); never raises on a mismatch, the report says so."""
-    return compare(torch_outputs(module, x), ort_outputs(onnx_path, x), atol=atol, rtol=rtol)
+def check_parity(
+    module: Any,
+    onnx_path: Path,
+    x: np.ndarray,
+    *,
+    atol: float,
+    rtol: float,
+    target: Target | None = None,
+    output: ClassOutput = "logits",
+) -> ParityReport:
+    """Blocking; PyTorch vs ORT FP32 on `x` (the holdout); never raises on a mismatch, the report says so.
+
+    With a `target`, both sides are compared as answered (probabilities, or values); else as raw outputs.
+    """
+    ref, cand = torch_outputs(module, x), ort_outputs(onnx_path, x)
+    if target is None:
+        return compare(ref, cand, atol=atol, rtol=rtol)
+    try:
+        ref = postprocess(np.asarray(ref, dtype=np.float64), target=target, output=output, rows=len(x))
+        cand = postprocess(np.asarray(cand, dtype=np.float64), target=target, output=output, rows=len(x))
+    except ModelContractError:
+        pass  # compared raw: the shape or non-finite mismatch is reported by compare()
+    return compare(ref, cand, atol=atol, rtol=rtol, labels=target.classification)

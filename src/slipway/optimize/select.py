@@ -1,4 +1,4 @@
-"""Pick the candidate to ship: fastest within the accuracy budget; quantized only if measurably faster.
+"""Pick the candidate to ship: fastest within the quality budget; quantized only if measurably faster.
 
 Pure: measurements and limits in, a decision table out. INT8 is often not faster on CPUs without
 VNNI, so a quantized candidate must beat FP32 by `min_quantized_speedup` on the median of the
@@ -12,6 +12,7 @@ import statistics
 from pydantic import BaseModel, Field
 
 from slipway.config import OptimizeConfig
+from slipway.names import Task
 from slipway.optimize.candidates import Candidate
 from slipway.optimize.measure import Measurement
 
@@ -26,8 +27,11 @@ class CandidateRow(BaseModel):
     status: str = Field(description="built | unsupported | failed | reference (not shippable)")
     eligible: bool
     verdict: str = Field(description="Why it ships, is excluded, or was only measured.")
-    accuracy: float | None = None
-    accuracy_drop_points: float | None = None
+    quality: float | None = Field(default=None, description="The task's primary metric on the holdout.")
+    quality_loss: float | None = Field(
+        default=None,
+        description="Classification: accuracy points lost vs fp32; regression: % rmse increase vs fp32.",
+    )
     size_bytes: int | None = None
     load_ms: float | None = None
     p50_ms: dict[int, float] = Field(default_factory=dict)
@@ -44,6 +48,7 @@ class Selection(BaseModel):
 
     shipped: str
     rank_batch: int
+    quality_metric: str = Field(default="accuracy", description="The primary metric the budget is on.")
     reasons: list[str]
     rows: list[CandidateRow]
 
@@ -67,11 +72,25 @@ def select(
     *,
     cfg: OptimizeConfig,
     references: tuple[str, ...] = (),
+    task: Task = "binary",
 ) -> Selection:
-    """Pure; the decision table; ValueError if the FP32 baseline was not measured."""
+    """Pure; the decision table; ValueError if the FP32 baseline was not measured.
+
+    The quality budget is on the task's primary metric: accuracy points for classification
+    (`max_accuracy_drop_points`), percent rmse increase for regression (`max_rmse_increase_percent`).
+    """
     if BASELINE not in measurements:
         raise ValueError("the fp32 baseline must be built and measured before selection")
     base = measurements[BASELINE]
+    regression = task == "regression"
+    budget = cfg.max_rmse_increase_percent if regression else cfg.max_accuracy_drop_points
+    unit = "% rmse increase" if regression else " accuracy points"
+
+    def loss(m: Measurement) -> float:
+        if regression:
+            return round((m.quality - base.quality) / max(abs(base.quality), 1e-12) * 100.0, 4)
+        return round((base.quality - m.quality) * 100.0, 4)
+
     batch = cfg.rank_batch if cfg.rank_batch in base.samples else min(base.samples)
     rows: list[CandidateRow] = []
     eligible: list[str] = []
@@ -84,15 +103,15 @@ def select(
                 )
             )
             continue
-        drop = round((base.accuracy - m.accuracy) * 100.0, 4)
+        drop = loss(m)
         speedup, wins, n = _speedup(base, m, batch)
         row = CandidateRow(
             name=cand.name,
             status="built",
             eligible=False,
             verdict="",
-            accuracy=m.accuracy,
-            accuracy_drop_points=drop,
+            quality=m.quality,
+            quality_loss=drop,
             size_bytes=m.size_bytes,
             load_ms=round(m.load_ms, 3),
             p50_ms={b: round(m.p50(b), 5) for b in m.samples},
@@ -104,10 +123,8 @@ def select(
         if cand.name == BASELINE:
             row.eligible, row.verdict = True, "baseline: always eligible"
             row.speedup_vs_fp32, row.rounds_won = 0.0, None
-        elif drop > cfg.max_accuracy_drop_points:
-            row.verdict = (
-                f"excluded: accuracy drop {drop:.2f} points > budget {cfg.max_accuracy_drop_points:g}"
-            )
+        elif drop > budget:
+            row.verdict = f"excluded: quality loss {drop:.2f}{unit} > budget {budget:g}"
         elif speedup < cfg.min_quantized_speedup:
             row.verdict = (
                 f"excluded: {speedup:+.1%} vs fp32 at batch {batch} is below the required "
@@ -117,7 +134,7 @@ def select(
             row.verdict = f"excluded: faster in only {wins}/{n} interleaved rounds (noise, not a speed-up)"
         else:
             row.eligible = True
-            row.verdict = f"eligible: {speedup:+.1%} vs fp32, drop {drop:.2f} points"
+            row.verdict = f"eligible: {speedup:+.1%} vs fp32, quality loss {drop:.2f}{unit}"
         if row.eligible:
             eligible.append(cand.name)
         rows.append(row)
@@ -130,8 +147,8 @@ def select(
                 status="reference",
                 eligible=False,
                 verdict="reference only (not an ONNX artifact)",
-                accuracy=m.accuracy,
-                accuracy_drop_points=round((base.accuracy - m.accuracy) * 100.0, 4),
+                quality=m.quality,
+                quality_loss=loss(m),
                 size_bytes=m.size_bytes,
                 load_ms=round(m.load_ms, 3),
                 p50_ms={b: round(m.p50(b), 5) for b in m.samples},
@@ -144,10 +161,16 @@ def select(
     reasons = [
         f"shipped {winner}: fastest eligible candidate at batch {batch} "
         f"(p50 {measurements[winner].p50(batch):.4f} ms vs fp32 {base.p50(batch):.4f} ms)",
-        f"rules: accuracy drop <= {cfg.max_accuracy_drop_points:g} points vs fp32; quantized only if >= "
+        f"rules: quality loss <= {budget:g}{unit} vs fp32; quantized only if >= "
         f"{cfg.min_quantized_speedup:.0%} faster and faster in >= {MIN_ROUND_WIN_SHARE:.0%} of rounds",
     ]
     for row in rows:
         if row.status != "reference" and not row.eligible:
             reasons.append(f"{row.name}: {row.verdict}")
-    return Selection(shipped=winner, rank_batch=batch, reasons=reasons, rows=rows)
+    return Selection(
+        shipped=winner,
+        rank_batch=batch,
+        quality_metric="rmse" if regression else "accuracy",
+        reasons=reasons,
+        rows=rows,
+    )

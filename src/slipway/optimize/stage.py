@@ -5,6 +5,7 @@ Plain Python over files in a work folder; the release flow registers what it ret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.config import OptimizeConfig
+from slipway.errors import ModelContractError
+from slipway.evaluation.metrics import METRICS, PRIMARY
+from slipway.evaluation.scoring import ClassOutput, postprocess
+from slipway.evaluation.target import Target
 from slipway.names import Tag
 from slipway.optimize.candidates import Candidate, build_candidates
 from slipway.optimize.export import export_onnx
@@ -75,13 +80,15 @@ class OptimizationOutcome(BaseModel):
         return tags
 
     def metrics(self) -> dict[str, float]:
-        """Run metrics: p50 per candidate and batch, accuracy per candidate."""
+        """Run metrics: p50 per candidate and batch, the primary metric per candidate."""
         out: dict[str, float] = {}
         for row in self.selection.rows if self.selection else []:
             for batch, p50 in row.p50_ms.items():
                 out[f"latency_p50_ms_{row.name}_b{batch}"] = p50
-            if row.accuracy is not None:
-                out[f"holdout_accuracy_{row.name}"] = row.accuracy
+            if row.quality is not None:
+                out[
+                    f"holdout_{self.selection.quality_metric if self.selection else 'quality'}_{row.name}"
+                ] = row.quality
         return out
 
 
@@ -92,10 +99,13 @@ def optimize(
     holdout: tuple[np.ndarray, np.ndarray],
     calibration: np.ndarray,
     work_dir: Path,
+    target: Target,
+    output: ClassOutput = "logits",
 ) -> OptimizationOutcome:
     """Blocking (~10-20 s); OptimizationError(stage, cause) when export or the FP32 baseline fails.
 
-    A parity failure is not an exception: the outcome says `passed=False` with the numbers.
+    A parity failure is not an exception: the outcome says `passed=False` with the numbers. Parity and
+    each candidate's quality are judged on what the model answers (probabilities, or values).
     """
     import onnxruntime
 
@@ -110,7 +120,9 @@ def optimize(
         onnxruntime_version=onnxruntime.__version__,
         torch_version=exported.torch_version,
     )
-    parity = check_parity(module, exported.path, x, atol=cfg.parity.atol, rtol=cfg.parity.rtol)
+    parity = check_parity(
+        module, exported.path, x, atol=cfg.parity.atol, rtol=cfg.parity.rtol, target=target, output=output
+    )
     if not parity.passed:
         return OptimizationOutcome(export=facts, parity=parity)
     candidates = build_candidates(
@@ -129,8 +141,9 @@ def optimize(
         rounds=b.rounds,
         iterations=b.iterations,
         load_repeats=b.load_repeats,
+        quality=primary_quality(target=target, output=output, y=y),
     )
-    selection = select(candidates, measurements, cfg=cfg, references=(TORCH_REFERENCE,))
+    selection = select(candidates, measurements, cfg=cfg, references=(TORCH_REFERENCE,), task=target.task)
     artifacts = {EXPORT_ARTIFACT: str(exported.path)}
     artifacts.update({f"{ONNX_DIR}/{c.name}.onnx": str(c.path) for c in built})
     return OptimizationOutcome(
@@ -142,6 +155,22 @@ def optimize(
     )
 
 
+def primary_quality(*, target: Target, output: ClassOutput, y: np.ndarray) -> Callable[[np.ndarray], float]:
+    """Pure; scores raw outputs on the holdout by the task's primary metric (NaN when they break the contract)."""
+    metric = METRICS[target.task][PRIMARY[target.task]]
+
+    def score(raw: np.ndarray) -> float:
+        try:
+            answers = postprocess(
+                np.asarray(raw, dtype=np.float64), target=target, output=output, rows=len(y)
+            )
+        except ModelContractError:
+            return float("nan")
+        return metric.fn(y, answers)
+
+    return score
+
+
 def _candidate_doc(c: Candidate) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -151,13 +180,3 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
         "build_s": c.build_s,
         "reason": c.reason,
     }
-
-
-def rejection_reasons(outcome: OptimizationOutcome) -> list[str]:
-    """Reason lines for a release the parity gate stopped."""
-    return [f"FAIL: {outcome.parity.summary()}", "the champion is untouched; nothing was registered"]
-
-
-def error_reasons_of(stage: str, cause: str) -> list[str]:
-    """Reason lines for a release stopped by an export/optimization error."""
-    return [f"FAIL: {stage}: {cause}", "the champion is untouched; nothing was registered"]

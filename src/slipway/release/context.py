@@ -13,6 +13,7 @@ from pathlib import Path
 from slipway.config import PipelineConfig, load_config
 from slipway.data.batch_io import read_batch
 from slipway.data.reference import Reference, load_reference
+from slipway.errors import ConfigError
 from slipway.hashing import file_sha256
 from slipway.lineage.collect import check_commit, git_state, json_hash
 from slipway.settings import Settings
@@ -53,7 +54,9 @@ class ReleaseContext:
 
     def reference(self) -> Reference:
         """Blocking (first call); the reference data and its fixed holdout (cached per config)."""
-        return load_reference(self.config.data)
+        return load_reference(
+            self.config.data, base_dir=self.config.base_dir, work_dir=Settings().work_path()
+        )
 
     def release_key(self) -> str:
         """Identity of a release: the same data, suite, code, config and model source give the same key."""
@@ -98,6 +101,10 @@ def prepare(
 
     config = load_config(config_path)
     fault_env(canary_fault)  # an unknown kind is a usage error before anything runs
+    ref = load_reference(config.data, base_dir=config.base_dir, work_dir=Settings().work_path())
+    problems = config.quality_gate.problems_for(ref.target.task)
+    if problems:
+        raise ConfigError(f"{config_path}: {'; '.join(problems)} ({ref.how})")
     suite = load_suite(config.suite_path())
     data_path = resolve_batch(config=config, data=data)
     read_batch(data_path)  # fail early, with the reader's message, on an unreadable batch
@@ -109,7 +116,9 @@ def prepare(
         data_sha256=file_sha256(data_path),
         suite=suite,
         suite_sha256=suite_hash(suite),
-        training_code_sha256=None if model_uri else code_hash(config.training.entrypoint),
+        training_code_sha256=None
+        if model_uri
+        else code_hash(config.training.entrypoint, project_dir=config.base_dir),
         model_uri=model_uri,
         git=check_commit(_code_git(config.base_dir), requested=commit),
         canary_fault=canary_fault,

@@ -99,8 +99,8 @@ def optimization_rows(selection: Selection) -> list[dict[str, object]]:
             "candidate": r.name,
             "status": r.status,
             "shipped": r.name == selection.shipped,
-            "accuracy": None if r.accuracy is None else round(r.accuracy, 4),
-            "drop_points": r.accuracy_drop_points,
+            selection.quality_metric: None if r.quality is None else round(r.quality, 4),
+            "quality_loss": r.quality_loss,
             "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
             "load_ms": r.load_ms,
         }

@@ -77,6 +77,14 @@ def _check_of_type(frame: pd.DataFrame, kwargs: dict[str, Any]) -> Outcome:
     return f"dtype {actual}, expected {expected}", None
 
 
+def _check_in_type_list(frame: pd.DataFrame, kwargs: dict[str, Any]) -> Outcome:
+    allowed = [str(t) for t in kwargs.get("type_list") or []]
+    actual = str(frame[kwargs["column"]].dtype)
+    if not allowed or actual in allowed:
+        return None
+    return f"dtype {actual}, expected one of {allowed}", None
+
+
 def _check_between(frame: pd.DataFrame, kwargs: dict[str, Any]) -> Outcome:
     lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
     if lo is None and hi is None:
@@ -123,6 +131,7 @@ _CHECKS: dict[str, Check] = {
     "expect_table_row_count_to_be_between": _check_row_count,
     "expect_column_values_to_not_be_null": _check_not_null,
     "expect_column_values_to_be_of_type": _check_of_type,
+    "expect_column_values_to_be_in_type_list": _check_in_type_list,
     "expect_column_values_to_be_between": _check_between,
     "expect_column_values_to_be_in_set": _check_in_set,
     "expect_compound_columns_to_be_unique": _check_compound_unique,

@@ -128,6 +128,9 @@ class GreatExpectationsValidator(DataValidator):
                 observed, count = "column is missing from the batch", None
             elif cfg.type == "expect_column_values_to_be_of_type":
                 observed, count = f"dtype {frame[column].dtype}, expected {cfg.kwargs.get('type_')}", None
+            elif cfg.type == "expect_column_values_to_be_in_type_list":
+                allowed = list(cfg.kwargs.get("type_list") or [])
+                observed, count = f"dtype {frame[column].dtype}, expected one of {allowed}", None
             else:
                 observed, count = _observed(r)
             failures.append(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from slipway.data.reference import Reference
@@ -18,6 +20,7 @@ SUPPORTED_TYPES = frozenset(
         "expect_table_row_count_to_be_between",
         "expect_column_values_to_not_be_null",
         "expect_column_values_to_be_of_type",
+        "expect_column_values_to_be_in_type_list",
         "expect_column_values_to_be_between",
         "expect_column_values_to_be_in_set",
         "expect_compound_columns_to_be_unique",
@@ -81,16 +84,64 @@ def save_suite(spec: SuiteSpec, path: Path) -> None:
     path.write_text(json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
 
 
+NUMBER_TYPES = ["float64", "float32", "int64", "int32"]  # a float column whose batch holds only whole numbers
+
+
+def _bounds(values: pd.Series, *, margin: float, integer: bool) -> tuple[float, float]:
+    """Pure; [min, max] of the values widened by `margin` x range on each side (negative values kept)."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = (hi - lo) * margin or max(abs(lo), 1.0) * margin
+    low, high = lo - pad, hi + pad
+    if integer:
+        return float(math.floor(low)), float(math.ceil(high))
+    return round(low, 6), round(high, 6)
+
+
+def _column(frame: pd.DataFrame, col: str, *, margin: float, mostly: float) -> list[ExpectationSpec]:
+    """Not null, its type, and its range (tolerating a `1 - mostly` share of tail values)."""
+    values = frame[col]
+    integer = pd.api.types.is_integer_dtype(values)
+    lo, hi = _bounds(values, margin=margin, integer=integer)
+    typed = (
+        ExpectationSpec(type="expect_column_values_to_be_of_type", kwargs={"column": col, "type_": "int64"})
+        if integer
+        else ExpectationSpec(
+            type="expect_column_values_to_be_in_type_list", kwargs={"column": col, "type_list": NUMBER_TYPES}
+        )
+    )
+    return [
+        ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": col}),
+        typed,
+        ExpectationSpec(
+            type="expect_column_values_to_be_between",
+            kwargs={"column": col, "min_value": lo, "max_value": hi, "mostly": mostly},
+            meta={
+                "reference_min": float(values.min()),
+                "reference_max": float(values.max()),
+                "margin": margin,
+            },
+        ),
+    ]
+
+
 def build_reference_suite(
     ref: Reference,
     *,
     name: str,
     version: int,
     margin: float = 0.25,
+    tail_share: float = 0.01,
     min_rows: int = 50,
     max_duplicate_share: float = 0.05,
 ) -> SuiteSpec:
-    """Derive the suite from the reference pool: ranges widened by `margin` x range on each side."""
+    """Derive the suite from the whole reference (pool and holdout): what a batch of this data looks like.
+
+    Schema, types, nulls and the label set are strict. Ranges are the reference's [min, max] widened by
+    `margin` x range on each side, and tolerate a `tail_share` of values outside (GX `mostly`), so fresh
+    data from the same distribution passes while a broken column does not.
+    """
+    frame = ref.frame()
+    mostly = round(1.0 - tail_share, 6)
     exps: list[ExpectationSpec] = [
         ExpectationSpec(
             type="expect_table_columns_to_match_set",
@@ -99,41 +150,34 @@ def build_reference_suite(
         ExpectationSpec(type="expect_table_row_count_to_be_between", kwargs={"min_value": min_rows}),
     ]
     for col in ref.features:
-        lo, hi = float(ref.pool[col].min()), float(ref.pool[col].max())
-        pad = (hi - lo) * margin
+        exps += _column(frame, col, margin=margin, mostly=mostly)
+    label = ref.label
+    if ref.target.classification:
         exps += [
-            ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": col}),
+            ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": label}),
             ExpectationSpec(
-                type="expect_column_values_to_be_of_type", kwargs={"column": col, "type_": "float64"}
-            ),
-            ExpectationSpec(
-                type="expect_column_values_to_be_between",
-                kwargs={
-                    "column": col,
-                    "min_value": round(max(0.0, lo - pad), 6),
-                    "max_value": round(hi + pad, 6),
-                },
-                meta={"reference_min": lo, "reference_max": hi, "margin": margin},
+                type="expect_column_values_to_be_in_set",
+                kwargs={"column": label, "value_set": list(ref.target.classes)},
+                meta={"task": ref.task},
             ),
         ]
-    exps += [
-        ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": ref.label}),
-        ExpectationSpec(
-            type="expect_column_values_to_be_of_type", kwargs={"column": ref.label, "type_": "int64"}
-        ),
-        ExpectationSpec(
-            type="expect_column_values_to_be_in_set",
-            kwargs={"column": ref.label, "value_set": sorted(int(v) for v in ref.pool[ref.label].unique())},
-        ),
+    else:
+        exps += _column(frame, label, margin=margin, mostly=mostly)
+    exps.append(
         ExpectationSpec(
             type="expect_compound_columns_to_be_unique",
-            kwargs={"column_list": [*ref.features, ref.label], "mostly": round(1.0 - max_duplicate_share, 6)},
+            kwargs={"column_list": [*ref.features, label], "mostly": round(1.0 - max_duplicate_share, 6)},
             meta={"max_duplicate_share": max_duplicate_share},
-        ),
-    ]
+        )
+    )
     return SuiteSpec(
         name=name,
         version=version,
         expectations=exps,
-        meta={"generated_from": "reference pool (holdout excluded)", "margin": margin},
+        meta={
+            "generated_from": "the whole reference (pool and holdout)",
+            "task": ref.task,
+            "margin": margin,
+            "tail_share": tail_share,
+        },
     )

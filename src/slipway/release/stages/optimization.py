@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from slipway.data.batch_io import read_batch
 from slipway.errors import OptimizationError
 from slipway.names import Stage, Tag
@@ -27,10 +25,16 @@ def optimize_model(
     ref = ctx.reference()
     cfg = ctx.config.optimize
     frame = read_batch(Path(ctx.data_path))
-    calibration = frame.loc[:, list(ref.features)].to_numpy(dtype=np.float32)[: cfg.calibration_rows]
+    calibration = ref.x(frame)[: cfg.calibration_rows]
     try:
         outcome = optimize(
-            trained.module, cfg=cfg, holdout=ref.holdout_xy(), calibration=calibration, work_dir=work_dir
+            trained.module,
+            cfg=cfg,
+            holdout=ref.holdout_xy(),
+            calibration=calibration,
+            work_dir=work_dir,
+            target=ref.target,
+            output=ctx.config.training.output,
         )
     except OptimizationError as exc:
         stage: Stage = "export" if exc.stage in EXPORT_STAGES else "optimize"

@@ -21,16 +21,20 @@ def quality_gate(
     trained = required(evidence.trained, what="a trained model")
     ref = ctx.reference()
     x, y = ref.holdout_xy()
-    metrics = evaluate(trained.module, x=x, y=y)
+    output = ctx.config.training.output
+    metrics = evaluate(trained.module, x=x, y=y, target=ref.target, output=output)
     champion = registry.get_alias(model_name=ctx.model_name, alias=CHAMPION)
     champion_metrics = None
     if champion is not None:
-        champion_metrics = evaluate(registry.load_model(uri=champion.uri), x=x, y=y)
+        champion_metrics = evaluate(
+            registry.load_model(uri=champion.uri), x=x, y=y, target=ref.target, output=output
+        )
     decision = decide(
         challenger=metrics,
         champion=champion_metrics,
         champion_version=champion.version if champion else None,
         cfg=ctx.config.quality_gate,
+        task=ref.target.task,
     )
     tags = lineage_tags(
         git=ctx.git,

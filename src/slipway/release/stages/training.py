@@ -30,8 +30,9 @@ def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOut
             label=ref.label,
             params=dict(ctx.config.training.params),
             seed=ctx.config.training.seed,
+            target=ref.target,
         )
-        trained = load_entrypoint(ctx.config.training.entrypoint)(request)
+        trained = load_entrypoint(ctx.config.training.entrypoint, project_dir=ctx.config.base_dir)(request)
         how = f"trained by {ctx.config.training.entrypoint}"
     rows = [{"kind": "param", "name": k, "value": str(v)} for k, v in sorted(trained.params.items())]
     rows += [

@@ -9,7 +9,7 @@ from slipway.release.context import ReleaseContext
 from slipway.release.outcome import Artifact, StageOutcome, link, markdown
 from slipway.release.result import ResultPatch
 from slipway.reporting.markdown import validation_markdown
-from slipway.validation.base import DataValidator, ValidationReport
+from slipway.validation.base import DataValidator, FailedExpectation, ValidationReport
 
 
 def validate_batch(ctx: ReleaseContext, *, validator: DataValidator) -> StageOutcome[ValidationReport]:
@@ -18,6 +18,24 @@ def validate_batch(ctx: ReleaseContext, *, validator: DataValidator) -> StageOut
     report = validator.validate(
         frame, suite=ctx.suite, suite_hash=ctx.suite_sha256, run_name=f"release-{ctx.data_sha256[:12]}"
     )
+    leaked = ctx.reference().rows_in_holdout(frame)
+    if (
+        leaked
+    ):  # the holdout must stay unseen: a batch holding its rows would grade the model on its training data
+        report = report.model_copy(
+            update={
+                "success": False,
+                "failures": [
+                    *report.failures,
+                    FailedExpectation(
+                        type="holdout_overlap",
+                        observed=f"{len(leaked)} batch row(s) are rows of the fixed holdout (first: batch row "
+                        f"{leaked[0]}); the holdout must stay unseen by training",
+                        unexpected_count=len(leaked),
+                    ),
+                ],
+            }
+        )
     artifacts: list[Artifact] = [
         markdown("validation-report", validation_markdown(report), "Data validation gate")
     ]
