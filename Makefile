@@ -79,6 +79,7 @@ bench: install ## benchmarks on this machine; results in bench/results/ (optimiz
 	$(BIN)/python bench/serving.py --out bench/results
 	$(BIN)/python bench/canary.py --out bench/results
 	$(BIN)/python bench/ops.py --out bench/results
+	$(BIN)/python bench/validation.py --out bench/results
 
 # A team's setup: Prefect server + UI and MLflow server (make server), a process worker (make worker),
 # the deployments of prefect.yaml (make deploy). Point worker/deploy at another API with PREFECT_API_URL.
