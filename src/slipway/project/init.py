@@ -166,6 +166,7 @@ def init_project(
     )
     targets["gitignore"].write_text(".slipway/\n__pycache__/\n")
     (project / "data" / "incoming").mkdir(parents=True, exist_ok=True)
+    (project / "data" / "incoming" / ".gitkeep").touch()
     return InitResult(
         project=project,
         files=[*targets.values(), *([] if inside else [reference_path])],
