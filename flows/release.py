@@ -72,7 +72,8 @@ def release(
         _conclude(ledger, ctx)
     result = ledger.result(flow_run_id=str(flow_run.id) if flow_run.id else None)
     publish_decision(result)
-    if result.decision == "error":  # the run fails (CI and automations see it), its report is written all the same
+    # an error fails the run (CI and automations see it); its report and artifacts are written all the same
+    if result.decision == "error":
         cause = next((r for r in result.reasons if r.startswith("ERROR")), f"error at stage {result.stage}")
         return Failed(message=cause[:500], data=result.as_json_dict())  # type: ignore[return-value]
     return result.as_json_dict()
