@@ -291,9 +291,14 @@ class ProcessKubelet:
 class ServiceProxy:
     """kube-proxy for one Service: each request to http://127.0.0.1:<port> goes to a random ready endpoint."""
 
-    def __init__(self, http: httpx.Client, *, namespace: str, service: str, seed: int = 0) -> None:
+    def __init__(
+        self, http: httpx.Client, *, namespace: str, service: str, seed: int = 0, skip_pods: str | None = None
+    ) -> None:
         self.http = http
         self.path = f"/api/v1/namespaces/{namespace}/endpoints/{service}"
+        self.skip_pods = (
+            skip_pods  # endpoints of pods whose name contains it get nothing (a route that misses them)
+        )
         self.addresses: list[str] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -344,7 +349,11 @@ class ServiceProxy:
         found: list[str] = []
         if r.status_code == 200:
             for subset in r.json().get("subsets") or []:
-                found += [a["ip"] for a in subset.get("addresses") or []]
+                found += [
+                    a["ip"]
+                    for a in subset.get("addresses") or []
+                    if not self.skip_pods or self.skip_pods not in a.get("targetRef", {}).get("name", "")
+                ]
         with self._lock:
             self.addresses = sorted(found)
 
