@@ -76,3 +76,38 @@ def test_a_missing_kubeconfig_is_named(tmp_path: Path) -> None:
     assert cfg.base_dir == tmp_path
     with pytest.raises(DeployError, match=r"kubeconfig .*missing\.kubeconfig"):
         _kubernetes_target(cfg)
+
+
+def test_the_target_gets_the_configured_hpa_targets(tmp_path: Path) -> None:
+    import yaml
+
+    from slipway.deploy.factory import kubernetes_target
+    from slipway.deploy.k8s_manifests import Autoscaling
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    cfg = PipelineConfig.model_validate(
+        {
+            "deploy": {
+                "target": "kubernetes",
+                "kubernetes": {"kubeconfig": "kubeconfig", "requests_per_pod": 7.5, "cpu_utilization": None},
+            },
+            "base_dir": tmp_path,
+        }
+    )
+    target = kubernetes_target(cfg)  # reads the file only: nothing is called
+    try:
+        assert target.autoscaling == Autoscaling(requests_per_pod=7.5, cpu_utilization=None)
+    finally:
+        target.close()

@@ -166,3 +166,49 @@ class DeploymentWatch:
                         self._changed.notify_all()
                     if self._stop.is_set():
                         break
+
+
+def watch_until(
+    admin: httpx.Client,
+    collection: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    **params: str,
+) -> list[dict[str, Any]]:
+    """The objects of a collection (list + watch, `params` e.g. labelSelector) once `done(objects)`; woken by events."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = admin.get(collection, params=params)
+        listed.raise_for_status()
+        objects = {o["metadata"]["uid"]: o for o in listed.json().get("items", [])}
+        if done(list(objects.values())):
+            return list(objects.values())
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(
+                f"timed out after {timeout_s} s waiting for {what}: {list(objects.values())}"
+            )
+        version = listed.json()["metadata"]["resourceVersion"]
+        watch = {
+            **params,
+            "watch": "true",
+            "resourceVersion": version,
+            "timeoutSeconds": str(max(int(left), 1)),
+        }
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            admin.stream("GET", collection, params=watch, timeout=left + 5) as stream,
+        ):
+            for line in stream.iter_lines():
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    break  # e.g. 410 Gone: list again
+                obj = event["object"]
+                if event["type"] == "DELETED":
+                    objects.pop(obj["metadata"]["uid"], None)
+                else:
+                    objects[obj["metadata"]["uid"]] = obj
+                if done(list(objects.values())):
+                    return list(objects.values())

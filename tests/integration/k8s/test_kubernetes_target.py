@@ -109,7 +109,10 @@ def test_deploy_stable_applies_digest_deployment_service_and_newest_hpa(
     assert service["spec"]["selector"] == {"app": APP}
     hpa = get(admin, f"{HPA}/namespaces/{namespace}/horizontalpodautoscalers/{APP}-stable")
     assert hpa["spec"]["scaleTargetRef"]["name"] == f"{APP}-stable"
-    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    rate, cpu = hpa["spec"]["metrics"]  # the request rate per pod, and CPU
+    assert rate["pods"]["metric"]["name"] == "slipway_requests_per_second"
+    assert rate["pods"]["target"] == {"type": "AverageValue", "averageValue": "20"}
+    assert cpu["resource"]["target"]["averageUtilization"] == 70
 
     state = target.state()
     assert (state.stable, state.canary, state.weight, state.canary_ready) == (V1, None, 0, False)
