@@ -335,10 +335,12 @@ class KubernetesTarget(DeployTarget):
             listener()
 
     def follow_stable(self) -> bool:
-        """Blocking (until grown canary pods are Ready, traffic_timeout_s; DeployError); idempotent; True if it resized.
+        """Blocking (until grown pods are Ready, traffic_timeout_s; DeployError); idempotent; True if it resized.
 
-        Resizes a live canary so that its share of the stable's CURRENT size (the HPA's) is the weight
-        `set_traffic` set last; no-op without a canary, at weight 0, or when the sizes already fit.
+        Keeps a live canary at the weight `set_traffic` set last: the stable at its floor unless the
+        HPA holds it above (a stable left above the floor otherwise goes back: the HPA acting on the
+        floor before the last one), and the canary at its share of the stable's size. No-op without a
+        canary, at weight 0, or when the sizes already fit.
         """
         canary_obj, stable_obj = self._get_arm("canary"), self._get_arm("stable")
         if canary_obj is None or stable_obj is None or not _replicas(canary_obj):
@@ -346,16 +348,18 @@ class KubernetesTarget(DeployTarget):
         weight = _set_weight(canary_obj)
         if not weight:
             return False
-        want = m.canary_replicas(
-            stable=_replicas(stable_obj), weight=weight, total=self.total, most=self.max_replicas
-        )
+        floor, _ = m.split_replicas(total=self.total, weight=weight)
+        stable_n, have_stable = self._hpa_grown(stable_obj) or floor, _replicas(stable_obj)
+        want = m.canary_replicas(stable=stable_n, weight=weight, total=self.total, most=self.max_replicas)
         have = _replicas(canary_obj)
-        if want == have:
-            return False
-        self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
-        if want > have:
+        if want > have:  # grow the canary before the stable shrinks, as set_traffic does
+            self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
             self._wait_ready("canary", timeout_s=self.traffic_timeout_s)
-        return True
+        if stable_n != have_stable:
+            self._size_stable(_release_of(stable_obj), replicas=stable_n, floor=floor, current=have_stable)
+        if want < have:
+            self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
+        return want != have or stable_n != have_stable
 
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
@@ -473,7 +477,12 @@ class KubernetesTarget(DeployTarget):
             self._apply_hpa(min_replicas=floor)
 
     def _hpa_grown(self, stable_obj: Manifest | None) -> int | None:
-        """The stable's size while its HPA holds it above the floor (minReplicas), else None."""
+        """The stable's size while its HPA holds it above the floor on its metrics, else None.
+
+        The HPA's own recommendation decides (metrics read, desiredReplicas above minReplicas): a
+        stable above the floor without it was put back there by the HPA acting on the floor before
+        the last one (its cache lags a write), which is no load to keep.
+        """
         if stable_obj is None:
             return None
         name = m.arm_name(app=self.app, arm="stable")
@@ -486,9 +495,17 @@ class KubernetesTarget(DeployTarget):
         hpa = self._rest.call(
             "GET", path, what=f"get HorizontalPodAutoscaler {self.namespace}/{name}", missing_ok=True
         )
-        floor = int((hpa or {}).get("spec", {}).get("minReplicas", 0)) if hpa else None
+        if not hpa:
+            return None
+        floor = int(hpa.get("spec", {}).get("minReplicas", 1))
+        status = hpa.get("status") or {}
+        conditions = status.get("conditions")
+        active = conditions is None or any(  # autoscaling/v1 reports no conditions
+            c.get("type") == "ScalingActive" and c.get("status") == "True" for c in conditions
+        )
         current = _replicas(stable_obj)
-        return current if floor is not None and current > floor else None
+        wanted = int(status.get("desiredReplicas") or 0)
+        return current if active and wanted > floor and current > floor else None
 
     def _full_size(self, stable_obj: Manifest | None, canary_obj: Manifest | None) -> int:
         """The stable's size when it serves alone: `total`, or both arms' pods (at most the HPA's ceiling) while the

@@ -160,7 +160,7 @@ def _release_config(path: Path, *, namespace: str, kubeconfig: Path) -> Path:
     """The repo's slipway.yaml on the kubernetes target, with a small training and bench (seconds, not minutes)."""
     raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
     raw["validation"]["suite"] = str(REPO / raw["validation"]["suite"])
-    raw["training"]["params"] |= {"epochs": 20}
+    raw["training"]["params"] |= {"epochs": 5}
     raw["optimize"] |= {
         "candidates": ["fp32"],
         "bench": {"threads": 1, "batches": [1], "warmup": 2, "rounds": 2, "iterations": 5, "load_repeats": 1},
@@ -179,10 +179,10 @@ def _release_config(path: Path, *, namespace: str, kubeconfig: Path) -> Path:
     }
     raw["canary"] |= {
         "shadow_intervals": 0,
-        "steps": [25, 50, 100],
+        "steps": [50, 100],  # one live step: enough to be killed in, and to promote
         "interval_s": 4,
         "step_min_samples": 20,
-        "min_samples_per_arm": 100,
+        "min_samples_per_arm": 60,
         "shift_min_samples": 30,
         "readiness_deadline_s": 120,
         "deadline_s": 360,
