@@ -153,6 +153,30 @@ def test_canary_weights_follow_the_replica_ratio(
     assert deployment(admin, namespace, "canary")["spec"]["replicas"] == 0
 
 
+def test_the_split_is_put_back_when_the_stable_was_raised_without_the_hpa_holding_it(
+    target: KubernetesTarget, admin: httpx.Client, namespace: str
+) -> None:
+    target.deploy_stable(V1, ready_timeout_s=30)
+    assert target.start_canary(V2, ready_timeout_s=30)
+    target.set_traffic(weight=30, shadow=0)
+    assert target.follow_stable() is False  # the split already fits
+
+    # When the stable is scaled to 9 through its scale subresource (as the HPA controller does when it acts
+    # on the floor before the last one), though the HPA reads no metrics here and holds nothing
+    scale = f"/apis/apps/v1/namespaces/{namespace}/deployments/{APP}-stable/scale"
+    r = admin.patch(
+        scale, json={"spec": {"replicas": 9}}, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert r.status_code == 200, r.text
+
+    # Then following puts the stable back at its floor and the canary keeps its 3 pods: 30% again
+    assert target.follow_stable() is True
+    assert deployment(admin, namespace, "stable")["spec"]["replicas"] == 7
+    assert deployment(admin, namespace, "canary")["spec"]["replicas"] == 3
+    eventually(lambda: endpoint_arms(admin, namespace, APP), Counter(stable=7, canary=3))
+    assert target.follow_stable() is False
+
+
 def test_promote_leaves_only_the_stable_with_the_canary_digest(
     target: KubernetesTarget, admin: httpx.Client, namespace: str
 ) -> None:
