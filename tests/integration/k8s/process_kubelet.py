@@ -442,6 +442,14 @@ def _finished_status(pod: dict[str, Any], running: _Pod, *, exit_code: int) -> d
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hung up before its answer."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset: the client left
+            super().handle_error(request, client_address)
+
+
 class ServiceProxy:
     """kube-proxy for one Service: each request to http://127.0.0.1:<port> goes to a random ready endpoint."""
 
@@ -476,7 +484,7 @@ class ServiceProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._threads = [
