@@ -15,8 +15,8 @@ from slipway.deploy.kubernetes import replica_capabilities
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import Registration
 from slipway.registry.fake import InMemoryRegistry
-from slipway.release.context import ReleaseContext
 from slipway.release.canary_stage import DeployOutcome
+from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence
 from slipway.release.outcome import StageOutcome
 from slipway.release.packaging import ImageOutcome, serving_bundle
@@ -125,15 +125,13 @@ def test_a_target_that_cannot_run_the_policy_is_an_error_before_anything_is_depl
 
 
 def test_without_a_target_the_stage_is_skipped(ctx: ReleaseContext, world: World) -> None:
-    registry, tmp = world["registry"], world["tmp"]
-    assert isinstance(registry, InMemoryRegistry) and isinstance(tmp, Path)
     outcome = canary(
         ctx,
-        world["evidence"],
-        registry=registry,
+        world.evidence,
+        registry=world.registry,
         target=None,
         clock=FakeClock(),
-        work_dir=tmp,
-        reports_dir=tmp,  # type: ignore[arg-type]
+        work_dir=world.tmp,
+        reports_dir=world.tmp,
     )
-    assert outcome.verdict == "skipped" and champion(world, ctx) == "1"
+    assert outcome.verdict == "skipped" and world.champion(ctx) == "1"
