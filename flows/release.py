@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from tasks.artifacts import publish_artifacts
 from tasks.canary import canary_deploy
 from tasks.optimize import optimize, tensorrt
@@ -71,7 +72,23 @@ def release(
         _conclude(ledger, ctx)
     result = ledger.result(flow_run_id=str(flow_run.id) if flow_run.id else None)
     publish_decision(result)
+    # an error fails the run (CI and automations see it); its report and artifacts are written all the same
+    if result.decision == "error":
+        cause = next((r for r in result.reasons if r.startswith("ERROR")), f"error at stage {result.stage}")
+        return Failed(message=cause[:500], data=result.as_json_dict())  # type: ignore[return-value]
     return result.as_json_dict()
+
+
+def run_release(**parameters: Any) -> dict[str, Any]:
+    """Blocking; runs the flow in this process and returns its ReleaseResult dict, errors included (a
+    release that ended in `error` is a Failed run carrying the same dict); re-raises only a crash."""
+    state = release(**parameters, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if not isinstance(result, dict):
+        raise RuntimeError(f"the release flow ended {state.name} without a result: {state.message}")
+    return result
 
 
 def _prepare(

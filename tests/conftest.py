@@ -39,3 +39,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"tier {tier}: {len(_TIER_TESTS[tier])} tests, {_TIER_SECONDS[tier]:.1f} s"
         )
+
+
+_TIER_MARKERS = {"integration": "integration", "e2e": "e2e", "gpu": "gpu"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's folder is its tier: tests under integration/, e2e/ and gpu/ carry that marker."""
+    for item in items:
+        marker = _TIER_MARKERS.get(_tier(item.nodeid))
+        if marker is not None:
+            item.add_marker(marker)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create Slipway's work pools on the API in PREFECT_API_URL when missing (never overwrites a team's
-# edited base job template). Pools: slipway-process (release, retrain, rollback), slipway-gpu-process
-# and slipway-gpu-k8s (TensorRT; the k8s one from infra/work-pools/gpu-kubernetes.json).
+# edited base job template). Pools: slipway-process or slipway-k8s (release, retrain, rollback: prefect.yaml's
+# SLIPWAY_WORK_POOL; the k8s one from infra/work-pools/kubernetes.json), slipway-gpu-process and slipway-gpu-k8s
+# (TensorRT; the k8s one from infra/work-pools/gpu-kubernetes.json).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 : "${PREFECT_API_URL:?set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api; make server prints it)}"
@@ -20,5 +21,6 @@ ensure() {  # name, then `prefect work-pool create` arguments; safe when two cal
   fi
 }
 ensure slipway-process --type process
+ensure slipway-k8s --type kubernetes --base-job-template infra/work-pools/kubernetes.json
 ensure slipway-gpu-process --type process
 ensure slipway-gpu-k8s --type kubernetes --base-job-template infra/work-pools/gpu-kubernetes.json

@@ -180,9 +180,9 @@ def release_cmd(
             config_path=cfg_path, data=data, model_uri=model_uri, commit=commit, canary_fault=canary_fault
         )
     with _reported(settings, stage="prepare", model_name=ctx.model_name, data_path=ctx.data_path):
-        from flows.release import release
+        from flows.release import run_release
 
-        result = release(
+        result = run_release(
             data=ctx.data_path,
             model_uri=model_uri,
             config_path=str(cfg_path),

@@ -424,6 +424,24 @@ class KubernetesDeployConfig(BaseModel):
     max_replicas: int | None = Field(
         default=None, ge=2, description="The stable's HPA ceiling; unset: 3 x replicas."
     )
+    requests_per_pod: float | None = Field(
+        default=20.0,
+        gt=0,
+        description="The stable's HPA target: average requests/s per stable pod (custom metric "
+        "slipway_requests_per_second, e.g. from Prometheus Adapter: see the README); null: not on the rate.",
+    )
+    cpu_utilization: int | None = Field(
+        default=70,
+        gt=0,
+        description="The stable's HPA CPU target, percent of the pod's CPU request (metrics-server); null: not on CPU.",
+    )
+
+    @model_validator(mode="after")
+    def _hpa_has_a_metric(self) -> KubernetesDeployConfig:
+        if self.requests_per_pod is None and self.cpu_utilization is None:
+            raise ValueError("requests_per_pod and cpu_utilization are both null: the HPA needs one of them")
+        return self
+
     rollout_timeout_s: float = Field(
         default=300.0, gt=0, description="How long a promotion or rollback may take to roll out."
     )

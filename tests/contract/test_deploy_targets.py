@@ -27,9 +27,9 @@ from slipway.deploy.processes import alive
 from slipway.errors import DeployError
 from slipway.serving.bundle import write_bundle
 from slipway.settings import Settings
-from tests.integration.podman_target import containers, push_images, runtime
-from tests.integration.test_serving_image import Podman, builder, settings
+from tests.support.images import Podman, builder, settings
 from tests.support.onnx_models import linear_onnx
+from tests.support.podman import containers, push_images, runtime
 
 READY_S = 60.0
 NEVER_READY_DEADLINE_S = 3.0

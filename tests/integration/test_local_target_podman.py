@@ -33,14 +33,14 @@ from slipway.deploy.local import LocalTarget
 from slipway.deploy.processes import alive
 from slipway.settings import Settings
 from tests.contract.test_deploy_targets import bundles, podman_images, podman_root
-from tests.integration.podman_target import containers, runtime
 from tests.integration.test_local_target import (
     assert_live_split,
     probe,
     promote_under_load,
     run_load,
 )
-from tests.integration.test_serving_image import REPO, Podman, builder, settings
+from tests.support.images import REPO, Podman, builder, settings
+from tests.support.podman import containers, runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -150,7 +150,7 @@ def test_a_killed_orchestrators_containers_are_reconciled(
         from slipway.deploy.base import ModelRelease
         from slipway.deploy.local import LocalTarget
         from slipway.settings import Settings
-        from tests.integration.podman_target import runtime
+        from tests.support.podman import runtime
         podman = runtime(Path({str(podman_root)!r}), settings=Settings())
         target = LocalTarget(state_dir=Path({str(target.state_dir)!r}), podman=podman)
         env = {{"SLIPWAY_SERVE_FAULT_SLOW_START_S": "60"}}
@@ -207,7 +207,7 @@ def flow_world(
     tmp_path_factory: pytest.TempPathFactory, prefect_api: str, builder: Any, podman_root: Path
 ) -> Iterator[dict[str, Any]]:
     """One state folder: a first release (v1) built, pushed, and serving as a podman container."""
-    from flows.release import release as release_flow
+    from flows.release import run_release as release_flow
 
     root = tmp_path_factory.mktemp("podman-release")
     raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
@@ -288,10 +288,17 @@ def test_an_image_that_was_not_pushed_fails_before_any_canary_starts(
     monkeypatch.delenv("SLIPWAY_IMAGE_REGISTRY")  # built, not pushed: no digest reference
     champion = champion_tags(flow_world["home"])["version"]
     result = flow_world["run"](720)
-    # the controller turns the refused start_canary into a rollback; no canary container ever ran
-    assert (result["decision"], result["stage"]) == ("rolled_back", "canary"), result["reasons"]
-    assert f"canary {FLOW_MODEL} v{result['model_version']} has no image_ref" in " ".join(result["reasons"])
+    # the target's capabilities refuse it before anything is deployed: an error (the model is not at
+    # fault), the version marked with it, no canary container ever ran
+    assert (result["decision"], result["stage"]) == ("error", "canary"), result["reasons"]
     assert champion_tags(flow_world["home"])["version"] == champion
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{flow_world['home'] / 'mlflow.db'}"
+    version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(
+        FLOW_MODEL, result["model_version"]
+    )
+    assert version.tags["slipway.error_at"] == "canary" and "slipway.decision" not in version.tags
     target = flow_world["target"]
     stable = next(p for p in target.processes() if p.role == "stable")
     assert containers(Podman(podman_root), state_dir=target.state_dir) == [stable.container]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from flows.release import release
+from flows.release import run_release
 from flows.rollback import rollback
 
 from slipway.config import PipelineConfig
@@ -64,9 +64,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterato
         mp.setenv("SLIPWAY_IMAGE_BUILDER", "fake")
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("SLIPWAY_MLFLOW_TRACKING_URI", raising=False)
-        results = [release(data=batch(seed), config_path=str(registering)) for seed in (700, 701, 702)]
+        results = [run_release(data=batch(seed), config_path=str(registering)) for seed in (700, 701, 702)]
         assert [r["model_version"] for r in results] == ["1", "2", "3"], [r["reasons"] for r in results]
-        flipped = release(data=batch(703, Corruption.flipped_labels), config_path=str(registering))
+        flipped = run_release(data=batch(703, Corruption.flipped_labels), config_path=str(registering))
         assert flipped["decision"] == "rejected" and flipped["stage"] == "quality_gate"
         ctx = open_context(config_path=local)
         registry, target = ctx.registry(), LocalTarget(settings=Settings())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.release import release
+from flows.release import run_release
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ def broken_models(tmp_path: Path) -> Iterator[str]:
 
 
 def run(data: Path, config: Path) -> dict[str, Any]:
-    return release(data=str(data), model_uri=None, config_path=str(config))
+    return run_release(data=str(data), model_uri=None, config_path=str(config))
 
 
 def _sha256(path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from flows.release import release
+from flows.release import run_release
 
 from slipway.config import PipelineConfig
 from slipway.data.batch_io import write_batch
@@ -47,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterato
         mp.setenv("SLIPWAY_IMAGE_BUILDER", "fake")
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("SLIPWAY_MLFLOW_TRACKING_URI", raising=False)
-        first = release(data=str(batch(900)), config_path=str(config))
+        first = run_release(data=str(batch(900)), config_path=str(config))
         try:
             yield {"home": home, "config": config, "batch": batch, "first": first}
         finally:
@@ -88,7 +88,7 @@ def test_every_canary_fault_is_rolled_back_and_the_champion_keeps_serving(
     champion = str(client.get_model_version_by_alias(MODEL, "champion").version)
     seed = 910 + ["nan", "errors", "never-ready", "constant", "flip", "latency"].index(fault)
 
-    result = release(data=str(world["batch"](seed)), config_path=str(world["config"]), canary_fault=fault)
+    result = run_release(data=str(world["batch"](seed)), config_path=str(world["config"]), canary_fault=fault)
 
     assert result["decision"] == "rolled_back", result["reasons"]
     assert result["stage"] == "canary"
@@ -113,7 +113,7 @@ def test_a_good_challenger_is_canaried_and_promoted(
     client = _client(world["home"])
     champion = str(client.get_model_version_by_alias(MODEL, "champion").version)
 
-    result = release(data=str(world["batch"](950)), config_path=str(world["config"]))
+    result = run_release(data=str(world["batch"](950)), config_path=str(world["config"]))
 
     assert result["decision"] == "promoted", (
         result["reasons"][-3:],

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.release import release
+from flows.release import run_release
 
 from slipway.data.generate import Corruption
 from tests.integration.conftest import flow_artifact_keys
@@ -28,7 +28,7 @@ LINEAGE_KEYS = {
 
 
 def run(data: Path, config: Path, model_uri: str | None = None) -> dict[str, Any]:
-    return release(data=str(data), model_uri=model_uri, config_path=str(config))
+    return run_release(data=str(data), model_uri=model_uri, config_path=str(config))
 
 
 def test_first_release_registers_a_challenger_with_lineage(home, batch, config_file, mlflow_client) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.release import release
+from flows.release import run_release
 
 from slipway.images.factory import make_builder
 from slipway.settings import Settings
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def run(data: Path, config: Path) -> dict[str, Any]:
-    return release(data=str(data), model_uri=None, config_path=str(config))
+    return run_release(data=str(data), model_uri=None, config_path=str(config))
 
 
 def test_a_model_the_server_answers_wrongly_is_rejected_by_the_servability_check(

@@ -217,3 +217,12 @@ def test_artifact_location_only_for_local_stores(clean_env: pytest.MonkeyPatch, 
     explicit = Settings(home=tmp_path, mlflow_artifact_location="s3://bucket/art")
     assert explicit.resolved_artifact_location(tracking_uri="http://mlflow:5000") == "s3://bucket/art"
     assert explicit.resolved_artifact_location(tracking_uri="sqlite:///x.db") == "s3://bucket/art"
+
+
+def test_the_kubernetes_hpa_needs_a_rate_or_a_cpu_target() -> None:
+    from slipway.config import KubernetesDeployConfig
+
+    assert (KubernetesDeployConfig().requests_per_pod, KubernetesDeployConfig().cpu_utilization) == (20.0, 70)
+    assert KubernetesDeployConfig(cpu_utilization=None).requests_per_pod == 20.0
+    with pytest.raises(ValueError, match="requests_per_pod and cpu_utilization are both null"):
+        KubernetesDeployConfig(requests_per_pod=None, cpu_utilization=None)

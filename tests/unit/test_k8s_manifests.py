@@ -38,6 +38,57 @@ def test_every_hpa_shape_is_valid_where_its_api_exists(api_version: str) -> None
     kubernetes_validate.validate(obj, "1.25.0" if api_version.endswith("beta2") else "1.30.0", strict=True)
 
 
+def test_the_hpa_scales_on_the_request_rate_per_pod_and_cpu_either_of_which_can_be_off() -> None:
+    both = m.hpa(app="a", namespace="n", api_version="autoscaling/v2", min_replicas=3, max_replicas=9)
+    assert [metric["type"] for metric in both["spec"]["metrics"]] == ["Pods", "Resource"]
+    assert both["spec"]["metrics"][0]["pods"] == {
+        "metric": {"name": "slipway_requests_per_second"},
+        "target": {"type": "AverageValue", "averageValue": "20"},
+    }
+    rate = m.hpa(
+        app="a",
+        namespace="n",
+        api_version="autoscaling/v2beta2",
+        min_replicas=3,
+        max_replicas=9,
+        autoscaling=m.Autoscaling(requests_per_pod=2.5, cpu_utilization=None),
+    )
+    assert rate["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "slipway_requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": "2500m"},
+            },
+        }
+    ]
+    with pytest.raises(DeployError, match="request rate or a CPU target"):
+        m.hpa(
+            app="a",
+            namespace="n",
+            api_version="autoscaling/v2",
+            min_replicas=3,
+            max_replicas=9,
+            autoscaling=m.Autoscaling(requests_per_pod=None, cpu_utilization=None),
+        )
+
+
+@pytest.mark.parametrize(
+    ("stable", "weight", "canary"),
+    [
+        (9, 10, 1),  # at the floor: the split of 10 pods
+        (8, 15, 2),  # at the floor: the split rounds 1.5 up
+        (18, 10, 2),  # the HPA doubled the stable: so does the canary
+        (12, 10, 1),  # 1.33 rounds down: 1 of 13 pods
+        (14, 10, 2),  # 1.56 rounds up: 2 of 16 pods
+        (7, 50, 7),  # half the pods, whatever the stable's size
+        (30, 90, 40),  # capped at `most`
+    ],
+)
+def test_the_canary_follows_the_stables_size_at_its_weight(stable: int, weight: int, canary: int) -> None:
+    assert m.canary_replicas(stable=stable, weight=weight, total=10, most=40) == canary
+
+
 def test_infra_k8s_files_are_what_the_code_renders() -> None:
     for name, objects in m.example_manifests().items():
         committed = list(yaml.safe_load_all((INFRA / name).read_text()))

@@ -169,11 +169,19 @@ def test_binned_latency_check_keeps_the_p99_ratio_within_one_bucket(factor: floa
 
 
 class PodsStandIn:
-    """What PodMetricsSource asks a KubernetesTarget: arm_pods and pod_proxy_get (served from dicts)."""
+    """What PodMetricsSource asks a KubernetesTarget: arm_pods, pod_proxy_get (served from dicts), follow_stable."""
 
     def __init__(self) -> None:
         self.pods: dict[str, list[dict[str, Any]]] = {"stable": [], "canary": []}
         self.text: dict[str, str | Exception] = {}
+        self.follows = 0
+        self.follow_error: Exception | None = None
+
+    def follow_stable(self) -> bool:
+        self.follows += 1
+        if self.follow_error is not None:
+            raise self.follow_error
+        return False
 
     def add(self, arm: str, name: str, metrics: ServingMetrics, *, version: str, ready: bool = True) -> None:
         self.pods[arm].append(
@@ -252,6 +260,45 @@ def test_a_failed_rebaseline_makes_the_next_window_stale() -> None:
     pods.text["s1"] = served(version="1", ok=3).exposition().decode()
     obs = source.observe(weight=10)
     assert obs.stale and obs.source_error is not None and "after the traffic change" in obs.source_error
+
+
+def test_each_window_carries_the_replica_ratio_at_its_two_ends() -> None:
+    pods = PodsStandIn()
+    pods.add("stable", "s1", served(version="1", ok=1), version="1")
+    pods.add("canary", "c1", served(version="2", ok=1), version="2")
+    pods.add("canary", "c-starting", served(version="2"), version="2", ready=False)  # draws no traffic
+    source = source_over(pods)
+    source.observe(weight=50)
+    assert source.observe(weight=50).routed_share == (0.5, 0.5)
+    # When the HPA adds two stable pods during the next window, the canary's share falls from 1/2 to 1/4
+    pods.add("stable", "s2", served(version="1"), version="1")
+    pods.add("stable", "s3", served(version="1"), version="1")
+    assert source.observe(weight=50).routed_share == (0.25, 0.5)
+    assert source.observe(weight=50).routed_share == (0.25, 0.25)
+
+
+def test_the_canary_follows_the_stable_after_each_live_window_and_a_failed_follow_makes_the_next_stale() -> (
+    None
+):
+    pods = PodsStandIn()
+    pods.add("stable", "s1", served(version="1", ok=1), version="1")
+    pods.add("canary", "c1", served(version="2", ok=1), version="2")
+    source = source_over(pods)
+    source.observe(weight=0)
+    assert pods.follows == 0  # nothing to follow at weight 0
+    source.observe(weight=10)
+    assert pods.follows == 1
+    pods.follow_error = DeployError(
+        "kubernetes: Deployment ns/a-canary not ready after 60 s: 1/2 replicas ready"
+    )
+    assert not source.observe(weight=10).stale  # this window was measured before the follow
+    pods.follow_error = None
+    obs = source.observe(weight=10)
+    assert obs.stale and obs.source_error is not None
+    assert (
+        "could not follow the stable's HPA" in obs.source_error and "1/2 replicas ready" in obs.source_error
+    )
+    assert not source.observe(weight=10).stale
 
 
 # -- which policies replica-ratio traffic can run --------------------------------------------------------

@@ -87,6 +87,9 @@ class Observation:
     shadow_pairs: list[tuple[float, float]] = field(default_factory=list)
     stale: bool = False  # the metrics source could not give fresh data for this window
     source_error: str | None = None
+    # (low, high) share of live traffic the routing gave the canary during the window, when the source
+    # knows it better than `weight` (replica ratio at the window's two ends on Kubernetes); None: weight/100
+    routed_share: tuple[float, float] | None = None
 
     @classmethod
     def unavailable(cls, *, start_s: float, end_s: float, weight: int, why: str) -> Observation:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def kubernetes_target(cfg: PipelineConfig) -> KubernetesTarget:
     """Blocking (reads the kubeconfig); the kubernetes target from `deploy.kubernetes` (kubeconfig relative to the config)."""
+    from slipway.deploy.k8s_manifests import Autoscaling
     from slipway.deploy.kubernetes import KubernetesTarget
 
     k8s = cfg.deploy.kubernetes
@@ -28,6 +29,7 @@ def kubernetes_target(cfg: PipelineConfig) -> KubernetesTarget:
         app=k8s.app,
         total_replicas=k8s.replicas,
         max_replicas=k8s.max_replicas,
+        autoscaling=Autoscaling(requests_per_pod=k8s.requests_per_pod, cpu_utilization=k8s.cpu_utilization),
         rollout_timeout_s=k8s.rollout_timeout_s,
         traffic_timeout_s=cfg.canary.readiness_deadline_s,
         request_timeout_s=k8s.request_timeout_s,

@@ -33,6 +33,11 @@ LABEL_VERSION = "model-version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANNOTATION_MODEL_NAME = "slipway.io/model-name"
 ANNOTATION_MODEL_VERSION = "slipway.io/model-version"
+ANNOTATION_WEIGHT = "slipway.io/weight"  # on the canary Deployment: the weight `set_traffic` set last
+
+# The per-pod request rate the stable's HPA scales on: a Pods metric served by custom.metrics.k8s.io
+# (on a cluster Prometheus Adapter derives it from each pod's slipway_requests_total; see the README).
+REQUEST_RATE_METRIC = "slipway_requests_per_second"
 
 # Newest first: the target applies its HPA with the first of these the server offers.
 HPA_API_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2", "autoscaling/v1")
@@ -71,6 +76,16 @@ class PodResources:
     memory_limit: str = "1Gi"
 
 
+@dataclass(frozen=True)
+class Autoscaling:
+    """What the stable's HPA scales on (autoscaling/v2 and v2beta2; v1 knows CPU only): None turns a metric off."""
+
+    requests_per_pod: float | None = (
+        20.0  # average requests/s per stable pod (Pods metric REQUEST_RATE_METRIC)
+    )
+    cpu_utilization: int | None = 70  # percent of the CPU request (Resource metric, metrics-server)
+
+
 def require_label_value(value: str, *, what: str) -> str:
     """The value if Kubernetes accepts it as a label value; DeployError naming `what` otherwise."""
     if not _LABEL_VALUE.match(value):
@@ -102,6 +117,16 @@ def split_replicas(*, total: int, weight: int) -> tuple[int, int]:
         return total, 0
     canary = min(max((total * weight * 2 + 100) // 200, 1), total - 1)
     return total - canary, canary
+
+
+def canary_replicas(*, stable: int, weight: int, total: int, most: int) -> int:
+    """Pure; canary pods next to `stable` stable pods for `weight`%: the split of `total` while the stable is at
+    its floor, else round(stable*w/(100-w)) half up, 1..most (the share stays at the weight when the HPA moved the stable)."""
+    floor, canary = split_replicas(total=total, weight=weight)
+    if weight == 0 or stable == floor:
+        return canary
+    rest = max(100 - weight, 1)
+    return min(max((2 * stable * weight + rest) // (2 * rest), 1), most)
 
 
 def weight_of(*, stable: int, canary: int) -> int:
@@ -168,10 +193,14 @@ def deployment(
     release: ModelRelease,
     replicas: int,
     resources: PodResources | None = None,
+    weight: int | None = None,
 ) -> Manifest:
-    """One arm's Deployment: selector app+arm (immutable), pods labelled with the model version."""
+    """One arm's Deployment: selector app+arm (immutable), pods labelled with the model version; `weight` annotated when given."""
     labels = _labels(app=app, arm=arm, release=release)
     annotations = {ANNOTATION_MODEL_NAME: release.model_name, ANNOTATION_MODEL_VERSION: release.model_version}
+    meta_annotations = dict(annotations)
+    if weight is not None:  # on the Deployment only: a new weight never rolls the pods
+        meta_annotations[ANNOTATION_WEIGHT] = str(weight)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -179,7 +208,7 @@ def deployment(
             "name": arm_name(app=app, arm=arm),
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations,
+            "annotations": meta_annotations,
         },
         "spec": {
             "replicas": replicas,
@@ -232,11 +261,12 @@ def hpa(
     api_version: str,
     min_replicas: int,
     max_replicas: int,
-    cpu_utilization: int = 70,
+    autoscaling: Autoscaling | None = None,
 ) -> Manifest:
-    """The stable's HorizontalPodAutoscaler (CPU) in `api_version` (autoscaling/v2, v2beta2 or v1)."""
+    """The stable's HorizontalPodAutoscaler in `api_version`: per-pod request rate and/or CPU (v1: CPU only)."""
     if api_version not in HPA_API_VERSIONS:
         raise DeployError(f"kubernetes: no HorizontalPodAutoscaler shape for {api_version!r}")
+    scale = autoscaling or Autoscaling()
     spec: Manifest = {
         "scaleTargetRef": {
             "apiVersion": "apps/v1",
@@ -247,10 +277,9 @@ def hpa(
         "maxReplicas": max(max_replicas, min_replicas),
     }
     if api_version == "autoscaling/v1":
-        spec["targetCPUUtilizationPercentage"] = cpu_utilization
+        spec["targetCPUUtilizationPercentage"] = scale.cpu_utilization or 70
     else:
-        target = {"type": "Utilization", "averageUtilization": cpu_utilization}
-        spec["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
+        spec["metrics"] = _hpa_metrics(scale)
     return {
         "apiVersion": api_version,
         "kind": "HorizontalPodAutoscaler",
@@ -261,6 +290,27 @@ def hpa(
         },
         "spec": spec,
     }
+
+
+def _hpa_metrics(scale: Autoscaling) -> list[Manifest]:
+    """The v2/v2beta2 metric list: the request rate per pod (Pods, AverageValue) and CPU (Resource, Utilization)."""
+    metrics: list[Manifest] = []
+    if scale.requests_per_pod is not None:
+        rate: Manifest = {"type": "AverageValue", "averageValue": quantity(scale.requests_per_pod)}
+        metric = {"name": REQUEST_RATE_METRIC}
+        metrics.append({"type": "Pods", "pods": {"metric": metric, "target": rate}})
+    if scale.cpu_utilization is not None:
+        cpu: Manifest = {"type": "Utilization", "averageUtilization": scale.cpu_utilization}
+        metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": cpu}})
+    if not metrics:
+        raise DeployError("kubernetes: the stable's HPA needs a request rate or a CPU target")
+    return metrics
+
+
+def quantity(value: float) -> str:
+    """Pure; a Kubernetes quantity for a non-negative number: whole units when exact, else milli-units."""
+    milli = round(value * 1000)
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def rbac(*, namespace: str, name: str = DEPLOYER) -> list[Manifest]:
@@ -303,7 +353,9 @@ def example_manifests(*, namespace: str = "slipway", app: str = "slipway-serve")
             deployment(app=app, namespace=namespace, arm="stable", release=stable, replicas=n_stable)
         ],
         "rendered/canary.yaml": [
-            deployment(app=app, namespace=namespace, arm="canary", release=canary, replicas=n_canary)
+            deployment(
+                app=app, namespace=namespace, arm="canary", release=canary, replicas=n_canary, weight=10
+            )
         ],
         "rendered/hpa.yaml": [
             hpa(

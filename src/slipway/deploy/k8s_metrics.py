@@ -9,6 +9,13 @@ no traffic before it was Ready); a counter that went down, a new `_created` time
 that cannot be scraped, or whose metrics name another model version than its arm serves, makes the
 window stale (fail closed: the decision never promotes on it).
 
+Each window also carries the share of live traffic the replica ratio gave the canary
+(`Observation.routed_share`): its Ready pods over both arms' Ready pods at the window's start and
+at its end (the HPA may move the stable in between), so the routing check compares the canary's
+observed share with what its pods should have drawn, not with a weight the split no longer has.
+After each window the canary follows the stable's HPA (`KubernetesTarget.follow_stable`); a
+follow that fails makes the next window stale.
+
 Latency and score samples are rebuilt from histogram buckets, the SAME way for both arms: a bucket's
 n observations are spread evenly inside it (as Prometheus' histogram_quantile interpolates; log scale
 for latency). Both empirical CDFs are then straight between bucket edges, so the KS distance is the
@@ -194,6 +201,12 @@ class _Scrape:
         default_factory=dict
     )  # uid -> (arm, counters, restarts)
     problems: list[str] = field(default_factory=list)
+    ready: dict[Arm, int] = field(default_factory=lambda: {"stable": 0, "canary": 0})  # Ready pods by arm
+
+    def canary_share(self) -> float:
+        """Pure; the canary's Ready pods over both arms' (0 when none is Ready): its share under replica-ratio routing."""
+        total = self.ready["stable"] + self.ready["canary"]
+        return self.ready["canary"] / total if total else 0.0
 
 
 def _ready(pod: m.Manifest) -> bool:
@@ -219,24 +232,39 @@ class PodMetricsSource(MetricsSource):
         port: int = m.CONTAINER_PORT,
         path: str = "metrics",
         clock: Callable[[], float] = time.time,
+        follow_hpa: bool = True,
     ) -> None:
         self.target = target
         self.port = port
         self.path = path.lstrip("/")
         self.clock = clock
+        self.follow_hpa = follow_hpa
         self._seen: dict[str, _Seen] = {}
         self._start: float | None = None
+        self._start_share: float | None = None
         self._stale_baseline: str | None = None
 
     def rebaseline(self) -> None:
         """Blocking (one scrape); the next window starts now (call after a traffic change); a failed scrape makes it stale."""
         scrape = self._scrape()
         self._keep(scrape)
-        self._start = scrape.at
-        self._stale_baseline = "; ".join(scrape.problems) or None
+        self._start, self._start_share = scrape.at, scrape.canary_share()
+        problems = "; ".join(scrape.problems)
+        self._stale_baseline = f"baseline after the traffic change: {problems}" if problems else None
 
     def observe(self, *, weight: int) -> Observation:
-        """Blocking (one scrape per Ready pod); both arms' counts since the previous call; stale if any Ready pod fails."""
+        """Blocking (one scrape per Ready pod, then `follow_stable`); both arms' counts since the previous call;
+        stale if any Ready pod fails (or the previous follow failed)."""
+        observation = self._window(weight=weight)
+        if self.follow_hpa and weight:
+            try:
+                self.target.follow_stable()
+            except DeployError as exc:  # the next window cannot be trusted to have the weight's split
+                self._stale_baseline = f"the canary could not follow the stable's HPA: {exc}"
+        return observation
+
+    def _window(self, *, weight: int) -> Observation:
+        """One scrape ends the window that began at the previous one: per-pod deltas, routed share, staleness."""
         scrape = self._scrape()
         start = scrape.at if self._start is None else self._start
         deltas: dict[Arm, list[PodCounters]] = {"stable": [], "canary": []}
@@ -246,10 +274,12 @@ class PodMetricsSource(MetricsSource):
             deltas[arm].append(difference(counters, before))
         problems = list(scrape.problems)
         if self._stale_baseline:
-            problems.append(f"baseline after the traffic change: {self._stale_baseline}")
+            problems.append(self._stale_baseline)
         first = self._start is None
+        end_share = scrape.canary_share()
+        start_share = end_share if self._start_share is None else self._start_share
         self._keep(scrape)
-        self._start, self._stale_baseline = scrape.at, None
+        self._start, self._start_share, self._stale_baseline = scrape.at, end_share, None
         return Observation(
             start_s=start,
             end_s=scrape.at,
@@ -258,6 +288,7 @@ class PodMetricsSource(MetricsSource):
             canary=arm_window(deltas["canary"]) if not first else ArmWindow(),
             stale=bool(problems) or first,
             source_error="; ".join(problems) if problems else ("first scrape: a baseline" if first else None),
+            routed_share=(min(start_share, end_share), max(start_share, end_share)),
         )
 
     def _keep(self, scrape: _Scrape) -> None:
@@ -276,6 +307,7 @@ class PodMetricsSource(MetricsSource):
             for pod in pods:
                 if not _ready(pod):
                     continue
+                scrape.ready[arm] += 1  # the Service sends it traffic, scraped or not
                 meta = pod["metadata"]
                 name, uid = meta["name"], meta.get("uid", meta["name"])
                 want = (meta.get("labels") or {}).get(m.LABEL_VERSION)

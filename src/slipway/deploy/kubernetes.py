@@ -12,9 +12,15 @@ the canary Deployment has 0 pods: `start_canary` proves it Ready on one pod firs
 the Service for the moment between its Ready and the scale-down). Shadow mirroring needs a router:
 `set_traffic` refuses shadow > 0 and `state().shadow` is always 0.
 
+The HPA: its floor (minReplicas) is the stable's share of `total`; above it the HPA owns the
+stable's size. While the HPA holds the stable above its floor, no call shrinks it (set_traffic
+only moves the floor; promote and rollback keep both arms' pods) and the canary follows it:
+`follow_stable` resizes the canary to round(stable*w/(100-w)) for the weight set last (annotated
+on the canary Deployment), so the canary's share stays at its weight while the stable scales.
+
 Canary analysis reads each Ready pod's /metrics through the API server's pod proxy
 (`arm_pods`, `pod_proxy_get`; `slipway.deploy.k8s_metrics.PodMetricsSource`), which restarts its
-window whenever `set_traffic` returns (`on_traffic_set`).
+window whenever `set_traffic` returns (`on_traffic_set`) and calls `follow_stable` between windows.
 """
 
 from __future__ import annotations
@@ -194,6 +200,7 @@ class KubernetesTarget(DeployTarget):
         app: str = "slipway-serve",
         total_replicas: int = 10,
         max_replicas: int | None = None,
+        autoscaling: m.Autoscaling | None = None,
         resources: m.PodResources | None = None,
         rollout_timeout_s: float = 300.0,
         traffic_timeout_s: float = 60.0,
@@ -207,6 +214,7 @@ class KubernetesTarget(DeployTarget):
         m.split_replicas(total=total_replicas, weight=0)  # rejects total < 2
         self.total = total_replicas
         self.max_replicas = max_replicas or 3 * total_replicas
+        self.autoscaling = autoscaling or m.Autoscaling()
         self.resources = resources or m.PodResources()
         self.rollout_timeout_s = rollout_timeout_s
         self.traffic_timeout_s = traffic_timeout_s
@@ -265,8 +273,9 @@ class KubernetesTarget(DeployTarget):
             what=f"stable {release.model_name} v{release.model_version}",
         )
         previous = self._get_arm("stable")
+        size = self._full_size(previous, None)
         self._apply(m.service(app=self.app, namespace=self.namespace))
-        self._apply_arm("stable", release, self.total)
+        self._apply_arm("stable", release, size)
         self._apply_hpa(min_replicas=self.total)
         try:
             self._wait_ready("stable", timeout_s=ready_timeout_s)
@@ -275,7 +284,7 @@ class KubernetesTarget(DeployTarget):
                 raise
             # maxUnavailable 0 kept the old pods serving: put their template back (a rollout undo)
             old = _release_of(previous)
-            self._apply_arm("stable", old, self.total)
+            self._apply_arm("stable", old, size)
             raise DeployError(
                 f"{exc}; re-applied the previous stable (model version {old.model_version})"
             ) from exc
@@ -302,8 +311,12 @@ class KubernetesTarget(DeployTarget):
         return True
 
     def set_traffic(self, *, weight: int, shadow: int) -> None:
-        """Blocking (traffic_timeout_s at most per arm); idempotent; scales both arms to the ratio; shadow > 0 is refused."""
-        n_stable, n_canary = m.split_replicas(total=self.total, weight=weight)
+        """Blocking (traffic_timeout_s at most per arm); idempotent; scales both arms to the ratio; shadow > 0 is refused.
+
+        The stable's floor is its share of `total`; a stable the HPA holds above its floor keeps its
+        size and the canary is sized against it (`m.canary_replicas`).
+        """
+        floor, _ = m.split_replicas(total=self.total, weight=weight)
         if shadow:
             raise DeployError(
                 f"kubernetes: cannot mirror {shadow}% of traffic: this target splits by replica ratio only "
@@ -316,38 +329,65 @@ class KubernetesTarget(DeployTarget):
                     f"kubernetes: no canary Deployment in {self.namespace} to send {weight}% to"
                 )
             return
-        stable, canary = self._require_stable("set traffic"), _release_of(canary_obj)
+        stable_obj = self._stable_obj("set traffic")
+        stable, canary = _release_of(stable_obj), _release_of(canary_obj)
+        n_stable = max(floor, self._hpa_grown(stable_obj) or 0)
+        n_canary = m.canary_replicas(stable=n_stable, weight=weight, total=self.total, most=self.max_replicas)
         # Grow one arm before shrinking the other, so serving capacity never dips.
-        steps: list[tuple[Arm, ModelRelease, int]] = [
-            ("stable", stable, n_stable),
-            ("canary", canary, n_canary),
-        ]
-        if n_canary > _replicas(canary_obj):
-            steps.reverse()
-        for arm, release, replicas in steps:
-            self._apply_arm(arm, release, replicas)
+        grow_canary_first = n_canary > _replicas(canary_obj)
+        for arm in ("canary", "stable") if grow_canary_first else ("stable", "canary"):
             if arm == "stable":
-                self._apply_hpa(min_replicas=n_stable)
+                self._size_stable(stable, replicas=n_stable, floor=floor, current=_replicas(stable_obj))
+            else:
+                self._apply_arm("canary", canary, n_canary, weight=weight)
             self._wait_ready(arm, timeout_s=self.traffic_timeout_s)
         for listener in self._traffic_listeners:
             listener()
+
+    def follow_stable(self) -> bool:
+        """Blocking (until grown pods are Ready, traffic_timeout_s; DeployError); idempotent; True if it resized.
+
+        Keeps a live canary at the weight `set_traffic` set last: the stable at its floor unless the
+        HPA holds it above (a stable left above the floor otherwise goes back: the HPA acting on the
+        floor before the last one), and the canary at its share of the stable's size. No-op without a
+        canary, at weight 0, or when the sizes already fit.
+        """
+        canary_obj, stable_obj = self._get_arm("canary"), self._get_arm("stable")
+        if canary_obj is None or stable_obj is None or not _replicas(canary_obj):
+            return False
+        weight = _set_weight(canary_obj)
+        if not weight:
+            return False
+        floor, _ = m.split_replicas(total=self.total, weight=weight)
+        stable_n, have_stable = self._hpa_grown(stable_obj) or floor, _replicas(stable_obj)
+        want = m.canary_replicas(stable=stable_n, weight=weight, total=self.total, most=self.max_replicas)
+        have = _replicas(canary_obj)
+        if want > have:  # grow the canary before the stable shrinks, as set_traffic does
+            self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
+            self._wait_ready("canary", timeout_s=self.traffic_timeout_s)
+        if stable_n != have_stable:
+            self._size_stable(_release_of(stable_obj), replicas=stable_n, floor=floor, current=have_stable)
+        if want < have:
+            self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
+        return want != have or stable_n != have_stable
 
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
         canary_obj = self._get_arm("canary")
         release = _release_of(canary_obj) if canary_obj else self._require_stable("promote")
-        self._apply_arm("stable", release, self.total)
+        self._apply_arm("stable", release, self._full_size(self._get_arm("stable"), canary_obj))
         self._apply_hpa(min_replicas=self.total)
         self._wait_ready("stable", timeout_s=self.rollout_timeout_s)
         self._remove_canary()
 
     def rollback(self) -> None:
         """Blocking; idempotent; the canary is removed first (its pods leave the Service), then the stable is full size."""
+        canary_obj = self._get_arm("canary")
         self._remove_canary()
         stable_obj = self._get_arm("stable")
         if stable_obj is None:
             return
-        self._apply_arm("stable", _release_of(stable_obj), self.total)
+        self._apply_arm("stable", _release_of(stable_obj), self._full_size(stable_obj, canary_obj))
         self._apply_hpa(min_replicas=self.total)
         self._wait_ready("stable", timeout_s=self.rollout_timeout_s)
 
@@ -421,8 +461,10 @@ class KubernetesTarget(DeployTarget):
         )
         return stored or {}
 
-    def _apply_arm(self, arm: Arm, release: ModelRelease, replicas: int) -> None:
-        """Apply one arm's Deployment at `replicas`."""
+    def _apply_arm(
+        self, arm: Arm, release: ModelRelease, replicas: int, *, weight: int | None = None
+    ) -> None:
+        """Apply one arm's Deployment at `replicas` (the canary's with the weight it serves)."""
         self._apply(
             m.deployment(
                 app=self.app,
@@ -431,6 +473,7 @@ class KubernetesTarget(DeployTarget):
                 release=release,
                 replicas=replicas,
                 resources=self.resources,
+                weight=weight,
             )
         )
 
@@ -442,8 +485,59 @@ class KubernetesTarget(DeployTarget):
             api_version=self.hpa_api_version(),
             min_replicas=min_replicas,
             max_replicas=self.max_replicas,
+            autoscaling=self.autoscaling,
         )
         self._apply(obj)
+
+    def _size_stable(self, release: ModelRelease, *, replicas: int, floor: int, current: int) -> None:
+        """The stable at `replicas` with its HPA floor at `floor`; a lower floor goes first, so the HPA never
+        sees the stable under its floor (it would scale it straight back up)."""
+        if replicas < current:
+            self._apply_hpa(min_replicas=floor)
+            self._apply_arm("stable", release, replicas)
+        else:
+            self._apply_arm("stable", release, replicas)
+            self._apply_hpa(min_replicas=floor)
+
+    def _hpa_grown(self, stable_obj: Manifest | None) -> int | None:
+        """The stable's size while its HPA holds it above the floor on its metrics, else None.
+
+        The HPA's own recommendation decides (metrics read, desiredReplicas above minReplicas): a
+        stable above the floor without it was put back there by the HPA acting on the floor before
+        the last one (its cache lags a write), which is no load to keep.
+        """
+        if stable_obj is None:
+            return None
+        name = m.arm_name(app=self.app, arm="stable")
+        path = _path(
+            api_version=self.hpa_api_version(),
+            kind="HorizontalPodAutoscaler",
+            namespace=self.namespace,
+            name=name,
+        )
+        hpa = self._rest.call(
+            "GET", path, what=f"get HorizontalPodAutoscaler {self.namespace}/{name}", missing_ok=True
+        )
+        if not hpa:
+            return None
+        floor = int(hpa.get("spec", {}).get("minReplicas", 1))
+        status = hpa.get("status") or {}
+        conditions = status.get("conditions")
+        active = conditions is None or any(  # autoscaling/v1 reports no conditions
+            c.get("type") == "ScalingActive" and c.get("status") == "True" for c in conditions
+        )
+        current = _replicas(stable_obj)
+        wanted = int(status.get("desiredReplicas") or 0)
+        return current if active and wanted > floor and current > floor else None
+
+    def _full_size(self, stable_obj: Manifest | None, canary_obj: Manifest | None) -> int:
+        """The stable's size when it serves alone: `total`, or both arms' pods (at most the HPA's ceiling) while the
+        HPA holds the stable above its floor."""
+        grown = self._hpa_grown(stable_obj)
+        if grown is None:
+            return self.total
+        both = grown + (_replicas(canary_obj) if canary_obj else 0)
+        return max(self.total, min(both, self.max_replicas))
 
     def _deployment_path(self, arm: Arm) -> str:
         """The REST path of one arm's Deployment."""
@@ -457,13 +551,17 @@ class KubernetesTarget(DeployTarget):
 
     def _require_stable(self, action: str) -> ModelRelease:
         """The stable's release; DeployError when there is none yet."""
+        return _release_of(self._stable_obj(action))
+
+    def _stable_obj(self, action: str) -> Manifest:
+        """The stable's Deployment as stored; DeployError naming `action` when there is none yet."""
         stable_obj = self._get_arm("stable")
         if stable_obj is None:
             name = m.arm_name(app=self.app, arm="stable")
             raise DeployError(
                 f"kubernetes: cannot {action}: no Deployment {self.namespace}/{name} (deploy a stable first)"
             )
-        return _release_of(stable_obj)
+        return stable_obj
 
     def _remove_canary(self) -> None:
         """Delete the canary Deployment and wait until none of its pods is left serving (terminating pods get no traffic)."""
@@ -530,6 +628,15 @@ class KubernetesTarget(DeployTarget):
 def _replicas(obj: Manifest) -> int:
     """A Deployment's desired replica count."""
     return int(obj.get("spec", {}).get("replicas", 1))
+
+
+def _set_weight(obj: Manifest) -> int:
+    """The weight annotated on a canary Deployment by the last `set_traffic` (0 when none)."""
+    value = (obj["metadata"].get("annotations") or {}).get(m.ANNOTATION_WEIGHT, "0")
+    try:
+        return int(value)
+    except ValueError:
+        return 0
 
 
 def _poll(blocker: Callable[[], str | None], *, timeout_s: float, poll_s: float) -> str | None:

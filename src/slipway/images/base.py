@@ -60,10 +60,11 @@ class ImageBuilder(ABC):
 
     @abstractmethod
     def server_command(
-        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+        self, image_id: str, *, name: str, port: int, env: dict[str, str], run_args: tuple[str, ...] = ()
     ) -> tuple[list[str], list[str]]:
         """Pure once probed; (the foreground command serving `image_id` on 127.0.0.1:`port` as container `name`,
-        the command that removes that container); ImageError("run") when images cannot run here."""
+        the command that removes that container); `run_args`: this machine's extra run flags (e.g. ulimits,
+        `deploy.local.podman.run_args`); ImageError("run") when images cannot run here."""
 
 
 def container_env(env: dict[str, str], *, port: int) -> list[str]:
@@ -114,7 +115,7 @@ class NoBuilder(ImageBuilder):
         """Nothing to remove."""
 
     def server_command(
-        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+        self, image_id: str, *, name: str, port: int, env: dict[str, str], run_args: tuple[str, ...] = ()
     ) -> tuple[list[str], list[str]]:
         """Raises ImageError("run") with the reason."""
         from slipway.errors import ImageError

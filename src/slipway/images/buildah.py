@@ -172,7 +172,7 @@ class BuildahBuilder(ImageBuilder):
             )
 
     def server_command(
-        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+        self, image_id: str, *, name: str, port: int, env: dict[str, str], run_args: tuple[str, ...] = ()
     ) -> tuple[list[str], list[str]]:
         """`podman run` over this builder's storage (runc, cgroupfs, host network, read-only, uid 10001); needs podman."""
         from slipway.deploy.podman import PodmanRuntime
@@ -185,6 +185,6 @@ class BuildahBuilder(ImageBuilder):
                 "run", "podman not found on PATH: install podman (apt-get install podman) to run images"
             )
         root, runroot = self._storage(self._driver)
-        podman = PodmanRuntime(root=root, runroot=runroot, storage_driver=self._driver)
+        podman = PodmanRuntime(root=root, runroot=runroot, storage_driver=self._driver, run_args=run_args)
         run = podman.run_command(image_ref=image_id, name=name, port=port, env=env)
         return run, [*podman.base(), "rm", "--force", "--ignore", "--time", "0", name]

@@ -111,12 +111,12 @@ class DockerBuilder(ImageBuilder):
             )
 
     def server_command(
-        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+        self, image_id: str, *, name: str, port: int, env: dict[str, str], run_args: tuple[str, ...] = ()
     ) -> tuple[list[str], list[str]]:
         """`docker run` in the foreground on the host network (read-only, uid 10001); needs a daemon."""
         reason = self.available()
         if reason is not None:
             raise ImageError("run", reason)
         cmd = [self._exe, "run", "--rm", "--name", name, "--init", "--network", "host", "--read-only"]
-        cmd += ["--tmpfs", "/tmp", "--user", "10001", *container_env(env, port=port), image_id]
+        cmd += ["--tmpfs", "/tmp", "--user", "10001", *run_args, *container_env(env, port=port), image_id]
         return cmd, [self._exe, "rm", "--force", name]

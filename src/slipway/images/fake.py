@@ -111,7 +111,7 @@ class FakeBuilder(ImageBuilder):
         self.images.pop(image.tag, None)
 
     def server_command(
-        self, image_id: str, *, name: str, port: int, env: dict[str, str]
+        self, image_id: str, *, name: str, port: int, env: dict[str, str], run_args: tuple[str, ...] = ()
     ) -> tuple[list[str], list[str]]:
         """Raises ImageError("run"): the fake builder's images live in memory and cannot run."""
         raise ImageError("run", "the fake builder keeps images in memory: nothing can run them")

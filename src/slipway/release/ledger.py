@@ -7,7 +7,8 @@ Rules (`Ledger.decision`), in order:
 3. Otherwise a passed canary is `promoted` (stage `canary`); without one the release is `registered`
    (stage `register`).
 
-Registry writes on the way out (`conclude`), so that a failed release leaves the registry consistent:
+Registry writes on the way out (`conclude`), so that a failed release leaves the registry consistent
+(and, first, the tags of every stage after registration go onto the version):
 * rejected before a version exists, with a trained model: the attempt is logged as an MLflow run
   tagged rejected (no version is created);
 * rejected after registration (the image smoke test, the canary): the version is tagged rejected at
@@ -110,6 +111,7 @@ class Ledger:
         self.cached: list[str] = []
         self.base = ReleaseResult(decision="error", stage="prepare")
         self.extra_reasons: list[str] = []
+        self.late_tags: dict[str, str] = {}  # tags of outcomes recorded after registration (for the version)
 
     def begin(self, ctx: ReleaseContext) -> None:
         """Records the prepared inputs (model name, batch, commit, config snapshot hash)."""
@@ -137,6 +139,8 @@ class Ledger:
         if outcome.cached:
             self.cached.append(name or outcome.stage)
         ev = self.evidence
+        if ev.version is not None:
+            self.late_tags |= dict(outcome.tags)
         updates: dict[str, Any] = {
             "tags": {**ev.tags, **outcome.tags},
             "documents": {**ev.documents, **outcome.documents},
@@ -233,6 +237,10 @@ def conclude(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelRegistry) ->
     """Blocking (registry writes); the registry writes of the module docstring; the patch they add to the result."""
     decision, stage = ledger.decision()
     ev = ledger.evidence
+    if ev.version is not None and ledger.late_tags:  # what later stages concluded, on the version too
+        registry.annotate(
+            model_name=ev.version.name, version=ev.version.version, tags=dict(ledger.late_tags), documents={}
+        )
     reason = "; ".join(r for r in ledger.reasons() if r.startswith(("FAIL", "ERROR")))[:TAG_VALUE_LIMIT]
     if decision in ("rejected", "rolled_back") and ev.version is None and ev.trained is not None:
         run_id = registry.record_rejection(draft_registration(ctx, ev), stage=stage)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.k8s.control_plane import ControlPlane, k8s_bin, missing_binaries
 from tests.integration.k8s.fake_kubelet import FakeKubelet
+from tests.integration.k8s.metrics_adapter import MetricsAdapter
 from tests.integration.k8s.process_kubelet import ProcessKubelet, network_unavailable
 
 if TYPE_CHECKING:
@@ -47,6 +48,24 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         assert not kubelet.errors, f"fake kubelet errors: {kubelet.errors[:3]}"
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def metrics_adapter(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MetricsAdapter]:
+    """The test metrics adapter, registered as custom.metrics.k8s.io: the request rate of process-kubelet pods."""
+    adapter = MetricsAdapter(
+        control_plane.http(),
+        namespaces=PROCESS_NAMESPACES,
+        workdir=tmp_path_factory.mktemp("metrics-adapter"),
+    )
+    adapter.start()
+    try:
+        yield adapter
+    finally:
+        adapter.stop()
+    assert not adapter.errors, f"metrics adapter errors: {adapter.errors[:3]}"
 
 
 @pytest.fixture(scope="session")

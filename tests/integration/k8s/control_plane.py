@@ -4,6 +4,11 @@ Binaries come from $SLIPWAY_K8S_BIN (built by infra/ci/k8s.sh: 1.20.2 from Debia
 package, etcd linked beside them). Auth is a static admin token (group system:masters) and RBAC
 is enforced, so ServiceAccount tokens get exactly what their Roles grant. No scheduler and no
 kubelet: FakeKubelet (fake_kubelet.py) binds pods and reports them Running/Ready.
+
+The controller-manager also runs the HPA controller (1 s sync, 5 s scale-down stabilization
+instead of 5 min, so a test sees it act) and the Job controller. The apiserver's aggregation
+layer is configured (a front-proxy CA and client certificate made here), so a test-only metrics
+adapter (metrics_adapter.py) can serve custom.metrics.k8s.io through an APIService.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ import yaml
 from slipway.ports import free_port
 
 DEFAULT_BIN = Path("/var/cache/slipway/k8s/v1.20.2")
-CONTROLLERS = "deployment,replicaset,garbagecollector,namespace,serviceaccount,serviceaccount-token,endpoint,endpointslice"
+CONTROLLERS = (
+    "deployment,replicaset,garbagecollector,namespace,serviceaccount,serviceaccount-token,endpoint,endpointslice,"
+    "horizontalpodautoscaling,job"
+)
+HPA_SYNC_S = 1
+HPA_DOWNSCALE_STABILIZATION_S = 5
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 def k8s_bin() -> Path:
@@ -39,6 +50,35 @@ def missing_binaries() -> list[str]:
     if not (k8s_bin() / "etcd").exists() and shutil.which("etcd") is None:
         missing.append("etcd")
     return missing
+
+
+def _front_proxy_certs(folder: Path) -> tuple[Path, Path, Path]:
+    """A front-proxy CA and a client certificate it signed (EC P-256): (ca.crt, client.crt, client.key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = folder / "ca.crt", folder / "ca.key"
+    cert, key, csr = folder / "client.crt", folder / "client.key", folder / "client.csr"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=front-proxy-ca"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={FRONT_PROXY_CLIENT}"],
+        [
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+        ],
+    ):
+        subprocess.run(["openssl", *map(str, argv)], check=True, capture_output=True)
+    return ca, cert, key
 
 
 @dataclass
@@ -65,6 +105,7 @@ class ControlPlane:
             capture_output=True,
         )
         (w / "tokens.csv").write_text(f'{self.admin_token},slipway-admin,1,"system:masters"\n')
+        proxy_ca, proxy_cert, proxy_key = _front_proxy_certs(w / "front-proxy")
 
         etcd_port, api_port = free_port(), free_port()
         self._spawn(
@@ -94,6 +135,14 @@ class ControlPlane:
                 f"--service-account-signing-key-file={w / 'sa.key'}",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount",
+                # the aggregation layer: APIServices (the test metrics adapter) are proxied with this client cert
+                f"--requestheader-client-ca-file={proxy_ca}",
+                f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-username-headers=X-Remote-User",
+                f"--proxy-client-cert-file={proxy_cert}",
+                f"--proxy-client-key-file={proxy_key}",
                 "--v=0",
             ],
         )
@@ -116,6 +165,8 @@ class ControlPlane:
                 f"--root-ca-file={self.ca_file}",
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_S}s",
+                f"--horizontal-pod-autoscaler-downscale-stabilization={HPA_DOWNSCALE_STABILIZATION_S}s",
             ],
         )
         self._wait(

@@ -1,4 +1,4 @@
-"""A test-only kubelet that RUNS pods: each pod of its namespace is a real `python -m slipway.serving` process.
+"""A test-only kubelet that RUNS pods: each pod of its namespace is a real process on this machine.
 
 The fake kubelet (fake_kubelet.py) only reports pods Ready. Canary analysis on Kubernetes reads every
 pod's /metrics through the API server's pod proxy, which refuses loopback pod IPs; so this kubelet
@@ -8,6 +8,13 @@ folder registered per image digest) bound to that address and the container port
 env, and reports Ready from the server's own /readyz (3 failed probes in a row = not Ready, like a
 readinessProbe with failureThreshold 3). A server that exits is restarted (restartCount + 1); a
 terminating pod's process gets SIGTERM, then the pod is deleted.
+
+A pod with `restartPolicy: Never` (a Job's) runs its container's command and args instead (the
+executable looked up in this Python's bin folder first, so `prefect` is the venv's), with only the
+container's env over PATH/HOME/LANG, in a folder of its own; it is Ready while it runs, and its exit
+is reported as Succeeded (0) or Failed with the container's exit code, never restarted. A pod asking
+for what this node lacks (an extended resource such as nvidia.com/gpu, or a node selector) is not
+bound: it stays Pending with PodScheduled False, Unschedulable, as the scheduler would leave it.
 
 `ServiceProxy` stands in for kube-proxy: an HTTP server on 127.0.0.1 that sends each request to a
 random ready endpoint address of a Service, so load spreads over the arms by their pod counts.
@@ -96,7 +103,7 @@ class PodNetwork:
 
 @dataclass
 class _Pod:
-    """One running pod: its address, server process, restarts and what was last reported."""
+    """One running pod: its address, process, restarts and what was last reported."""
 
     name: str
     ip: str
@@ -104,6 +111,9 @@ class _Pod:
     restarts: int = 0
     failures: int = 0
     reported: bool | None = None  # last Ready value patched into the status
+    job: bool = False  # restartPolicy Never: runs once, its exit is the pod's end
+    started_at: str = ""
+    finished: int | None = None  # the exit code reported (job pods)
 
 
 class ProcessKubelet:
@@ -198,6 +208,11 @@ class ProcessKubelet:
                 continue
             live.add(uid)
             if not spec.get("nodeName"):
+                unfit = unschedulable(pod)
+                if unfit:
+                    if not _reported_unschedulable(pod):
+                        self._patch(f"{path}/status", _pending_status(unfit))
+                    continue
                 binding = {
                     "apiVersion": "v1",
                     "kind": "Binding",
@@ -209,7 +224,10 @@ class ProcessKubelet:
             running = self.pods.get(uid)
             if running is None:
                 running = self.pods[uid] = self._start(pod)
-            elif running.proc.poll() is not None:  # crashed: restart like a kubelet would
+            if running.job:
+                self._tick_job(pod, running, path)
+                continue
+            if running.proc.poll() is not None:  # crashed: restart like a kubelet would
                 running.proc = self._spawn(pod, running.ip)
                 running.restarts += 1
                 running.failures, running.reported = 0, None
@@ -231,9 +249,48 @@ class ProcessKubelet:
             return pod.failures < self.failure_threshold
         return ok
 
+    def _tick_job(self, pod: dict[str, Any], running: _Pod, path: str) -> None:
+        """A job pod: Running and Ready while its process runs, then Succeeded/Failed with its exit code, once."""
+        code = running.proc.poll()
+        if code is None:
+            if running.reported is not True:
+                self._patch(f"{path}/status", self._status(pod, running, ready=True))
+                running.reported = True
+        elif running.finished is None:
+            exit_code = code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a runtime reports
+            self._patch(f"{path}/status", _finished_status(pod, running, exit_code=exit_code))
+            running.finished = exit_code
+            self.net.release(running.ip)
+
     def _start(self, pod: dict[str, Any]) -> _Pod:
         ip = self.net.acquire()
-        return _Pod(name=pod["metadata"]["name"], ip=ip, proc=self._spawn(pod, ip))
+        name = pod["metadata"]["name"]
+        if pod["spec"].get("restartPolicy") == "Never":
+            return _Pod(name=name, ip=ip, proc=self._run_command(pod), job=True, started_at=_now())
+        return _Pod(name=name, ip=ip, proc=self._spawn(pod, ip), started_at=_now())
+
+    def _run_command(self, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """The container's command + args as a process: only the container's env (over PATH, HOME, LANG), own folder."""
+        container = pod["spec"]["containers"][0]
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        if not argv:
+            raise RuntimeError(
+                f"pod {pod['metadata']['name']}: no command or args to run (an image entrypoint)"
+            )
+        local = Path(sys.executable).parent / argv[0]
+        if local.is_file():
+            argv[0] = str(local)
+        folder = self.workdir / pod["metadata"]["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "LANG": "C.UTF-8"}
+        env.update({e["name"]: e.get("value", "") for e in container.get("env") or []})
+        log = (self.workdir / f"{pod['metadata']['name']}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        finally:
+            log.close()
 
     def _spawn(self, pod: dict[str, Any], ip: str) -> subprocess.Popen[bytes]:
         """`python -m slipway.serving` for the pod's image, with its env, on ip:8080."""
@@ -262,7 +319,20 @@ class ProcessKubelet:
         finally:
             log.close()
 
+    def log_of(self, name: str) -> str:
+        """What a pod's process wrote (stdout and stderr)."""
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, name: str) -> None:
+        """SIGKILL every process of the running pod `name`, children included (an OOM kill or a lost node)."""
+        pod = self.pod_named(name)
+        for pid in [pod.proc.pid, *_descendants(pod.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def _kill(self, pod: _Pod) -> None:
+        """Stop a pod as a kubelet does: SIGTERM to its first process, then SIGKILL to all of them after 10 s."""
         if pod.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 pod.proc.send_signal(signal.SIGCONT)  # a test may have paused it
@@ -270,7 +340,9 @@ class ProcessKubelet:
             try:
                 pod.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                pod.proc.kill()
+                for pid in [pod.proc.pid, *_descendants(pod.proc.pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 pod.proc.wait(timeout=5)
         self.net.release(pod.ip)
 
@@ -288,12 +360,107 @@ class ProcessKubelet:
         merge_patch(self.http, path, body)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc: what a container's cgroup would hold."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])  # the field after the state is the parent pid
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+NODE_RESOURCES = {"cpu", "memory", "ephemeral-storage", "pods"}  # what this node has (no extended resources)
+
+
+def unschedulable(pod: dict[str, Any]) -> str | None:
+    """Why the process node cannot take a pod, in the scheduler's words (None when it can)."""
+    for container in pod["spec"]["containers"]:
+        resources = container.get("resources") or {}
+        wanted = {*(resources.get("requests") or {}), *(resources.get("limits") or {})}
+        for name in sorted(wanted - NODE_RESOURCES):
+            return f"0/1 nodes are available: 1 Insufficient {name}."
+    if pod["spec"].get("nodeSelector"):
+        return "0/1 nodes are available: 1 node(s) didn't match node selector."
+    return None
+
+
+def _reported_unschedulable(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions)
+
+
+def _pending_status(message: str) -> dict[str, Any]:
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastTransitionTime": _now(),
+    }
+    return {"status": {"phase": "Pending", "conditions": [condition]}}
+
+
+def _finished_status(pod: dict[str, Any], running: _Pod, *, exit_code: int) -> dict[str, Any]:
+    """A job pod's last status: Succeeded or Failed, its container terminated with the exit code, not Ready."""
+    now = _now()
+    why = {"reason": "PodCompleted"}
+    return {
+        "status": {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": running.started_at},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": running.started_at},
+                {"type": "ContainersReady", "status": "False", "lastTransitionTime": now, **why},
+                {"type": "Ready", "status": "False", "lastTransitionTime": now, **why},
+            ],
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": c["image"],
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "reason": "Completed" if exit_code == 0 else "Error",
+                            "startedAt": running.started_at,
+                            "finishedAt": now,
+                        }
+                    },
+                }
+                for c in pod["spec"]["containers"]
+            ],
+        }
+    }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hung up before its answer."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset: the client left
+            super().handle_error(request, client_address)
+
+
 class ServiceProxy:
     """kube-proxy for one Service: each request to http://127.0.0.1:<port> goes to a random ready endpoint."""
 
-    def __init__(self, http: httpx.Client, *, namespace: str, service: str, seed: int = 0) -> None:
+    def __init__(
+        self, http: httpx.Client, *, namespace: str, service: str, seed: int = 0, skip_pods: str | None = None
+    ) -> None:
         self.http = http
         self.path = f"/api/v1/namespaces/{namespace}/endpoints/{service}"
+        self.skip_pods = (
+            skip_pods  # endpoints of pods whose name contains it get nothing (a route that misses them)
+        )
         self.addresses: list[str] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -317,7 +484,7 @@ class ServiceProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._threads = [
@@ -344,7 +511,11 @@ class ServiceProxy:
         found: list[str] = []
         if r.status_code == 200:
             for subset in r.json().get("subsets") or []:
-                found += [a["ip"] for a in subset.get("addresses") or []]
+                found += [
+                    a["ip"]
+                    for a in subset.get("addresses") or []
+                    if not self.skip_pods or self.skip_pods not in a.get("targetRef", {}).get("name", "")
+                ]
         with self._lock:
             self.addresses = sorted(found)
 

@@ -109,7 +109,10 @@ def test_deploy_stable_applies_digest_deployment_service_and_newest_hpa(
     assert service["spec"]["selector"] == {"app": APP}
     hpa = get(admin, f"{HPA}/namespaces/{namespace}/horizontalpodautoscalers/{APP}-stable")
     assert hpa["spec"]["scaleTargetRef"]["name"] == f"{APP}-stable"
-    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    rate, cpu = hpa["spec"]["metrics"]  # the request rate per pod, and CPU
+    assert rate["pods"]["metric"]["name"] == "slipway_requests_per_second"
+    assert rate["pods"]["target"] == {"type": "AverageValue", "averageValue": "20"}
+    assert cpu["resource"]["target"]["averageUtilization"] == 70
 
     state = target.state()
     assert (state.stable, state.canary, state.weight, state.canary_ready) == (V1, None, 0, False)
@@ -148,6 +151,30 @@ def test_canary_weights_follow_the_replica_ratio(
     with pytest.raises(DeployError, match="replica ratio only"):
         target.set_traffic(weight=10, shadow=50)
     assert deployment(admin, namespace, "canary")["spec"]["replicas"] == 0
+
+
+def test_the_split_is_put_back_when_the_stable_was_raised_without_the_hpa_holding_it(
+    target: KubernetesTarget, admin: httpx.Client, namespace: str
+) -> None:
+    target.deploy_stable(V1, ready_timeout_s=30)
+    assert target.start_canary(V2, ready_timeout_s=30)
+    target.set_traffic(weight=30, shadow=0)
+    assert target.follow_stable() is False  # the split already fits
+
+    # When the stable is scaled to 9 through its scale subresource (as the HPA controller does when it acts
+    # on the floor before the last one), though the HPA reads no metrics here and holds nothing
+    scale = f"/apis/apps/v1/namespaces/{namespace}/deployments/{APP}-stable/scale"
+    r = admin.patch(
+        scale, json={"spec": {"replicas": 9}}, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert r.status_code == 200, r.text
+
+    # Then following puts the stable back at its floor and the canary keeps its 3 pods: 30% again
+    assert target.follow_stable() is True
+    assert deployment(admin, namespace, "stable")["spec"]["replicas"] == 7
+    assert deployment(admin, namespace, "canary")["spec"]["replicas"] == 3
+    eventually(lambda: endpoint_arms(admin, namespace, APP), Counter(stable=7, canary=3))
+    assert target.follow_stable() is False
 
 
 def test_promote_leaves_only_the_stable_with_the_canary_digest(
@@ -261,7 +288,7 @@ def test_an_image_not_pinned_by_digest_is_refused_before_anything_is_applied(
     ref: str | None, target: KubernetesTarget, admin: httpx.Client, namespace: str
 ) -> None:
     bad = ModelRelease(model_name="slipway-classifier", model_version="5", image_ref=ref)
-    with pytest.raises(DeployError, match="not pinned by digest"):
+    with pytest.raises(DeployError, match="slipway-classifier v5"):  # names what could not be deployed
         target.deploy_stable(bad, ready_timeout_s=5)
     assert names(admin, namespace) == {
         "Deployment": set(),

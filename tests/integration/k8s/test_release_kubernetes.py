@@ -70,7 +70,7 @@ def test_releases_on_the_kubernetes_target(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flows.release import release
+    from flows.release import run_release
 
     namespace, home = process_kubelet.namespace, tmp_path / "home"
     process_kubelet.bundles = bundle_finder(home)
@@ -114,7 +114,7 @@ def test_releases_on_the_kubernetes_target(
         return str(path)
 
     # The first release has no champion: deployed as the stable, by digest
-    first = release(data=batch(900), config_path=str(config))
+    first = run_release(data=batch(900), config_path=str(config))
     assert first["decision"] == "promoted", first["reasons"]
     first_image = first["image"]["record"]["reference"]
     assert "@sha256:" in first_image
@@ -126,14 +126,14 @@ def test_releases_on_the_kubernetes_target(
         load.start()
         try:
             # A canary answering NaN is rolled back; the champion keeps serving
-            bad = release(data=batch(910), config_path=str(config), canary_fault="nan")
+            bad = run_release(data=batch(910), config_path=str(config), canary_fault="nan")
             assert bad["decision"] == "rolled_back", bad["reasons"]
             assert bad["deploy"]["stable_version"] == first["model_version"]
             assert "nonfinite" in bad["deploy"]["reason"]
             expect_serving(admin, namespace, first_image)
 
             # A good challenger is canaried on the live load and promoted
-            good = release(data=batch(950), config_path=str(config))
+            good = run_release(data=batch(950), config_path=str(config))
         finally:
             stats = load.stop(timeout_s=15)
     assert good["decision"] == "promoted", good["reasons"][-3:]

@@ -151,6 +151,42 @@ def test_routing_far_below_the_weight_fails_the_share_check() -> None:
     assert share is not None and share.failed and d.outcome is not Outcome.PROMOTE_STEP
 
 
+def routed(obs: Observation, low: float, high: float) -> Observation:
+    """The window as a replica-ratio source reports it: the canary's share of Ready pods at its two ends."""
+    return replace(obs, routed_share=(low, high))
+
+
+def test_a_stable_the_hpa_grew_lowers_the_expected_share_and_is_no_routing_failure() -> None:
+    policy = small_policy()
+    # weight 25 on 3 + 1 pods, then the HPA grows the stable to 9: the canary draws a tenth, as its pods should
+    history = [routed(window(i, weight=25, n_c=30, n_s=270), 0.1, 0.25 if i == 0 else 0.1) for i in range(4)]
+    d = decide(history, state=live(policy, step=1, weight=25), policy=policy)
+    share = d.check("traffic_share")
+    assert share is not None and share.status is CheckStatus.PASSED, share
+    assert d.outcome is Outcome.PROMOTE_STEP and d.next_weight == 50, d.reason
+    # The same windows judged against the bare weight are a routing failure (what the HPA did before)
+    bare = [replace(o, routed_share=None) for o in history]
+    assert decide(bare, state=live(policy, step=1, weight=25), policy=policy).outcome is Outcome.ROLLBACK
+
+
+def test_a_canary_starved_while_its_pods_should_draw_traffic_rolls_back_and_never_promotes() -> None:
+    policy = small_policy()
+    history = [routed(window(i, weight=25, n_c=0, n_s=200), 0.2, 0.25) for i in range(2)]
+    d = decide(history, state=live(policy, step=1, weight=25), policy=policy)
+    share = d.check("traffic_share")
+    assert share is not None and share.failed and d.outcome is Outcome.ROLLBACK, d.reason
+
+
+def test_a_split_that_has_not_followed_the_hpa_yet_holds_the_weight() -> None:
+    policy = small_policy()
+    # the canary's pods draw their share (1 of 11), but that is far below 25%: hold, do not raise or roll back
+    history = [routed(window(i, weight=25, n_c=18, n_s=182), 1 / 11, 1 / 11) for i in range(3)]
+    d = decide(history, state=live(policy, step=1, weight=25), policy=policy)
+    share = d.check("traffic_share")
+    assert share is not None and share.status is CheckStatus.INSUFFICIENT, share
+    assert d.outcome is Outcome.HOLD and "traffic_share" in d.reason
+
+
 def test_canary_metrics_identical_to_the_stables_roll_back() -> None:
     policy = small_policy()
     obs = window(0, weight=50, n_c=100, n_s=100)

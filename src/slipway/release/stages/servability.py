@@ -70,12 +70,14 @@ def check_in_process(
     return _outcome(report, tag=IN_PROCESS)
 
 
-def image_launcher(builder: ImageBuilder, *, image_id: str, served_by: str) -> Launcher:
+def image_launcher(
+    builder: ImageBuilder, *, image_id: str, served_by: str, run_args: tuple[str, ...] = ()
+) -> Launcher:
     """Pure; a launcher that runs the built image (by id, nothing pulled) on the check's port."""
 
     def launch(bundle_dir: Path, port: int) -> ServerLaunch:
         name = f"slipway-smoke-{image_id[:12]}-{port}"
-        command, cleanup = builder.server_command(image_id, name=name, port=port, env={})
+        command, cleanup = builder.server_command(image_id, name=name, port=port, env={}, run_args=run_args)
         return ServerLaunch(command=tuple(command), served_by=served_by, cleanup=tuple(cleanup))
 
     return launch
@@ -104,7 +106,10 @@ def smoke_test_image(
         expected=expected_probabilities(bundle / "model.onnx", x),
         timeout_s=ctx.config.serving.servability_timeout_s,
         launcher=image_launcher(
-            builder, image_id=record.image_id, served_by=f"image {record.reference or record.tag}"
+            builder,
+            image_id=record.image_id,
+            served_by=f"image {record.reference or record.tag}",
+            run_args=tuple(ctx.config.deploy.local.podman.run_args),  # this machine's container flags
         ),
     )
     return _outcome(report, tag=f"image {record.reference or record.tag}")

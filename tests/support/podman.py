@@ -12,7 +12,7 @@ from slipway.deploy.podman import PodmanRuntime, container_prefix
 from slipway.images.buildah import BuildahBuilder
 from slipway.images.stage import build_and_push
 from slipway.settings import Settings
-from tests.integration.test_serving_image import REPO, Podman, git_commit
+from tests.support.images import REPO, Podman, git_commit
 
 
 def push_images(
