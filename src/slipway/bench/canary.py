@@ -38,16 +38,20 @@ def policy_from(config_path: Path) -> CanaryConfig:
     return (load_config(config_path) if config_path.is_file() else PipelineConfig()).canary
 
 
-def _chunk(args: tuple[str, int, int, dict[str, Any]]) -> list[RunResult]:
-    cls, lo, hi, policy = args
+TASKS = ("binary", "multiclass", "regression")
+
+
+def _chunk(args: tuple[str, int, int, dict[str, Any], str]) -> list[RunResult]:
+    cls, lo, hi, policy, task = args
     pol = CanaryConfig.model_validate(policy)
-    return [run_one(cls, seed=seed, policy=pol) for seed in range(lo, hi)]
+    params = SimParams(task=task)
+    return [run_one(cls, seed=seed, policy=pol, params=params) for seed in range(lo, hi)]
 
 
-def simulate_all(policy: CanaryConfig, *, runs: int, workers: int) -> list[RunResult]:
+def simulate_all(policy: CanaryConfig, *, runs: int, workers: int, task: str = "binary") -> list[RunResult]:
     """CPU-bound (no sleeping); `runs` seeded runs per class, in `workers` processes; sorted by class and seed."""
     doc = policy.model_dump(mode="json")
-    tasks = [(cls, lo, min(runs, lo + CHUNK), doc) for cls in CLASSES for lo in range(0, runs, CHUNK)]
+    tasks = [(cls, lo, min(runs, lo + CHUNK), doc, task) for cls in CLASSES for lo in range(0, runs, CHUNK)]
     if workers <= 1:
         chunks = [_chunk(t) for t in tasks]
     else:
@@ -205,6 +209,9 @@ def run(
     live_only = policy.model_copy(update={"shadow_intervals": 0})
     main = _section(simulate_all(policy, runs=n, workers=procs), policy)
     variant = _section(simulate_all(live_only, runs=n, workers=procs), live_only)
+    per_task: dict[str, Any] = {"binary": main}
+    for task in TASKS[1:]:
+        per_task[task] = _section(simulate_all(policy, runs=n, workers=procs, task=task), policy)
     params = SimParams()
     controls = [sec["classes"][c] for sec in (main, variant) for c in CONTROL_CLASSES]
     k, total = sum(r["rollbacks"] for r in controls), sum(r["runs"] for r in controls)
@@ -216,6 +223,14 @@ def run(
         "worst_p95_rollback_intervals": main["worst_p95_rollback_intervals"],
         "targets": {
             "false_promotions": {"target": "0", "met": main["false_promotions"] == 0},
+            "per_task_false_promotions": {
+                "target": "0 for every task",
+                "met": all(sec["false_promotions"] == 0 for sec in per_task.values()),
+            },
+            "per_task_aa_false_rollback_rate": {
+                "target": f"<= {AA_TARGET:g} for every task",
+                "met": all((sec["aa_false_rollback_rate"] or 0.0) <= AA_TARGET for sec in per_task.values()),
+            },
             "aa_false_rollback_rate": {
                 "target": f"<= {AA_TARGET:g}",
                 "met": (main["aa_false_rollback_rate"] or 0.0) <= AA_TARGET,
@@ -232,6 +247,17 @@ def run(
         },
         "catalogue": main["catalogue"],
         "classes": main["classes"],
+        "per_task": {
+            task: {
+                "runs_per_class": n,
+                "false_promotions": sec["false_promotions"],
+                "aa_false_rollback_rate": sec["aa_false_rollback_rate"],
+                "worst_p95_rollback_intervals": sec["worst_p95_rollback_intervals"],
+                "worst_p95_rollback_class": sec["worst_p95_rollback_class"],
+                "promotions_by_class": {c: row["promotions"] for c, row in sec["classes"].items()},
+            }
+            for task, sec in per_task.items()
+        },
         "live_only": variant,
         "fault_classes": list(FAULT_CLASSES),
         "control_classes": list(CONTROL_CLASSES),
@@ -299,6 +325,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- worst p95 time to rollback: {doc['worst_p95_rollback_intervals']} intervals ({doc['worst_p95_rollback_class']})",
         f"- F7 shift: logit +{f7['shift_logit']} ({f7['shift_sd']} sd), population KS D {f7['ks_d']}, "
         f"label agreement {f7['label_agreement']:.1%}",
+        "",
+        "## Per task (configured policy)",
+        "",
+        "| task | runs per class | false promotions (F1–F10) | A/A false rollback rate | worst p95 rollback intervals |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {task} | {row['runs_per_class']} | {row['false_promotions']} | {row['aa_false_rollback_rate']:.2%} | "
+            f"{row['worst_p95_rollback_intervals']} ({row['worst_p95_rollback_class']}) |"
+            for task, row in doc["per_task"].items()
+        ),
         "",
         "## Catalogue targets",
         "",

@@ -12,15 +12,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from slipway.canary import stats
+from slipway.canary.output import OutputSpec, label_distribution
 from slipway.config import CanaryConfig
 from slipway.deploy.base import ArmWindow, Observation
+from slipway.serving.answers import NO_LABEL
 
 LATENCY_REFERENCE_QUANTILE = 0.95  # canary latencies are counted above the stable's p95
 MIN_REFERENCE_SAMPLES = 20  # stable samples needed for a reference quantile / share test
@@ -76,7 +78,7 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Pooled:
-    """One arm's windows pooled: request/error counts and clean arrays (finite scores within [0, 1])."""
+    """One arm's windows pooled: request/error counts and clean arrays (finite scores within the spec's range)."""
 
     requests: int
     errors: int
@@ -84,6 +86,7 @@ class Pooled:
     scores: np.ndarray
     nonfinite: int
     invalid: int
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # predicted class per clean row
 
     @property
     def rows(self) -> int:
@@ -91,35 +94,45 @@ class Pooled:
         return int(self.scores.size) + self.nonfinite + self.invalid
 
 
-def _clean(raw: np.ndarray) -> tuple[np.ndarray, int, int]:
+def _clean(raw: np.ndarray, spec: OutputSpec) -> tuple[np.ndarray, int, int]:
     finite = np.isfinite(raw)
-    valid = finite & (raw >= 0.0) & (raw <= 1.0)
-    return raw[valid], int((~finite).sum()), int((finite & ~valid).sum())
+    valid = finite & (raw >= spec.low) & (raw <= spec.high)
+    return valid, int((~finite).sum()), int((finite & ~valid).sum())
 
 
-def pool(windows: Iterable[ArmWindow]) -> Pooled:
+def pool(windows: Iterable[ArmWindow], spec: OutputSpec = OutputSpec()) -> Pooled:
     """Pure; pools an arm over windows; NaN/out-of-range scores count as non-finite/invalid (max of declared, seen)."""
     wins = list(windows)
     lat = np.fromiter(itertools.chain.from_iterable(w.latencies_ms for w in wins), dtype=float)
     raw = np.fromiter(itertools.chain.from_iterable(w.scores for w in wins), dtype=float)
-    clean, seen_nan, seen_bad = _clean(raw)
+    valid, seen_nan, seen_bad = _clean(raw, spec)
+    labels = np.fromiter(itertools.chain.from_iterable(w.labels for w in wins), dtype=np.int64)
+    if spec.task == "binary" and labels.size != raw.size:  # a source that reports scores only: P(positive) >= 0.5
+        labels = (raw >= 0.5).astype(np.int64)
     return Pooled(
         requests=sum(w.requests for w in wins),
         errors=sum(w.errors for w in wins),
         latencies=lat,
-        scores=clean,
+        scores=raw[valid],
         nonfinite=max(sum(w.nonfinite for w in wins), seen_nan),
         invalid=max(sum(w.invalid for w in wins), seen_bad),
+        labels=labels[valid] if labels.size == raw.size else labels[labels != NO_LABEL],
     )
 
 
-def pool_pairs(pairs: Sequence[tuple[float, float]]) -> tuple[Pooled, Pooled]:
+def pool_pairs(
+    pairs: Sequence[tuple[float, float]],
+    labels: Sequence[tuple[int, int]] = (),
+    spec: OutputSpec = OutputSpec(),
+) -> tuple[Pooled, Pooled]:
     """Pure; the stable and canary sides of paired shadow outputs as two pooled arms (no requests/latency)."""
     arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    lab = np.asarray(labels, dtype=np.int64).reshape(-1, 2)
     arms = []
     for col in (0, 1):
-        clean, nonfinite, invalid = _clean(arr[:, col])
-        arms.append(Pooled(0, 0, np.empty(0), clean, nonfinite, invalid))
+        valid, nonfinite, invalid = _clean(arr[:, col], spec)
+        own = lab[:, col][valid] if lab.shape[0] == arr.shape[0] else np.zeros(0, dtype=np.int64)
+        arms.append(Pooled(0, 0, np.empty(0), arr[:, col][valid], nonfinite, invalid, own))
     return arms[0], arms[1]
 
 
@@ -223,34 +236,93 @@ def invalid(canary: Pooled, stable: Pooled, *, policy: CanaryConfig, name: str =
     )
 
 
+def _entropy(labels: np.ndarray, classes: int) -> float:
+    p = label_distribution(labels, classes)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
 def collapse(
-    canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig, name: str = "collapse"
+    canary: Pooled,
+    stable: Pooled,
+    *,
+    policy: CanaryConfig,
+    spec: OutputSpec = OutputSpec(),
+    name: str = "collapse",
 ) -> CheckResult:
-    """Pure; fails (hard) on constant/collapsed scores: std far below the stable's, or one label where the stable has two."""
-    n_c, n_s = int(canary.size), int(stable.size)
-    threshold = f"std ratio >= {policy.collapse_std_ratio:g}; both labels when the stable has both"
+    """Pure; fails (hard) on constant/collapsed answers: score std far below the stable's, and for a
+    classifier one label where the stable spreads, or a label entropy far below the stable's."""
+    n_c, n_s = int(canary.scores.size), int(stable.scores.size)
+    threshold = f"std ratio >= {policy.collapse_std_ratio:g}"
+    if spec.classification:
+        threshold += f"; label entropy ratio >= {policy.collapse_std_ratio:g}; several labels when the stable has them"
     if n_c < policy.collapse_min_samples or n_s < policy.collapse_min_samples:
         return CheckResult(
             name, CheckStatus.INSUFFICIENT, Severity.HARD, threshold=threshold, n_canary=n_c, n_stable=n_s
         )
-    std_s = float(stable.std())
-    ratio = float(canary.std()) / std_s if std_s > 0 else math.inf
-    pos_s = float((stable >= 0.5).mean())
-    pos_c = float((canary >= 0.5).mean())
-    minority = min(pos_s, 1.0 - pos_s)
-    one_label = pos_c in (0.0, 1.0) and minority * n_c >= MIN_EXPECTED_MINORITY
-    failed = ratio < policy.collapse_std_ratio or one_label
-    detail = f"canary std {canary.std():.4f} vs stable {std_s:.4f}; positive share {pos_c:.3f} vs {pos_s:.3f}"
+    std_s = float(stable.scores.std())
+    ratio = float(canary.scores.std()) / std_s if std_s > 0 else math.inf
+    failed = ratio < policy.collapse_std_ratio
+    detail = f"canary std {canary.scores.std():.4g} vs stable {std_s:.4g}"
+    effect = 0.0
+    if spec.classification and canary.labels.size and stable.labels.size:
+        share_s = label_distribution(stable.labels, spec.classes)
+        share_c = label_distribution(canary.labels, spec.classes)
+        top = int(share_s.argmax())
+        minority = 1.0 - float(share_s[top])
+        one_label = int((share_c > 0).sum()) == 1 and minority * canary.labels.size >= MIN_EXPECTED_MINORITY
+        h_s = _entropy(stable.labels, spec.classes)
+        h_ratio = _entropy(canary.labels, spec.classes) / h_s if h_s > 0 else math.inf
+        failed = failed or one_label or (h_ratio < policy.collapse_std_ratio and minority * n_c >= MIN_EXPECTED_MINORITY)
+        effect = float(share_c[top] - share_s[top])
+        detail += f"; label entropy ratio {h_ratio:.3g}; labels predicted {int((share_c > 0).sum())} vs {int((share_s > 0).sum())}"
     return CheckResult(
         name,
         CheckStatus.FAILED if failed else CheckStatus.PASSED,
         Severity.HARD,
         statistic=ratio,
-        effect=pos_c - pos_s,
+        effect=effect,
         threshold=threshold,
         n_canary=n_c,
         n_stable=n_s,
         detail=detail,
+    )
+
+
+def label_shift(
+    canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig, spec: OutputSpec, baseline: float = 0.0
+) -> CheckResult:
+    """Pure; G-test on the predicted-label counts of the same windows: fails if p < alpha AND the total
+    variation distance exceeds the offline one (`baseline`) + `shift_min_effect`."""
+    n_c, n_s = int(canary.size), int(stable.size)
+    limit = baseline + policy.shift_min_effect
+    threshold = f"G-test p < {policy.alpha:g} and TVD > {limit:g} (offline TVD {baseline:g} + {policy.shift_min_effect:g})"
+    if min(n_c, n_s) < policy.shift_min_samples:
+        return CheckResult(
+            "label_shift", CheckStatus.INSUFFICIENT, Severity.STATISTICAL, threshold=threshold, n_canary=n_c, n_stable=n_s
+        )
+    counts = np.stack(
+        [np.bincount(a[(a >= 0) & (a < spec.classes)], minlength=spec.classes) for a in (canary, stable)]
+    ).astype(np.float64)
+    counts = counts[:, counts.sum(axis=0) > 0]
+    expected = counts.sum(axis=1, keepdims=True) * counts.sum(axis=0, keepdims=True) / counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = float(2.0 * np.nansum(np.where(counts > 0, counts * np.log(counts / expected), 0.0)))
+    dof = max(counts.shape[1] - 1, 1)
+    p = stats.chi2_sf(g, dof) if counts.shape[1] > 1 else 1.0
+    tvd = 0.5 * float(np.abs(label_distribution(canary, spec.classes) - label_distribution(stable, spec.classes)).sum())
+    failed = p < policy.alpha and tvd > limit
+    return CheckResult(
+        "label_shift",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=g,
+        p_value=p,
+        effect=tvd,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=f"predicted-label TVD {tvd:.3f} (offline {baseline:.3f})",
     )
 
 
@@ -561,11 +633,16 @@ def _finite_pairs(pairs: Sequence[tuple[float, float]]) -> np.ndarray:
     return np.asarray(arr[np.isfinite(arr).all(axis=1)])
 
 
-def shadow_agreement(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) -> CheckResult:
-    """Pure; label agreement (score >= 0.5) on paired outputs; fails if significantly below `min_shadow_agreement`."""
-    arr = _finite_pairs(pairs)
+def shadow_agreement(
+    labels: Sequence[tuple[int, int]], *, policy: CanaryConfig, baseline: float = 1.0
+) -> CheckResult:
+    """Pure; argmax-label agreement on paired outputs; fails if significantly below the required rate:
+    `min_shadow_agreement`, or the offline agreement of the two models minus `shift_min_effect` if lower."""
+    arr = np.asarray(labels, dtype=np.int64).reshape(-1, 2)
+    arr = arr[(arr != NO_LABEL).all(axis=1)]
     n = int(arr.shape[0])
-    threshold = f"agreement >= {policy.min_shadow_agreement:g} (fails when p < {policy.alpha:g})"
+    required = round(min(policy.min_shadow_agreement, baseline - policy.shift_min_effect), 6)
+    threshold = f"agreement >= {required:g} (fails when p < {policy.alpha:g}; offline {baseline:g})"
     if n < policy.min_shadow_pairs:
         return CheckResult(
             "shadow_agreement",
@@ -575,17 +652,17 @@ def shadow_agreement(pairs: Sequence[tuple[float, float]], *, policy: CanaryConf
             n_canary=n,
             n_stable=n,
         )
-    agree = int(((arr[:, 0] >= 0.5) == (arr[:, 1] >= 0.5)).sum())
-    p = stats.binom_cdf(agree, n, policy.min_shadow_agreement)
+    agree = int((arr[:, 0] == arr[:, 1]).sum())
+    p = stats.binom_cdf(agree, n, max(required, 0.0))
     rate = agree / n
-    failed = p < policy.alpha and rate < policy.min_shadow_agreement
+    failed = p < policy.alpha and rate < required
     return CheckResult(
         "shadow_agreement",
         CheckStatus.FAILED if failed else CheckStatus.PASSED,
         Severity.STATISTICAL,
         statistic=rate,
         p_value=p,
-        effect=rate - policy.min_shadow_agreement,
+        effect=rate - required,
         threshold=threshold,
         n_canary=n,
         n_stable=n,
@@ -593,11 +670,20 @@ def shadow_agreement(pairs: Sequence[tuple[float, float]], *, policy: CanaryConf
     )
 
 
-def shadow_shift(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) -> CheckResult:
-    """Pure; Wilcoxon signed-rank on paired score differences: fails if p < alpha AND |median| > `min_paired_shift`."""
+def shadow_shift(
+    pairs: Sequence[tuple[float, float]],
+    *,
+    policy: CanaryConfig,
+    spec: OutputSpec = OutputSpec(),
+    baseline: float = 0.0,
+) -> CheckResult:
+    """Pure; Wilcoxon signed-rank on paired score differences: fails if p < alpha AND |median| exceeds the
+    offline median (`baseline`) + `min_paired_shift` (for a regression, in units of the stable's std)."""
     arr = _finite_pairs(pairs)
     n = int(arr.shape[0])
-    threshold = f"signed-rank p < {policy.alpha:g} and |median diff| > {policy.min_paired_shift:g}"
+    scale = float(arr[:, 0].std()) if spec.task == "regression" and n else 1.0
+    floor = baseline + policy.min_paired_shift * (scale or 1.0)
+    threshold = f"signed-rank p < {policy.alpha:g} and |median diff| > {floor:.4g}"
     if n < policy.min_shadow_pairs:
         return CheckResult(
             "shadow_shift",
@@ -611,7 +697,7 @@ def shadow_shift(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) 
     median = float(np.median(diff))
     nonzero = diff[np.abs(diff) > 1e-12]
     p = 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
-    failed = p < policy.alpha and abs(median) > policy.min_paired_shift
+    failed = p < policy.alpha and abs(median) > floor
     return CheckResult(
         "shadow_shift",
         CheckStatus.FAILED if failed else CheckStatus.PASSED,
@@ -622,5 +708,39 @@ def shadow_shift(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) 
         threshold=threshold,
         n_canary=n,
         n_stable=n,
-        detail=f"median paired difference {median:+.4f} over {n} pairs",
+        detail=f"median paired difference {median:+.4g} over {n} pairs",
+    )
+
+
+def shadow_divergence(
+    pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig, baseline: float = 0.0
+) -> CheckResult:
+    """Pure; regression: the median |canary - stable| of paired values, in units of the stable's std: fails when
+    a sign test (p < alpha) puts it above the offline spread (`baseline`) + `shift_min_effect`. Catches answers
+    that moved row by row even where their distribution did not (values mirrored around their mean)."""
+    arr = _finite_pairs(pairs)
+    n = int(arr.shape[0])
+    limit = baseline + policy.shift_min_effect
+    threshold = f"sign test p < {policy.alpha:g} and median |diff| / stable std > {limit:.4g} (offline {baseline:.4g})"
+    if n < policy.min_shadow_pairs:
+        return CheckResult(
+            "shadow_divergence", CheckStatus.INSUFFICIENT, Severity.STATISTICAL, threshold=threshold, n_canary=n, n_stable=n
+        )
+    sd = float(arr[:, 0].std()) or 1.0
+    spread = np.abs(arr[:, 1] - arr[:, 0]) / sd
+    above = int((spread > limit).sum())
+    p = stats.binom_sf(above - 1, n, 0.5)  # P(X >= above) when the median is at most `limit`
+    median = float(np.median(spread))
+    failed = p < policy.alpha and median > limit
+    return CheckResult(
+        "shadow_divergence",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=median,
+        p_value=p,
+        effect=median - baseline,
+        threshold=threshold,
+        n_canary=n,
+        n_stable=n,
+        detail=f"median |paired difference| {median:.3g} stable std over {n} pairs ({above} above {limit:.3g})",
     )

@@ -12,10 +12,11 @@ the next run calls `reconcile(target)` first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from slipway.canary.clock import Clock
+from slipway.canary.output import Baselines, OutputSpec
 from slipway.canary.decision import ControllerState, Decision, Outcome, decide, error_decision, initial_state
 from slipway.canary.policy import PROMOTED_WEIGHT, thresholds
 from slipway.config import CanaryConfig
@@ -81,7 +82,7 @@ class CanaryOutcome:
     stable_version: str
     policy: dict[str, Any] = field(default_factory=dict)
     timeline: list[TimelinePoint] = field(default_factory=list)
-    shift_baseline: float = 0.0  # the offline score shift the analysis allowed for
+    baselines: dict[str, float] = field(default_factory=dict)  # the offline differences the analysis allowed for
 
     @property
     def last(self) -> Decision | None:
@@ -99,7 +100,7 @@ class CanaryOutcome:
             "canary_version": self.canary_version,
             "stable_version": self.stable_version,
             "policy": self.policy,
-            "shift_baseline": self.shift_baseline,
+            "baselines": self.baselines,
             "decisions": [d.to_dict() for d in self.decisions],
         }
 
@@ -161,7 +162,7 @@ class _Run:
             stable_version=state.stable_version,
             policy=thresholds(self.policy),
             timeline=timeline(self.decisions),
-            shift_baseline=state.shift_baseline,
+            baselines=asdict(state.baselines),
         )
 
     def loop(self, state: ControllerState) -> CanaryOutcome:
@@ -196,11 +197,13 @@ def run_canary(
     policy: CanaryConfig,
     clock: Clock,
     on_decision: Callable[[Decision], None] | None = None,
-    shift_baseline: float = 0.0,
+    spec: OutputSpec = OutputSpec(),
+    baselines: Baselines = Baselines(),
 ) -> CanaryOutcome:
     """Blocking (up to `deadline_s`); canary `release` against the deployed stable; ends promoted or rolled back.
 
-    `shift_baseline`: the offline score shift between the two models (see `ControllerState.shift_baseline`).
+    `spec`: the model's task and valid score range; `baselines`: the offline differences between the
+    two models the quality gate approved (see `slipway.canary.output`).
     """
     run = _Run(target=target, metrics=metrics, policy=policy, clock=clock, on_decision=on_decision)
     deployed = target.state()
@@ -209,7 +212,8 @@ def run_canary(
         canary_ready=False,
         canary_version=release.model_version,
         stable_version=deployed.stable.model_version if deployed.stable else "",
-        shift_baseline=shift_baseline,
+        spec=spec,
+        baselines=baselines,
     )
     try:
         ready = target.start_canary(release, ready_timeout_s=policy.readiness_deadline_s)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from slipway.canary import checks as ck
+from slipway.canary.output import Baselines, OutputSpec
 from slipway.canary.checks import CheckResult, CheckStatus, Severity
 from slipway.canary.policy import PROMOTED_WEIGHT, live_weights
 from slipway.config import CanaryConfig
@@ -76,9 +77,8 @@ class ControllerState:
     stale_streak: int = 0  # consecutive stale/empty windows
     canary_version: str = ""
     stable_version: str = ""
-    shift_baseline: float = (
-        0.0  # offline KS D between the two models' scores on the holdout (set by the release)
-    )
+    spec: OutputSpec = OutputSpec()  # the task and the valid score range (set by the release)
+    baselines: Baselines = Baselines()  # offline differences between the two models on the holdout
 
 
 def initial_state(
@@ -88,7 +88,8 @@ def initial_state(
     elapsed_s: float = 0.0,
     canary_version: str = "",
     stable_version: str = "",
-    shift_baseline: float = 0.0,
+    spec: OutputSpec = OutputSpec(),
+    baselines: Baselines = Baselines(),
 ) -> ControllerState:
     """Pure; the state before the first window: shadow phase if the policy has one, else the first weight."""
     shadowing = policy.shadow_intervals > 0
@@ -100,7 +101,8 @@ def initial_state(
         elapsed_s=elapsed_s,
         canary_version=canary_version,
         stable_version=stable_version,
-        shift_baseline=shift_baseline,
+        spec=spec,
+        baselines=baselines,
     )
 
 
@@ -214,31 +216,43 @@ def _shadow_checks(
     windows: Sequence[Observation], *, state: ControllerState, policy: CanaryConfig
 ) -> list[CheckResult]:
     pairs = [p for o in windows for p in o.shadow_pairs]
-    stable, canary = ck.pool_pairs(pairs)
-    return [
+    labels = [p for o in windows for p in o.shadow_labels]
+    spec, base = state.spec, state.baselines
+    if spec.task == "binary" and not labels:  # a source that pairs scores only
+        labels = [(int(s >= 0.5), int(c >= 0.5)) for s, c in pairs if math.isfinite(s) and math.isfinite(c)]
+    stable, canary = ck.pool_pairs(pairs, labels, spec)
+    checks = [
         ck.shadow_errors(windows, shadow=state.shadow, policy=policy),
         ck.nonfinite(canary, stable, policy=policy, name="shadow_nonfinite"),
         ck.invalid(canary, stable, policy=policy, name="shadow_invalid"),
-        ck.collapse(canary.scores, stable.scores, policy=policy, name="shadow_collapse"),
-        ck.shadow_agreement(pairs, policy=policy),
-        ck.shadow_shift(pairs, policy=policy),
+        ck.collapse(canary, stable, policy=policy, spec=spec, name="shadow_collapse"),
     ]
+    if spec.classification:
+        checks.append(ck.shadow_agreement(labels, policy=policy, baseline=base.agreement))
+    else:
+        checks.append(ck.shadow_divergence(pairs, policy=policy, baseline=base.paired_spread))
+    checks.append(ck.shadow_shift(pairs, policy=policy, spec=spec, baseline=base.paired_median))
+    return checks
 
 
 def _live_checks(
     step: Sequence[Observation], live: Sequence[Observation], *, state: ControllerState, policy: CanaryConfig
 ) -> list[CheckResult]:
-    canary = ck.pool(o.canary for o in step)
-    stable = ck.pool(o.stable for o in step)
-    return [
+    spec, base = state.spec, state.baselines
+    canary = ck.pool((o.canary for o in step), spec)
+    stable = ck.pool((o.stable for o in step), spec)
+    checks = [
         ck.traffic_share(step, weight=state.weight, policy=policy),
         ck.error_rate(live, policy=policy),
         ck.nonfinite(canary, stable, policy=policy),
         ck.invalid(canary, stable, policy=policy),
-        ck.collapse(canary.scores, stable.scores, policy=policy),
+        ck.collapse(canary, stable, policy=policy, spec=spec),
         ck.latency(canary.latencies, stable.latencies, policy=policy),
-        ck.shift(canary.scores, stable.scores, policy=policy, baseline=state.shift_baseline),
+        ck.shift(canary.scores, stable.scores, policy=policy, baseline=base.score_ks),
     ]
+    if spec.classification:
+        checks.append(ck.label_shift(canary.labels, stable.labels, policy=policy, spec=spec, baseline=base.label_tvd))
+    return checks
 
 
 def _decisive(c: CheckResult, policy: CanaryConfig) -> bool:

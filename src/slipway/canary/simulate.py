@@ -6,6 +6,14 @@ It drives the SAME `run_canary` and `decide` as production. One window is synthe
 (class 1 with probability `positive_share`, logit ~ N(+-logit_mean, logit_sd), score = sigmoid).
 Shadowed requests are paired: the canary scores the SAME latent input as the stable.
 
+Per task (`SimParams.task`): binary as above (score = P(class 1)); multiclass: a latent class with
+`classes` one-hot logits of size `logit_mean` plus N(0, logit_sd) noise, softmaxed (score = the top
+class's probability, label = argmax); regression: a latent value N(value_mean, value_sd) (score =
+the value). Each fault acts on the latent: a shift moves it (multiclass: class 0's logit), a flip
+permutes the classes cyclically (binary: swaps them; regression: mirrors values around the mean),
+constant/collapsed squash it. Scores and labels are summarized exactly as the server does
+(`slipway.serving.answers.row_scores`).
+
 Classes (F-numbers from shared/notes/canary-analysis.md; a fault class's canary is otherwise a
 healthy retrain, i.e. logit + N(0, retrain_noise) per request):
   aa       identical arms (the same model): must promote.
@@ -32,6 +40,7 @@ import numpy as np
 
 from slipway.canary.clock import FakeClock
 from slipway.canary.controller import CanaryOutcome, run_canary
+from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.config import CanaryConfig
 from slipway.deploy.base import (
     ArmWindow,
@@ -43,6 +52,7 @@ from slipway.deploy.base import (
     Observation,
 )
 from slipway.errors import DeployError
+from slipway.serving.answers import row_scores
 
 FAULT_CLASSES = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10")
 CONTROL_CLASSES = ("aa", "retrain", "F11")  # must not roll back
@@ -67,6 +77,11 @@ class SimParams:
     f6_error_rate: float = 0.02
     f5_latency_factor: float = 2.0
     f7_shift_sd: float = 0.3  # in sd of the stable's logit mixture
+    f7_multiclass_bump: float = 1.2  # class 0's logit (predicted-label TVD ~0.14 with 3 classes)
+    task: str = "binary"  # binary | multiclass | regression
+    classes: int = 3  # multiclass: how many
+    value_mean: float = 150.0  # regression: the latent value's mean and sd
+    value_sd: float = 60.0
 
     def logit_mixture_sd(self) -> float:
         """Pure; sd of the stable's latent logit (a two-component normal mixture)."""
@@ -130,6 +145,11 @@ def make_fault(name: str, rng: np.random.Generator, params: SimParams) -> Fault:
                 error_rate=params.f6_error_rate,
             )
         case "F7":
+            if params.task == "multiclass":  # sized like the binary one: predicted-label TVD ~0.14
+                bump = params.f7_multiclass_bump
+                return Fault(name, f"class-0 logit +{bump:g}", score_mode="shift", shift_logit=bump)
+            if params.task == "regression":
+                return Fault(name, f"value +{params.f7_shift_sd:g} sd", score_mode="shift")
             shift = params.f7_shift_sd * params.logit_mixture_sd()
             return Fault(name, f"logit +{params.f7_shift_sd:g} sd", score_mode="shift", shift_logit=shift)
         case "F8":
@@ -252,12 +272,17 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         total = int(self.rng.poisson(self.params.rate_rps * max(0.0, now - start)))
         n_c = int(self.rng.binomial(total, routed / 100.0))
         blip = f.blip_window == index
-        stable, stable_z, stable_scores = self._arm(total - n_c, canary=False, blip=blip)
-        canary, _, _ = self._arm(n_c, canary=True, blip=blip)
+        stable, stable_latent, stable_scores, stable_labels = self._arm(total - n_c, canary=False, blip=blip)
+        canary, _, _, _ = self._arm(n_c, canary=True, blip=blip)
         if f.routing == "reads_stable" and self._weight > 0:
-            canary = replace(stable, latencies_ms=list(stable.latencies_ms), scores=list(stable.scores))
-        pairs = self._pairs(stable_z, stable_scores, blip=blip) if live and self._shadow > 0 else []
-        return Observation(start, now, weight, stable, canary, shadow_pairs=pairs)
+            canary = replace(
+                stable, latencies_ms=list(stable.latencies_ms), scores=list(stable.scores), labels=list(stable.labels)
+            )
+        pairs: list[tuple[float, float]] = []
+        labels: list[tuple[int, int]] = []
+        if live and self._shadow > 0:
+            pairs, labels = self._pairs(stable_latent, (stable_scores, stable_labels), blip=blip)
+        return Observation(start, now, weight, stable, canary, shadow_pairs=pairs, shadow_labels=labels)
 
     def _error_rate(self, *, canary: bool, blip: bool) -> float:
         f = self.fault
@@ -266,57 +291,124 @@ class FakeSimTarget(DeployTarget, MetricsSource):
 
     def _latent(self, n: int) -> np.ndarray:
         p = self.params
+        if p.task == "regression":
+            return np.asarray(self.rng.normal(p.value_mean, p.value_sd, n))
+        if p.task == "multiclass":
+            which = self.rng.integers(0, p.classes, n)
+            return np.asarray(np.eye(p.classes)[which] * p.logit_mean + self.rng.normal(0.0, p.logit_sd, (n, p.classes)))
         sign = np.where(self.rng.random(n) < p.positive_share, 1.0, -1.0)
         return np.asarray(sign * p.logit_mean + self.rng.normal(0.0, p.logit_sd, n))
 
-    def _canary_scores(self, z: np.ndarray) -> np.ndarray:
-        f, n = self.fault, z.size
-        match f.score_mode:
+    def _outputs(self, latent: np.ndarray, mode: ScoreMode) -> np.ndarray:
+        """What the arm answers for the latent inputs: probabilities [n, K] or values [n]."""
+        p, f, n = self.params, self.fault, latent.shape[0]
+        if p.task == "regression":
+            mean, sd = p.value_mean, p.value_sd
+            noise = self.rng.normal(0.0, p.retrain_noise * sd / p.logit_sd, n)
+            match mode:
+                case "identity":
+                    return latent
+                case "retrain":
+                    return latent + noise
+                case "shift":
+                    return latent + p.f7_shift_sd * sd + noise
+                case "constant":
+                    return np.full(n, mean)
+                case "collapsed":
+                    return mean + 0.03 * (latent - mean)
+                case "flip":
+                    return 2.0 * mean - latent
+                case "misconfig":
+                    return 0.5 * latent + 0.2 * mean
+        multi = p.task == "multiclass"
+        z = latent if multi else np.stack([np.zeros(n), latent], axis=1)
+        noisy = np.ones(z.shape[1]) if multi else np.array([0.0, 1.0])  # binary: the logit of class 1 only
+        match mode:
             case "identity":
-                s = _sigmoid(z)
+                pass
             case "retrain":
-                s = _sigmoid(z + self.rng.normal(0.0, self.params.retrain_noise, n))
+                z = z + self.rng.normal(0.0, p.retrain_noise, z.shape) * noisy
             case "shift":
-                s = _sigmoid(z + f.shift_logit + self.rng.normal(0.0, self.params.retrain_noise, n))
+                bump = np.zeros(z.shape[1])
+                bump[0 if multi else 1] = f.shift_logit
+                z = z + bump + self.rng.normal(0.0, p.retrain_noise, z.shape) * noisy
             case "constant":
-                s = np.full(n, 0.5)
+                z = np.zeros_like(z)
             case "collapsed":
-                s = _sigmoid(0.03 * z)
+                z = 0.03 * z
             case "flip":
-                s = 1.0 - _sigmoid(z)
+                z = np.roll(z, 1, axis=1)
             case "misconfig":
-                s = _sigmoid(0.5 * z - 1.0)
-        if f.nan_share > 0:
-            s = np.where(self.rng.random(n) < f.nan_share, np.nan, s)
-        if f.invalid_share > 0:
-            s = np.where(self.rng.random(n) < f.invalid_share, 1.0 + self.rng.exponential(1.0, n), s)
-        return s
+                z = 0.5 * z
+                z[:, 0] = z[:, 0] + 1.0
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
 
-    def _arm(self, n: int, *, canary: bool, blip: bool) -> tuple[ArmWindow, np.ndarray, np.ndarray]:
+    def _summarize(self, outputs: np.ndarray, *, corrupt: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, labels) as the server summarizes them, after the fault's NaN / out-of-range rows."""
+        p, f = self.params, self.fault
+        scores, labels = row_scores(p.task, outputs)
+        n = scores.size
+        if corrupt and f.nan_share > 0:
+            scores = np.where(self.rng.random(n) < f.nan_share, np.nan, scores)
+        if corrupt and f.invalid_share > 0:
+            bad = 1.0 + self.rng.exponential(1.0, n)
+            if p.task == "regression":
+                bad = p.value_mean + p.value_sd * (50.0 + 10.0 * self.rng.exponential(1.0, n))
+            scores = np.where(self.rng.random(n) < f.invalid_share, bad, scores)
+        return scores, labels
+
+    def offline_baselines(self, *, same_model: bool, rows: int = 2000) -> Baselines:
+        """What the release would measure on a holdout: the stable vs the HEALTHY challenger (faults are
+        injected at serving time, not in the model), from its own seeded stream."""
+        saved, self.rng = self.rng, np.random.default_rng(12345)
+        try:
+            latent = self._latent(rows)
+            stable = row_scores(self.params.task, self._outputs(latent, "identity"))
+            canary = row_scores(self.params.task, self._outputs(latent, "identity" if same_model else "retrain"))
+        finally:
+            self.rng = saved
+        return offline_baselines(stable=stable, canary=canary, spec=self.spec())
+
+    def spec(self) -> OutputSpec:
+        """Pure; the simulated model's task and valid score range."""
+        p = self.params
+        if p.task == "regression":
+            return OutputSpec.regression((p.value_mean - 4 * p.value_sd, p.value_mean + 4 * p.value_sd))
+        return OutputSpec(task=p.task, classes=p.classes if p.task == "multiclass" else 2)
+
+    def _arm(self, n: int, *, canary: bool, blip: bool) -> tuple[ArmWindow, np.ndarray, np.ndarray, np.ndarray]:
         p, f = self.params, self.fault
         errors = int(self.rng.binomial(n, self._error_rate(canary=canary, blip=blip)))
         factor = (f.latency_factor if canary else 1.0) * (f.blip_latency if blip else 1.0)
         latencies = p.latency_median_ms * factor * np.exp(self.rng.normal(0.0, p.latency_sigma, n))
-        z = self._latent(n - errors)
-        scores = self._canary_scores(z) if canary else _sigmoid(z)
+        latent = self._latent(n - errors)
+        scores, labels = self._summarize(self._outputs(latent, f.score_mode if canary else "identity"), corrupt=canary)
+        spec = self.spec()
         finite = np.isfinite(scores)
-        valid = finite & (scores >= 0.0) & (scores <= 1.0)
+        valid = finite & (scores >= spec.low) & (scores <= spec.high)
         arm = ArmWindow(
             requests=n,
             errors=errors,
             latencies_ms=latencies.tolist(),
             scores=scores[valid].tolist(),
+            labels=labels[valid].tolist() if spec.classification else [],
             nonfinite=int((~finite).sum()),
             invalid=int((finite & ~valid).sum()),
         )
-        return arm, z, scores
+        return arm, latent, scores, labels
 
-    def _pairs(self, z: np.ndarray, stable_scores: np.ndarray, *, blip: bool) -> list[tuple[float, float]]:
-        mirrored = self.rng.random(z.size) < self._shadow / 100.0
-        answered = self.rng.random(z.size) >= self._error_rate(canary=True, blip=blip)
+    def _pairs(
+        self, latent: np.ndarray, stable: tuple[np.ndarray, np.ndarray], *, blip: bool
+    ) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
+        n = latent.shape[0]
+        mirrored = self.rng.random(n) < self._shadow / 100.0
+        answered = self.rng.random(n) >= self._error_rate(canary=True, blip=blip)
         keep = mirrored & answered
-        canary = self._canary_scores(z[keep])
-        return list(zip(stable_scores[keep].tolist(), canary.tolist(), strict=True))
+        scores, labels = self._summarize(self._outputs(latent[keep], self.fault.score_mode), corrupt=True)
+        pairs = list(zip(stable[0][keep].tolist(), scores.tolist(), strict=True))
+        label_pairs = list(zip(stable[1][keep].tolist(), labels.tolist(), strict=True)) if self.spec().classification else []
+        return pairs, label_pairs
 
 
 @dataclass(frozen=True)
@@ -368,7 +460,10 @@ def simulate(
     else:
         canary = ModelRelease("sim", "2", image_ref="registry.local/slipway-sim@sha256:" + "b" * 64)
     target.deploy_stable(stable, ready_timeout_s=policy.readiness_deadline_s)
-    outcome = run_canary(target, target, release=canary, policy=policy, clock=clock)
+    baselines = target.offline_baselines(same_model=cls in ("aa", "F8"))
+    outcome = run_canary(
+        target, target, release=canary, policy=policy, clock=clock, spec=target.spec(), baselines=baselines
+    )
     return outcome, target
 
 

@@ -46,3 +46,10 @@ def wilcoxon_p(diff: np.ndarray) -> float:
     from scipy.stats import wilcoxon
 
     return float(wilcoxon(diff).pvalue)
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """Pure; P(X > x) for X ~ chi-square with `dof` degrees of freedom."""
+    from scipy.special import chdtrc
+
+    return float(chdtrc(dof, x))

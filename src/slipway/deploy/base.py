@@ -69,9 +69,12 @@ class ArmWindow:
     requests: int = 0
     errors: int = 0  # 5xx and transport failures
     latencies_ms: list[float] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)  # probability of class 1 per answered row
-    nonfinite: int = 0  # rows answered with NaN/Inf (or null) probabilities
-    invalid: int = 0  # rows whose output broke the schema (out of [0, 1], wrong shape)
+    # one score per answered row (see `slipway.serving.answers`): binary P(positive class), multiclass the
+    # top class's probability, regression the predicted value
+    scores: list[float] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)  # classification: the predicted class index per row
+    nonfinite: int = 0  # rows answered with NaN/Inf (or null) outputs
+    invalid: int = 0  # rows whose output broke the schema (out of range, wrong shape)
 
 
 @dataclass
@@ -85,6 +88,8 @@ class Observation:
     canary: ArmWindow
     # (stable score, canary score) for the same request, from shadowed traffic
     shadow_pairs: list[tuple[float, float]] = field(default_factory=list)
+    # classification: (stable label, canary label) for the same shadowed requests
+    shadow_labels: list[tuple[int, int]] = field(default_factory=list)
     stale: bool = False  # the metrics source could not give fresh data for this window
     source_error: str | None = None
     # (low, high) share of live traffic the routing gave the canary during the window, when the source

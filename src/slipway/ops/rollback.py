@@ -75,7 +75,9 @@ def registered_release(
         ref = load_reference(
             cfg.data, base_dir=cfg.base_dir
         )  # only when a target needs a bundle (not for deploy.target none)
-        bundle = champion_bundle(registry, champion=v, dst=work_dir / f"champion-{v.version}", ref=ref)
+        bundle = champion_bundle(
+            registry, champion=v, dst=work_dir / f"champion-{v.version}", ref=ref, output=cfg.training.output
+        )
         return ModelRelease(
             model_name=v.name,
             model_version=v.version,

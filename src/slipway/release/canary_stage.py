@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
+from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.canary.decision import Decision
 from slipway.config import CanaryConfig
 from slipway.data.reference import Reference
@@ -24,6 +25,9 @@ from slipway.errors import DeployError
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.packaging import serving_bundle
+from slipway.serving.answers import row_scores
+from slipway.serving.bundle import read_bundle
+from slipway.serving.servability import expected_answers
 
 
 class DeployOutcome(BaseModel):
@@ -41,7 +45,14 @@ class DeployOutcome(BaseModel):
     )
 
 
-def champion_bundle(registry: ModelRegistry, *, champion: VersionInfo, dst: Path, ref: Reference) -> Path:
+def champion_bundle(
+    registry: ModelRegistry,
+    *,
+    champion: VersionInfo,
+    dst: Path,
+    ref: Reference,
+    output: Literal["logits", "probabilities"] = "logits",
+) -> Path:
     """Blocking; the champion's serving bundle rebuilt from its registered shipped ONNX file; DeployError if absent."""
     artifact = champion.tags.get(Tag.SHIPPED_ARTIFACT)
     if not artifact:
@@ -53,20 +64,25 @@ def champion_bundle(registry: ModelRegistry, *, champion: VersionInfo, dst: Path
         model_name=champion.name, version=champion.version, path=artifact, dst=dst / "fetched"
     )
     return serving_bundle(
-        onnx_path, dst=dst / "bundle", model_name=champion.name, model_version=champion.version, ref=ref
+        onnx_path, dst=dst / "bundle", model_name=champion.name, model_version=champion.version, ref=ref, output=output
     )
 
 
-def offline_shift(stable_bundle: Path, canary_bundle: Path, *, ref: Reference) -> float:
-    """Blocking (ms); KS D between the two models' last-class scores on the holdout: the shift the gate approved."""
-    from slipway.canary.checks import ks_two_sample
-    from slipway.serving.servability import expected_probabilities
+def output_spec(bundle: Path) -> OutputSpec:
+    """Blocking (reads model.json); the task and valid score range of a bundle's model."""
+    meta = read_bundle(bundle).meta
+    if meta.task == "regression":
+        return OutputSpec.regression(meta.value_range or (0.0, 1.0))
+    return OutputSpec(task=meta.task, classes=len(meta.classes))
 
+
+def offline_comparison(stable_bundle: Path, canary_bundle: Path, *, ref: Reference) -> tuple[OutputSpec, Baselines]:
+    """Blocking (ms); the canary's output spec, and the two models' differences on the holdout measured by
+    the live checks' statistics: what the quality gate approved is not a silent shift."""
     x, _ = ref.holdout_xy()
-    stable = expected_probabilities(stable_bundle / "model.onnx", x)[:, -1]
-    canary = expected_probabilities(canary_bundle / "model.onnx", x)[:, -1]
-    d, _ = ks_two_sample(canary, stable)
-    return round(float(d), 4)
+    spec = output_spec(canary_bundle)
+    summaries = [row_scores(spec.task, expected_answers(b, x)) for b in (stable_bundle, canary_bundle)]
+    return spec, offline_baselines(stable=summaries[0], canary=summaries[1], spec=spec)
 
 
 def deploy_release(
@@ -83,6 +99,7 @@ def deploy_release(
     traffic: Callable[[DeployTarget], contextlib.AbstractContextManager[None]] | None = None,
     on_decision: Callable[[Decision], None] | None = None,
     on_outcome: Callable[[CanaryOutcome], None] | None = None,
+    model_output: Literal["logits", "probabilities"] = "logits",
 ) -> DeployOutcome:
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
 
@@ -105,9 +122,13 @@ def deploy_release(
             result="promoted", reason=reason, stable_version=version.version, reconciled_orphan=reconciled
         )
     bundle = champion_bundle(
-        registry, champion=champion, dst=work_dir / f"champion-{champion.version}", ref=ref
+        registry, champion=champion, dst=work_dir / f"champion-{champion.version}", ref=ref, output=model_output
     )
-    baseline = offline_shift(bundle, release.bundle_dir, ref=ref) if release.bundle_dir is not None else 0.0
+    spec, baselines = (
+        offline_comparison(bundle, release.bundle_dir, ref=ref)
+        if release.bundle_dir is not None
+        else (output_spec(bundle), Baselines())
+    )
     state = target.state()
     if state.stable is None or state.stable.model_version != champion.version:
         target.deploy_stable(
@@ -127,7 +148,8 @@ def deploy_release(
             policy=policy,
             clock=clock,
             on_decision=on_decision,
-            shift_baseline=baseline,
+            spec=spec,
+            baselines=baselines,
         )
     if on_outcome is not None:
         on_outcome(outcome)

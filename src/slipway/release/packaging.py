@@ -6,6 +6,7 @@ Plain Python; the stages in `slipway.release.stages` call them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -55,17 +56,39 @@ class ImageOutcome(BaseModel):
 
 
 def serving_bundle(
-    onnx_path: Path, *, dst: Path, model_name: str, model_version: str, ref: Reference
+    onnx_path: Path,
+    *,
+    dst: Path,
+    model_name: str,
+    model_version: str,
+    ref: Reference,
+    output: Literal["logits", "probabilities"] = "logits",
 ) -> Path:
-    """Blocking; idempotent; the serving bundle (ONNX file + model.json with the reference's schema and classes)."""
-    _, y = ref.holdout_xy()
+    """Blocking; idempotent; the serving bundle (ONNX file + model.json: the reference's schema, task and
+    classes; for a regression, the label's range and mean)."""
+    target = ref.target
+    if target.classification:
+        return write_bundle(
+            dst,
+            onnx_path=onnx_path,
+            model_name=model_name,
+            model_version=model_version,
+            features=list(ref.features),
+            task=target.task,
+            classes=list(target.classes),
+            output=output,
+        )
+    labels = ref.frame()[ref.label].to_numpy(dtype=np.float64)
     return write_bundle(
         dst,
         onnx_path=onnx_path,
         model_name=model_name,
         model_version=model_version,
         features=list(ref.features),
-        classes=sorted(int(c) for c in np.unique(y)),
+        task="regression",
+        output="values",
+        value_range=(float(labels.min()), float(labels.max())),
+        value_mean=float(labels.mean()),
     )
 
 

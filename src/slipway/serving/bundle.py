@@ -1,7 +1,10 @@
 """The serving bundle: a folder with `model.onnx` and `model.json` (what the server needs to know).
 
-`model.json` names the model and version, the feature order, the class labels, the ONNX file's
-sha256 and its input/output names. Reading verifies the sha256, so a swapped file never serves.
+`model.json` names the model and version, the feature order, the task and what the model answers
+(class labels in output order and whether it returns logits or probabilities; or values, with the
+reference label's range and mean), the ONNX file's sha256 and its input/output names. Reading verifies
+the sha256, so a swapped file never serves. Bundles written before the task existed read as binary or
+multiclass classifiers returning logits.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slipway.errors import UsageError
 from slipway.hashing import file_sha256
@@ -31,17 +36,48 @@ class BundleMeta(BaseModel):
     model_name: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
     features: list[str] = Field(min_length=1, description="Feature names in the model's input order.")
-    classes: list[int] = Field(min_length=1, description="Class label of each logit column.")
+    task: Literal["binary", "multiclass", "regression"] = Field(description="What the model predicts.")
+    classes: list[int | str] = Field(
+        default_factory=list, description="Classification: the label of each output column, in order."
+    )
+    output: Literal["logits", "probabilities", "values"] = Field(
+        default="logits", description="What the ONNX output holds: logits (softmaxed), probabilities, or values."
+    )
+    value_range: tuple[float, float] | None = Field(
+        default=None, description="Regression: the reference label's [min, max] (validity, histogram edges)."
+    )
+    value_mean: float | None = Field(default=None, description="Regression: the reference label's mean.")
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_of_old_bundles(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "task" not in raw and raw.get("classes"):
+            return {**raw, "task": "binary" if len(raw["classes"]) == 2 else "multiclass"}
+        return raw
+
     @field_validator("features", "classes")
     @classmethod
-    def _unique(cls, value: list[str] | list[int]) -> list[str] | list[int]:
+    def _unique(cls, value: list[Any]) -> list[Any]:
         if len(set(value)) != len(value):
             raise ValueError("has duplicates")
         return value
+
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> BundleMeta:
+        if self.task == "regression":
+            if self.classes or self.output != "values":
+                raise ValueError("a regression bundle has no classes and output 'values'")
+        elif len(self.classes) < 2 or self.output == "values" or (self.task == "binary") != (len(self.classes) == 2):
+            raise ValueError(f"a {self.task} bundle needs {'2' if self.task == 'binary' else '3+'} classes and logits or probabilities")
+        return self
+
+    @property
+    def width(self) -> int:
+        """Output columns of the model: one per class, or one value."""
+        return len(self.classes) if self.classes else 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +95,11 @@ def write_bundle(
     model_name: str,
     model_version: str,
     features: list[str],
-    classes: list[int],
+    task: Literal["binary", "multiclass", "regression"] = "binary",
+    classes: list[int | str] | None = None,
+    output: Literal["logits", "probabilities", "values"] = "logits",
+    value_range: tuple[float, float] | None = None,
+    value_mean: float | None = None,
 ) -> Path:
     """Blocking; idempotent (same inputs, same files); copies the ONNX file into `dst` and writes model.json."""
     if not onnx_path.is_file():
@@ -73,7 +113,11 @@ def write_bundle(
             model_name=model_name,
             model_version=model_version,
             features=list(features),
-            classes=list(classes),
+            task=task,
+            classes=list(classes or []),
+            output=output,
+            value_range=value_range,
+            value_mean=value_mean,
             onnx_sha256=file_sha256(target),
         )
     except ValidationError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from slipway.serving.bundle import BundleMeta
 from slipway.serving.settings import ServeSettings
 
 FAULT_HEADER = "x-slipway-fault"
@@ -22,20 +23,35 @@ class FaultInjector:
         """Non-blocking; True for a request that must be answered with an injected 503."""
         return self.error_rate > 0 and bool(self._rng.random() < self.error_rate)
 
-    def corrupt(self, logits: np.ndarray) -> np.ndarray:
-        """Pure for a given knob; the logits as the `fault_output` knob corrupts them (a copy when changed)."""
-        return corrupt_logits(logits, self.output)
+    def corrupt(self, raw: np.ndarray, *, meta: BundleMeta | None = None) -> np.ndarray:
+        """Pure for a given knob; the raw outputs as the `fault_output` knob corrupts them (a copy when changed)."""
+        return corrupt_output(raw, self.output, meta=meta)
 
 
-def corrupt_logits(logits: np.ndarray, kind: str) -> np.ndarray:
-    """Pure; nan: every value NaN; constant: zeros (uniform probabilities, first class); flip: columns reversed."""
+def corrupt_output(raw: np.ndarray, kind: str, *, meta: BundleMeta | None = None) -> np.ndarray:
+    """Pure; the model's raw outputs as a fault corrupts them, per task:
+
+    * nan: every value NaN;
+    * constant: classification, uniform scores (zero logits, or 1/K probabilities: the first class wins);
+      regression, the reference label's mean for every row;
+    * flip: classification, every class moved to the next column (a cyclic permutation: no class stays,
+      binary swaps); regression, each value mirrored around the reference label's mean.
+    """
+    regression = meta is not None and meta.task == "regression"
     if kind == "nan":
-        return np.full_like(logits, np.nan)
+        return np.full_like(raw, np.nan)
     if kind == "constant":
-        return np.zeros_like(logits)
+        if regression:
+            return np.full_like(raw, meta.value_mean if meta and meta.value_mean is not None else 0.0)
+        if meta is not None and meta.output == "probabilities":
+            return np.full_like(raw, 1.0 / raw.shape[1])
+        return np.zeros_like(raw)
     if kind == "flip":
-        return np.ascontiguousarray(logits[:, ::-1])
-    return logits
+        if regression:
+            mean = meta.value_mean if meta and meta.value_mean is not None else 0.0
+            return np.asarray(2.0 * mean - raw, dtype=raw.dtype)
+        return np.ascontiguousarray(np.roll(raw, 1, axis=1))
+    return raw
 
 
 FAULT_KINDS: tuple[str, ...] = ("errors", "latency", "nan", "constant", "flip", "never-ready")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from slipway.errors import UsageError
-from slipway.serving.bundle import Bundle
+from slipway.serving.bundle import Bundle, BundleMeta
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -54,15 +54,15 @@ class ModelRuntime:
         return len(self.bundle.meta.features)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Blocking, thread-safe; float32 [N, n_features] -> logits float32 [N, n_classes]."""
+        """Blocking, thread-safe; float32 [N, n_features] -> raw outputs float32: [N, n_classes], or [N] values."""
         meta = self.bundle.meta
-        out = self.session.run([meta.output_name], {meta.input_name: x})[0]
-        logits = np.asarray(out, dtype=np.float32)
-        if logits.shape != (len(x), len(meta.classes)):
-            raise RuntimeError(
-                f"model returned shape {logits.shape}, expected ({len(x)}, {len(meta.classes)})"
-            )
-        return logits
+        out = np.asarray(self.session.run([meta.output_name], {meta.input_name: x})[0], dtype=np.float32)
+        if meta.task == "regression" and out.ndim == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        expected = (len(x),) if meta.task == "regression" else (len(x), len(meta.classes))
+        if out.shape != expected:
+            raise RuntimeError(f"model returned shape {out.shape}, expected {expected}")
+        return out
 
 
 def load_runtime(bundle: Bundle, *, threads: int) -> ModelRuntime:
@@ -81,8 +81,21 @@ def load_runtime(bundle: Bundle, *, threads: int) -> ModelRuntime:
         raise UsageError(
             f"{bundle.onnx_path}: input width {width}, model.json lists {len(meta.features)} features"
         )
-    if isinstance(n_out, int) and n_out != len(meta.classes):
+    out_shape = outputs[meta.output_name]
+    if meta.task != "regression" and isinstance(n_out, int) and n_out != len(meta.classes):
         raise UsageError(
             f"{bundle.onnx_path}: {n_out} output columns, model.json lists {len(meta.classes)} classes"
         )
+    if meta.task == "regression" and len(out_shape) == 2 and isinstance(n_out, int) and n_out != 1:
+        raise UsageError(f"{bundle.onnx_path}: {n_out} output columns; a regression model answers one value")
     return ModelRuntime(bundle=bundle, session=session)
+
+
+def answers(meta: BundleMeta, raw: np.ndarray) -> np.ndarray:
+    """Pure; what the model answers for raw outputs: probabilities [N, K] (logits softmaxed, probabilities
+    as they are) or values [N]; a non-finite row stays non-finite."""
+    if meta.task == "regression":
+        return np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)[:, 0] if np.ndim(raw) == 2 else np.asarray(raw, dtype=np.float64)
+    if meta.output == "probabilities":
+        return np.asarray(raw, dtype=np.float64)
+    return softmax(np.asarray(raw))

@@ -27,7 +27,8 @@ from slipway.errors import UsageError
 from slipway.ports import free_port
 from slipway.readiness import stop_popen, wait_http_ok
 from slipway.serving.bundle import read_bundle
-from slipway.serving.model import open_session, softmax
+from slipway.serving.bundle import BundleMeta
+from slipway.serving.model import answers, load_runtime
 
 REQUEST_ROWS = 32
 STDERR_LINES = 15
@@ -47,7 +48,7 @@ class ServabilityReport(BaseModel):
     model_name: str | None = None
     model_version: str | None = None
     rows: int = Field(default=0, description="Holdout rows the server answered.")
-    max_abs_diff: float | None = Field(default=None, description="Largest |served - offline| probability.")
+    max_abs_diff: float | None = Field(default=None, description="Largest |served - offline| answer (probability; for values relative to max(|value|, 1)).")
     label_mismatches: int = 0
     ready_s: float | None = Field(default=None, description="Seconds from start to /readyz 200.")
     p50_latency_ms: float | None = Field(default=None, description="Median /predict round trip.")
@@ -100,12 +101,12 @@ def process_launcher(python: str = sys.executable) -> Launcher:
     return launch
 
 
-def expected_probabilities(onnx_path: Path, x: np.ndarray) -> np.ndarray:
-    """Blocking; offline ONNX Runtime class probabilities for x (the softmax the server uses)."""
-    session = open_session(onnx_path, threads=1)
-    name = session.get_inputs()[0].name
-    logits = session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-    return softmax(np.asarray(logits, dtype=np.float32))
+def expected_answers(bundle_dir: Path, x: np.ndarray) -> np.ndarray:
+    """Blocking; what the bundle's model answers offline for x under ONNX Runtime: probabilities [N, K]
+    (the softmax the server applies to logits) or values [N]."""
+    bundle = read_bundle(bundle_dir)
+    runtime = load_runtime(bundle, threads=1)
+    return answers(bundle.meta, runtime.run(np.ascontiguousarray(x, dtype=np.float32)))
 
 
 def _tail(log: IO[bytes]) -> list[str]:
@@ -130,13 +131,37 @@ def _cleanup(launch: ServerLaunch) -> None:
             subprocess.run(list(launch.cleanup), capture_output=True, timeout=60, check=False)
 
 
+def served_matrix(doc: dict[str, Any], *, meta: BundleMeta, rows: int) -> tuple[np.ndarray | None, str | None]:
+    """Pure; the answer's probabilities [rows, K] in class order, or values [rows]; or why it cannot be read."""
+    if meta.task == "regression":
+        values = doc.get("predictions")
+        if not isinstance(values, list) or len(values) != rows:
+            return None, f"expected {rows} predicted values in the answer"
+        if any(v is None for v in values):
+            return None, "the server returned non-finite values (null)"
+        return np.asarray(values, dtype=np.float64), None
+    probs = doc.get("probabilities")
+    if not isinstance(probs, list) or len(probs) != rows:
+        return None, f"expected {rows} probability rows in the answer"
+    names = [str(c) for c in meta.classes]
+    matrix = []
+    for row in probs:
+        if not isinstance(row, dict) or list(row) != names:
+            return None, f"probabilities must be keyed by the classes {names} in that order"
+        if any(v is None for v in row.values()):
+            return None, "the server returned non-finite probabilities (null)"
+        matrix.append([float(v) for v in row.values()])
+    return np.asarray(matrix, dtype=np.float64), None
+
+
 def _compare(
-    client: Any, x: np.ndarray, expected: np.ndarray, *, classes: list[int], version: str, atol: float
+    client: Any, x: np.ndarray, expected: np.ndarray, *, meta: BundleMeta, atol: float
 ) -> tuple[dict[str, Any], str | None]:
     import httpx
 
     facts: dict[str, Any] = {"rows": 0, "max_abs_diff": 0.0, "label_mismatches": 0, "latencies": []}
-    want_labels = np.asarray(classes)[expected.argmax(axis=1)]
+    classification = meta.task != "regression"
+    want_labels = [meta.classes[int(k)] for k in expected.argmax(axis=1)] if classification else []
     for start in range(0, len(x), REQUEST_ROWS):
         stop = min(start + REQUEST_ROWS, len(x))
         where = f"rows {start}-{stop - 1}"
@@ -151,26 +176,26 @@ def _compare(
         if resp.status_code != 200:
             return facts, f"{where}: /predict answered HTTP {resp.status_code}: {resp.text[:200]}"
         doc = resp.json()
-        if doc.get("model_version") != version:
+        if doc.get("model_version") != meta.model_version:
             return (
                 facts,
-                f"{where}: served model_version {doc.get('model_version')!r}, the bundle is {version!r}",
+                f"{where}: served model_version {doc.get('model_version')!r}, the bundle is {meta.model_version!r}",
             )
-        probs = doc.get("probabilities")
-        if not isinstance(probs, list) or len(probs) != stop - start:
-            return facts, f"{where}: expected {stop - start} probability rows in the answer"
-        if any(v is None for row in probs for v in row):
-            return facts, f"{where}: the server returned non-finite probabilities (null)"
-        served = np.asarray(probs, dtype=np.float64)
+        served, problem = served_matrix(doc, meta=meta, rows=stop - start)
+        if served is None:
+            return facts, f"{where}: {problem}"
         if served.shape != expected[start:stop].shape:
-            return facts, f"{where}: probabilities shape {served.shape}, offline {expected[start:stop].shape}"
-        diff = float(np.abs(served - expected[start:stop]).max())
+            return facts, f"{where}: answer shape {served.shape}, offline {expected[start:stop].shape}"
+        scale = np.maximum(np.abs(expected[start:stop]), 1.0) if not classification else 1.0
+        diff = float((np.abs(served - expected[start:stop]) / scale).max())
         facts["max_abs_diff"] = max(facts["max_abs_diff"], diff)
-        facts["label_mismatches"] += int((np.asarray(doc["predictions"]) != want_labels[start:stop]).sum())
+        if classification:
+            got = doc.get("predictions") or []
+            facts["label_mismatches"] += sum(1 for a, b in zip(got, want_labels[start:stop], strict=False) if a != b)
         facts["rows"] = stop
     if facts["max_abs_diff"] > atol or facts["label_mismatches"]:
         return facts, (
-            f"served predictions differ from offline ONNX Runtime: max |diff| {facts['max_abs_diff']:.3g} "
+            f"served answers differ from offline ONNX Runtime: max |diff| {facts['max_abs_diff']:.3g} "
             f"(atol {atol:g}), {facts['label_mismatches']} of {len(x)} labels differ"
         )
     return facts, None
@@ -222,9 +247,7 @@ def check_servability(
                 if cause is not None:
                     server_log = _tail(log)  # before stopping: why it never got ready
                 else:
-                    facts, cause = _compare(
-                        client, x, expected, classes=meta.classes, version=meta.model_version, atol=atol
-                    )
+                    facts, cause = _compare(client, x, expected, meta=meta, atol=atol)
                     lat = facts.pop("latencies")
                     report |= facts | {"p50_latency_ms": float(np.median(lat)) * 1000 if lat else None}
         finally:

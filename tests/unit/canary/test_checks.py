@@ -9,6 +9,7 @@ from scipy.stats import binomtest, hypergeom, ks_2samp  # type: ignore[import-un
 from slipway.canary import checks as ck
 from slipway.canary.checks import CheckStatus, Severity
 from slipway.config import CanaryConfig
+from slipway.deploy.base import ArmWindow
 
 from .helpers import window
 
@@ -66,11 +67,15 @@ def test_latency_needs_samples_and_fails_on_a_doubled_tail() -> None:
 def test_collapse_by_std_and_by_a_single_label() -> None:
     rng = np.random.default_rng(0)
     stable = 1 / (1 + np.exp(-(np.where(rng.random(500) < 0.4, 2.5, -2.5) + rng.normal(0, 1.5, 500))))
-    assert ck.collapse(np.full(50, 0.3), stable, policy=POLICY).failed
+
+    def arm(scores: np.ndarray) -> ck.Pooled:  # a binary arm: labels from P(positive) >= 0.5
+        return ck.pool([ArmWindow(requests=scores.size, scores=scores.tolist())])
+
+    assert ck.collapse(arm(np.full(50, 0.3)), arm(stable), policy=POLICY).failed
     one_label = np.clip(stable[stable < 0.5][:60] * 0.8 + rng.normal(0, 0.1, 60), 0, 0.49)
-    assert ck.collapse(one_label, stable, policy=POLICY).failed
-    assert ck.collapse(stable[:100], stable[100:], policy=POLICY).status is CheckStatus.PASSED
-    assert ck.collapse(stable[:5], stable, policy=POLICY).status is CheckStatus.INSUFFICIENT
+    assert ck.collapse(arm(one_label), arm(stable), policy=POLICY).failed
+    assert ck.collapse(arm(stable[:100]), arm(stable[100:]), policy=POLICY).status is CheckStatus.PASSED
+    assert ck.collapse(arm(stable[:5]), arm(stable), policy=POLICY).status is CheckStatus.INSUFFICIENT
 
 
 def test_shift_needs_samples_and_an_effect_above_the_floor() -> None:

@@ -69,6 +69,7 @@ def canary(
         work_dir=work_dir,
         traffic=replaying(ref.holdout_xy()[0], rate_rps=ctx.config.deploy.load_rps),
         on_outcome=outcomes.append,
+        model_output=ctx.config.training.output,
     )
     artifacts: list[Artifact] = [
         markdown(
@@ -103,6 +104,7 @@ def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
         model_name=version.name,
         model_version=version.version,
         ref=ctx.reference(),
+        output=ctx.config.training.output,
     )
 
 

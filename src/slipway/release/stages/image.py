@@ -35,6 +35,7 @@ def build_serving_image(
         model_name=version.name,
         model_version=version.version,
         ref=ctx.reference(),
+        output=ctx.config.training.output,
     )
     image = build_image(
         builder,

@@ -22,7 +22,7 @@ from slipway.serving.servability import (
     ServabilityReport,
     ServerLaunch,
     check_servability,
-    expected_probabilities,
+    expected_answers,
 )
 
 IN_PROCESS = "in-process"
@@ -59,12 +59,13 @@ def check_in_process(
         model_name=ctx.model_name,
         model_version=f"candidate-{ctx.release_key()[:12]}",
         ref=ref,
+        output=ctx.config.training.output,
     )
     x, _ = ref.holdout_xy()
     report = check_servability(
         bundle,
         x=x,
-        expected=expected_probabilities(bundle / "model.onnx", x),
+        expected=expected_answers(bundle, x),
         timeout_s=ctx.config.serving.servability_timeout_s,
     )
     return _outcome(report, tag=IN_PROCESS)
@@ -103,7 +104,7 @@ def smoke_test_image(
     report = check_servability(
         bundle,
         x=x,
-        expected=expected_probabilities(bundle / "model.onnx", x),
+        expected=expected_answers(bundle, x),
         timeout_s=ctx.config.serving.servability_timeout_s,
         launcher=image_launcher(
             builder,
