@@ -312,6 +312,13 @@ class CanaryConfig(BaseModel):
         le=1,
         description="Canary minus stable error rate that must ALSO be exceeded to fail (0 vs 1 error is no failure).",
     )
+    promotion_error_margin: float = Field(
+        default=0.0075,
+        ge=0,
+        le=1,
+        description="At the promotion look the canary's error rate must be shown (upper confidence bound) within "
+        "this of the stable's; short of that evidence the canary holds for more samples instead of promoting.",
+    )
     max_error_rate: float = Field(
         default=0.2,
         gt=0,

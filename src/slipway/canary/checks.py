@@ -372,8 +372,33 @@ def mantel_haenszel_difference(windows: Sequence[Observation]) -> float:
     return num / den if den else 0.0
 
 
-def error_rate(windows: Sequence[Observation], *, policy: CanaryConfig) -> CheckResult:
-    """Pure; canary errors vs stable stratified by window (a blip on both arms cancels); hard above `max_error_rate`."""
+def mantel_haenszel_upper(windows: Sequence[Observation], *, alpha: float) -> float:
+    """Pure; one-sided (1 - alpha) upper confidence bound of the Mantel-Haenszel error-rate difference
+    (normal approximation, each arm's rate continuity-corrected so that zero errors have a variance)."""
+    from scipy.special import ndtri  # type: ignore[import-untyped]
+
+    num = den = var = 0.0
+    for o in windows:
+        c, s = o.canary, o.stable
+        w = c.requests * s.requests / (c.requests + s.requests)
+        pc, ps = (c.errors + 0.5) / (c.requests + 1), (s.errors + 0.5) / (s.requests + 1)
+        num += w * (c.errors / c.requests - s.errors / s.requests)
+        var += w * w * (pc * (1 - pc) / c.requests + ps * (1 - ps) / s.requests)
+        den += w
+    if not den:
+        return math.inf
+    return num / den + float(ndtri(1.0 - alpha)) * math.sqrt(var) / den
+
+
+def error_rate(
+    windows: Sequence[Observation], *, policy: CanaryConfig, promotion: bool = False
+) -> CheckResult:
+    """Pure; canary errors vs stable stratified by window (a blip on both arms cancels); hard above `max_error_rate`.
+
+    `promotion` (the last look before promoting): passing also needs the evidence that the canary is not
+    worse by more than `promotion_error_margin` (the upper confidence bound at `alpha`); short of it, the
+    check is INSUFFICIENT and the canary holds for more samples.
+    """
     strata = [
         (o.canary.requests + o.stable.requests, o.canary.errors + o.stable.errors, o.canary.requests)
         for o in windows
@@ -399,9 +424,17 @@ def error_rate(windows: Sequence[Observation], *, policy: CanaryConfig) -> Check
     rc, rs = _rate(e_c, n_c), _rate(e_s, n_s)
     failed = p < policy.alpha and delta > policy.min_error_rate_delta
     hard = failed and rc > policy.max_error_rate >= rs
+    status = CheckStatus.FAILED if failed else CheckStatus.PASSED
+    upper = ""
+    if promotion and not failed:
+        bound = mantel_haenszel_upper(both, alpha=policy.alpha)
+        upper = f"; upper bound of the difference {bound:.4f}"
+        if bound > policy.promotion_error_margin:
+            status = CheckStatus.INSUFFICIENT  # not yet shown within the margin: hold for more samples
+            upper += f" > {policy.promotion_error_margin:g}: not yet shown within the margin"
     return CheckResult(
         "error_rate",
-        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        status,
         Severity.HARD if hard else Severity.STATISTICAL,
         statistic=rc,
         p_value=p,
@@ -409,7 +442,8 @@ def error_rate(windows: Sequence[Observation], *, policy: CanaryConfig) -> Check
         threshold=threshold,
         n_canary=n_c,
         n_stable=n_s,
-        detail=f"canary {e_c}/{n_c} errors vs stable {e_s}/{n_s} (exact test stratified over {len(strata)} windows)",
+        detail=f"canary {e_c}/{n_c} errors vs stable {e_s}/{n_s} (exact test stratified over {len(strata)} windows)"
+        + upper,
     )
 
 

@@ -16,7 +16,9 @@ Rules, in order (each a line of `decide`):
    passed; a step: `step_min_samples` and STEP_GATES passed; the last step: `min_samples_per_arm`
    per arm and EVERY check passed), else HOLD. PROMOTE_STEP from the last step is final (weight 100).
    That promotion look judges the live checks at `promotion_alpha` (looser than `alpha`): with
-   thousands of samples the effect floors, not alpha, keep a healthy canary from failing there.
+   thousands of samples the effect floors, not alpha, keep a healthy canary from failing there; and
+   the error rate must also be shown within `promotion_error_margin` of the stable's (its upper
+   confidence bound), else the canary HOLDS for more samples: no promotion on an unlucky draw.
 """
 
 from __future__ import annotations
@@ -236,14 +238,19 @@ def _shadow_checks(
 
 
 def _live_checks(
-    step: Sequence[Observation], live: Sequence[Observation], *, state: ControllerState, policy: CanaryConfig
+    step: Sequence[Observation],
+    live: Sequence[Observation],
+    *,
+    state: ControllerState,
+    policy: CanaryConfig,
+    at_gate: bool = False,
 ) -> list[CheckResult]:
     spec, base = state.spec, state.baselines
     canary = ck.pool((o.canary for o in step), spec)
     stable = ck.pool((o.stable for o in step), spec)
     checks = [
         ck.traffic_share(step, weight=state.weight, policy=policy),
-        ck.error_rate(live, policy=policy),
+        ck.error_rate(live, policy=policy, promotion=at_gate),
         ck.nonfinite(canary, stable, policy=policy),
         ck.invalid(canary, stable, policy=policy),
         ck.collapse(canary, stable, policy=policy, spec=spec),
@@ -401,7 +408,7 @@ def decide(history: Sequence[Observation], *, state: ControllerState, policy: Ca
     else:
         at_gate = state.step + 1 >= len(live_weights(policy)) and _enough_live(live, policy=policy)
         judged = policy.model_copy(update={"alpha": policy.promotion_alpha}) if at_gate else policy
-        results = _live_checks(phase, live, state=state, policy=judged)
+        results = _live_checks(phase, live, state=state, policy=judged, at_gate=at_gate)
     return _judge(out, [ready, health], results, phase=phase, live=live, policy=policy)
 
 
