@@ -18,7 +18,9 @@ from slipway.validation.suite import load_suite
 
 def data(tmp_path: Path, *, label: str, values: np.ndarray, extra: bool = False) -> Path:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x (cm)": rng.normal(size=values.size), "count/day": rng.integers(0, 9, values.size)})
+    frame = pd.DataFrame(
+        {"x (cm)": rng.normal(size=values.size), "count/day": rng.integers(0, 9, values.size)}
+    )
     if extra:
         frame["city"] = rng.choice(["oslo", "lima"], values.size)
     frame[label] = values
@@ -40,7 +42,9 @@ def test_init_writes_a_project_the_release_reads(tmp_path: Path, values: np.ndar
     result = init_project(tmp_path / "proj", data=source, label="outcome")
     assert result.task == task and "inferred" in result.how
     cfg = load_config(tmp_path / "proj" / "slipway.yaml")
-    assert cfg.data.task == task and cfg.data.reference == "data/mine.csv"  # a copy, relative: the folder moves
+    assert (
+        cfg.data.task == task and cfg.data.reference == "data/mine.csv"
+    )  # a copy, relative: the folder moves
     ref = load_reference(cfg.data, base_dir=cfg.base_dir)
     assert list(ref.features) == ["x (cm)", "count/day"]
     assert cfg.quality_gate.problems_for(ref.target.task) == []

@@ -82,5 +82,6 @@ def small_policy(**kw: object) -> CanaryConfig:
         "min_samples_per_arm": 400,
         "shift_min_samples": 100,
         "step_min_samples": 20,
+        "promotion_error_margin": 0.05,  # 400 samples cannot bound the difference within 0.0075
     }
     return CanaryConfig.model_validate(base | kw)

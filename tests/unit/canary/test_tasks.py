@@ -103,3 +103,19 @@ def test_the_flip_fault_is_rolled_back_and_a_healthy_retrain_promoted_for_every_
     flips = [run_one("F8", seed=seed, policy=policy, params=params) for seed in range(12)]
     flipped = [r for r in flips if r.variant == "env flips outputs"]
     assert flipped and all(r.result == "rolled_back" for r in flipped)
+
+
+def test_promotion_waits_until_the_error_rate_is_shown_within_the_margin() -> None:
+    from tests.unit.canary.helpers import window
+
+    policy = PipelineConfig().canary
+    ambiguous = [
+        window(i, weight=50, n_c=300, n_s=300, canary={"errors": 4}, stable={"errors": 3}) for i in range(10)
+    ]
+    held = ck.error_rate(ambiguous, policy=policy, promotion=True)
+    assert (
+        held.status is ck.CheckStatus.INSUFFICIENT
+    )  # 1.3% vs 1.0% on 3000: not yet shown within 0.75 points
+    assert ck.error_rate(ambiguous, policy=policy).status is ck.CheckStatus.PASSED  # no failure either
+    clean = [window(i, weight=50, n_c=300, n_s=300) for i in range(10)]
+    assert ck.error_rate(clean, policy=policy, promotion=True).status is ck.CheckStatus.PASSED
