@@ -1,0 +1,93 @@
+"""The example projects of `examples/` (one per task, made by `slipway init`) released with the CLI, as a
+team would: the first release promoted, a healthy second release canaried and promoted, a `flip` canary
+rolled back while the champion keeps serving. The canary policy is shortened for the test (fewer
+samples, shorter windows, more load): the decisions are the same functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.prefect_server import prefect_server
+
+REPO = Path(__file__).resolve().parents[2]
+SLIPWAY = str(Path(sys.executable).parent / "slipway")
+EXAMPLES = ["tumor-binary", "wine-multiclass", "diabetes-regression"]
+FAST = {
+    "canary": {
+        "interval_s": 3,
+        "min_samples_per_arm": 600,
+        "shadow_intervals": 1,
+        "steps": [25, 50, 100],
+        "deadline_s": 240,
+        "readiness_deadline_s": 60,
+    },
+    "deploy": {"target": "local", "load_rps": 250},
+    "optimize": {"bench": {"warmup": 5, "rounds": 3, "iterations": 10, "load_repeats": 1}},
+}
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with prefect_server(tmp_path_factory.mktemp("prefect")) as url:
+        yield url
+
+
+def project(name: str, tmp: Path) -> Path:
+    """A copy of the example with the fast canary policy (the example itself stays as init wrote it)."""
+    folder = tmp / name
+    shutil.copytree(REPO / "examples" / name, folder)
+    config = yaml.safe_load((folder / "slipway.yaml").read_text())
+    for section, values in FAST.items():
+        config[section] = {**config.get(section, {}), **values}
+    (folder / "slipway.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def cli(folder: Path, api: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    env |= {"PREFECT_API_URL": api, "SLIPWAY_HOME": str(folder / ".slipway"), "SLIPWAY_IMAGE_BUILDER": "fake"}
+    return subprocess.run(
+        [SLIPWAY, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def release(folder: Path, api: str, seed: int, *extra: str) -> tuple[int, dict[str, object]]:
+    batch = f"data/incoming/batch-{seed}.csv"
+    made = cli(folder, api, "data", "batch", "--out", batch, "--seed", str(seed))
+    assert made.returncode == 0, made.stderr
+    proc = cli(folder, api, "release", "--data", batch, "--json", *extra)
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_an_example_project_promotes_canaries_and_rolls_back_a_flip(
+    name: str, api: str, tmp_path: Path
+) -> None:
+    folder = project(name, tmp_path)
+    try:
+        code, first = release(folder, api, 1)
+        assert (code, first["decision"], first["model_version"]) == (0, "promoted", "1"), first["reasons"]
+        code, second = release(folder, api, 2)
+        assert (code, second["decision"]) == (0, "promoted"), second["reasons"]
+        assert second["deploy"]["previous_champion"] == "1"  # type: ignore[index]
+        code, flipped = release(folder, api, 3, "--canary-fault", "flip")
+        assert (code, flipped["decision"], flipped["stage"]) == (1, "rolled_back", "canary"), flipped[
+            "reasons"
+        ]
+        status = cli(folder, api, "status", "--json")
+        assert json.loads(status.stdout)["champion_version"] == "2"
+        assert json.loads(status.stdout)["deploy"]["stable_version"] == "2"  # the champion keeps serving
+    finally:
+        cli(folder, api, "deploy", "stop")
