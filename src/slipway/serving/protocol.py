@@ -6,8 +6,9 @@
 * body: from the end of the headers the body must be complete within `body_timeout_s`, else 408 (if
   nothing was answered yet) and closed (a declared body never sent, an unterminated chunked upload);
 * connections: at `max_connections` open connections the one idle longest (at least `EVICT_IDLE_S`) is
-  closed to make room, else the new one gets a 503 with Retry-After and is closed (no hang, no fd
-  exhaustion: the cap sits below the open-file limit, see `slipway.serving.server`);
+  closed to make room, else the new one gets a 503 with Retry-After and is closed (no hang); past
+  `MAX_REFUSING` such refusals at once, new connections are closed unanswered. The cap sits below the
+  open-file limit (see `slipway.serving.server`), so a connection flood cannot exhaust descriptors;
 * admission: a `POST /predict` is admitted against the app's `Admission` when its headers arrive, so
   the time it then waits for the event loop counts against its deadline and a full queue is
   answered at once (the ticket travels in the ASGI scope under `TICKET_KEY`).
@@ -33,7 +34,11 @@ from slipway.serving.admission import TICKET_KEY, TIMED_OUT_KEY
 
 log = logging.getLogger("slipway.serving")
 EVICT_IDLE_S = 1.0  # an idle connection younger than this is never closed to make room
+MAX_REFUSING = (
+    32  # refusals held open at once (each waits up to 1 s for the request); past it: closed at once
+)
 LOG_EVERY_S = 10.0
+_REFUSING = "slipway_refusing"
 _PREDICT = b"/predict"
 
 
@@ -100,6 +105,7 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
         self._read_timer: TimerHandle | None = None
         self._idle_since = 0.0
         self._refusing = False
+        self._held = False  # a refusal counted in the server state's _REFUSING
 
     # -- connection cap ---------------------------------------------------------------------------
 
@@ -144,11 +150,19 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
         count = _refusals.hit()
         if count:
             log.warning(
-                "connection cap of %d reached: %d connection(s) answered 503 and closed (logged every %g s at most)",
+                "connection cap of %d reached: %d connection(s) refused (503, or closed past %d refusals at "
+                "once); logged every %g s at most",
                 self.limits.max_connections,
                 count,
+                MAX_REFUSING,
                 LOG_EVERY_S,
             )
+        refusing: int = getattr(self.server_state, _REFUSING, 0)  # per server (worker), on uvicorn's state
+        if refusing >= MAX_REFUSING:
+            transport.close()
+            return
+        setattr(self.server_state, _REFUSING, refusing + 1)
+        self._held = True
         # answer once the client has sent something (so closing loses nothing), or drop it after a while
         self._read_timer = self.loop.call_later(min(1.0, self.limits.header_timeout_s), transport.close)
 
@@ -231,6 +245,9 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
         """Cancels this connection's timers."""
         self._cancel_read_timer()
         self._phase = None
+        if self._held:
+            self._held = False
+            setattr(self.server_state, _REFUSING, getattr(self.server_state, _REFUSING) - 1)
         super().connection_lost(exc)
 
 
