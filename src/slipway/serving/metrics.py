@@ -7,9 +7,10 @@ and `exposition()` sums all of them, so whichever worker answers a scrape report
 
 from __future__ import annotations
 
+import math
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -175,7 +176,7 @@ class ServingMetrics:
         """Non-blocking; writes the queue depth now (multiprocess mode samples it periodically)."""
         self._child(self.queue_depth, version).set(depth)
 
-    def outputs(self, *, version: str, labels: list[int | None], scores: list[float]) -> None:
+    def outputs(self, *, version: str, labels: list[int | None], scores: Iterable[float]) -> None:
         """Non-blocking; counts predicted classes, observes the finite scores, counts non-finite rows (label None)."""
         counts: dict[int, int] = {}
         nonfinite = 0
@@ -190,7 +191,8 @@ class ServingMetrics:
             self._count(self.nonfinite, version).inc(nonfinite)
         score = self._histogram(self.score, version)
         for value in scores:
-            score.observe(value)
+            if math.isfinite(value):
+                score.observe(value)
 
     def connection_refused(self) -> None:
         """Non-blocking; counts one connection refused at the cap."""

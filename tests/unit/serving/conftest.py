@@ -181,22 +181,35 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+class Responses:
+    """Reads HTTP/1.1 responses (content-length bodies) off one connection, in order, keeping what it over-reads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self) -> None:
+        data = self.sock.recv(65536)
+        assert data, f"connection closed after {self.buf!r}"
+        self.buf += data
+
+    def next(self) -> tuple[int, dict[str, str], bytes]:
+        """The next response: status, lower-cased headers, body."""
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(self.buf) < length:
+            self._more()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return int(lines[0].split()[1]), headers, body
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response with a content-length body: status, lower-cased headers, body."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        assert data, f"connection closed after {buf!r}"
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        data = sock.recv(65536)
-        assert data, "connection closed inside a body"
-        rest += data
-    return int(lines[0].split()[1]), headers, rest[:length]
+    """The one response expected on `sock` next (use Responses to read several)."""
+    return Responses(sock).next()
 
 
 def post_bytes(body: bytes, *, path: str = "/predict", extra: str = "") -> bytes:

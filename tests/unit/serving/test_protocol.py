@@ -20,6 +20,7 @@ from slipway.serving.protocol import EVICT_IDLE_S, _quiet_accept_errors
 from slipway.serving.settings import ServeSettings
 from tests.unit.serving.conftest import (
     LiveServer,
+    Responses,
     live_server,
     metric,
     post_bytes,
@@ -32,7 +33,8 @@ ROW = b'{"instances": [[' + b", ".join([b"1.0"] * 30) + b"]]}"
 
 @pytest.fixture()
 def fast_timeouts(bundle_dir: Path) -> Iterator[LiveServer]:
-    settings = ServeSettings(model=bundle_dir, header_timeout_s=0.3, body_timeout_s=0.3, keep_alive_s=0.3)
+    """Short header and body timeouts; a long idle timeout, so a stalled test machine cannot close first."""
+    settings = ServeSettings(model=bundle_dir, header_timeout_s=0.3, body_timeout_s=0.3, keep_alive_s=30)
     with live_server(settings) as server:
         yield server
 
@@ -90,19 +92,21 @@ def test_an_unterminated_chunked_upload_gets_408(fast_timeouts: LiveServer) -> N
         assert _status_line(read_until_closed(sock)) == b"HTTP/1.1 408 Request Timeout"
 
 
-def test_idle_connections_are_closed_new_or_kept_alive(fast_timeouts: LiveServer) -> None:
-    with fast_timeouts.connect() as silent:
-        assert read_until_closed(silent) == b""  # connected, never sent a byte
-    with fast_timeouts.connect() as kept:
-        kept.sendall(post_bytes(ROW))
-        assert read_response(kept)[0] == 200
-        assert read_until_closed(kept) == b""  # the keep-alive connection, idle after its answer
+def test_idle_connections_are_closed_new_or_kept_alive(bundle_dir: Path) -> None:
+    with live_server(ServeSettings(model=bundle_dir, keep_alive_s=1.0)) as server:
+        with server.connect() as silent:
+            assert read_until_closed(silent) == b""  # connected, never sent a byte
+        with server.connect() as kept:
+            kept.sendall(post_bytes(ROW))
+            assert read_response(kept)[0] == 200
+            assert read_until_closed(kept) == b""  # the keep-alive connection, idle after its answer
 
 
 def test_pipelined_and_complete_requests_are_not_affected(fast_timeouts: LiveServer) -> None:
     with fast_timeouts.connect() as sock:
         sock.sendall(post_bytes(ROW) + b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n" + post_bytes(ROW))
-        assert [read_response(sock)[0] for _ in range(3)] == [200, 200, 200]
+        responses = Responses(sock)
+        assert [responses.next()[0] for _ in range(3)] == [200, 200, 200]
 
 
 def test_past_the_connection_cap_a_new_connection_gets_503_with_retry_after(bundle_dir: Path) -> None:
