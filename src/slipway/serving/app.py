@@ -39,6 +39,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
 SHED_HEADER = "x-slipway-shed"
+SHED_DETAIL = "overloaded: in-flight and queue limits full"
 CLIENT_GONE = 499  # recorded status of a request whose client left before its answer (nothing is sent)
 _UNSET = object()
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
@@ -167,11 +168,7 @@ class PredictHandler:
         version = service.version
         if ticket is None:
             service.metrics.admission(outcome="shed", version=version)
-            return (
-                503,
-                {"detail": "overloaded: in-flight and queue limits full", "request_id": rid},
-                self._queue_full,
-            )
+            return 503, {"detail": SHED_DETAIL, "request_id": rid}, self._queue_full
         runtime = service.runtime
         if runtime is None:
             return 503, {"detail": "model not loaded", "request_id": rid}, []
@@ -205,6 +202,21 @@ class PredictHandler:
         finally:
             service.admission.release()
         return 200, self._predicted(x, logits, runtime, rid), []
+
+    def shed_bytes(self, rid: str) -> bytes:
+        """Non-blocking; the complete HTTP/1.1 503 of a request shed before reaching the app, counted as the app would."""
+        service = self.service
+        service.metrics.admission(outcome="shed", version=service.version)
+        service.metrics.request(status=503, version=service.version, seconds=0.0)
+        body = to_json({"detail": SHED_DETAIL, "request_id": rid})
+        head = [
+            b"HTTP/1.1 503 Service Unavailable",
+            b"content-type: application/json",
+            b"content-length: " + str(len(body)).encode(),
+            b"x-request-id: " + rid.encode(),
+            *(name + b": " + value for name, value in self._queue_full),
+        ]
+        return b"\r\n".join(head) + b"\r\n\r\n" + body
 
     def _deadline(self, rid: str, version: str) -> Answer:
         self.service.metrics.admission(outcome="deadline", version=version)
@@ -315,6 +327,10 @@ class FastPredictFront:
         self.service: ServingService = app.state.service
         self.admission = self.service.admission
         self.metrics = self.service.metrics
+
+    def shed_response(self, given_id: bytes | None) -> bytes:
+        """Non-blocking; counts one /predict request shed at header time; the bytes of its 503 (what the handler answers)."""
+        return self._predict.shed_bytes(request_id(given_id))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry; never raises for a request."""

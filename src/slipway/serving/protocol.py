@@ -10,8 +10,9 @@
   `MAX_REFUSING` such refusals at once, new connections are closed unanswered. The cap sits below the
   open-file limit (see `slipway.serving.server`), so a connection flood cannot exhaust descriptors;
 * admission: a `POST /predict` is admitted against the app's `Admission` when its headers arrive, so
-  the time it then waits for the event loop counts against its deadline and a full queue is
-  answered at once (the ticket travels in the ASGI scope under `TICKET_KEY`).
+  the time it then waits for the event loop counts against its deadline (the ticket travels in the
+  ASGI scope under `TICKET_KEY`), and one past the limits is answered 503 right there, with no ASGI
+  cycle or task: under overload most requests are shed, so shedding must cost far less than serving.
 
 uvicorn's own protocol has none of the timeouts (a client may hold a half-sent request forever) and
 no connection cap. The loop factory here installs an exception handler that turns a storm of
@@ -25,6 +26,7 @@ import json
 import logging
 import time
 from asyncio import TimerHandle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +88,24 @@ _refusals = _Throttled()
 _accept_errors = _Throttled()
 
 
+class _NoWaiter:
+    def set(self) -> None:
+        """Nothing waits on it."""
+
+
+class _Answered:
+    """Stands in for the request cycle of a request answered at header time: complete, nothing to wake."""
+
+    def __init__(self) -> None:
+        self.response_started = self.response_complete = True
+        self.disconnected = self.keep_alive = self.more_body = False
+        self.scope: dict[str, Any] = {}  # never written: a body timeout checks response_complete first
+        self.message_event = _NoWaiter()
+
+
+_ANSWERED = _Answered()
+
+
 class SlipwayHttpProtocol(HttpToolsProtocol):
     """One connection; reads `limits` from the server config and `admission`/`metrics` from the app, if present."""
 
@@ -101,6 +121,7 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
         app = self.app
         self.admission = getattr(app, "admission", None)
         self.metrics = getattr(app, "metrics", None)
+        self._shed: Callable[[bytes | None], bytes] | None = getattr(app, "shed_response", None)
         self._phase: str | None = None  # "headers" or "body" while a request is being read
         self._read_timer: TimerHandle | None = None
         self._idle_since = 0.0
@@ -212,12 +233,13 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
     # -- parser callbacks -------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """A request starts: its headers are being read."""
+        """A request starts: its headers are being read (the connection is not idle any more)."""
         super().on_message_begin()
+        self._unset_keepalive_if_required()
         self._phase = "headers"
 
     def on_headers_complete(self) -> None:
-        """Headers done: admits POST /predict against the app's Admission, then starts the request."""
+        """Headers done: admits POST /predict against the app's Admission (answering a shed one here), else starts it."""
         self._phase = "body"
         self._cancel_read_timer()
         admission = self.admission
@@ -227,8 +249,23 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
             and self.parser.get_method() == b"POST"
             and (self.cycle is None or self.cycle.response_complete)  # pipelined ones are admitted by the app
         ):
-            self.scope[TICKET_KEY] = admission.arrive(time.monotonic())  # type: ignore[literal-required]
+            ticket = admission.arrive(time.monotonic())
+            if ticket is None and self._shed is not None:
+                self._answer_shed()
+                return
+            self.scope[TICKET_KEY] = ticket  # type: ignore[literal-required]
         super().on_headers_complete()
+
+    def _answer_shed(self) -> None:
+        """503 at header time with no ASGI cycle or task: shedding must cost far less than serving."""
+        assert self._shed is not None
+        given = next((value for name, value in self.headers if name == b"x-request-id"), None)
+        self.transport.write(self._shed(given))
+        self.cycle = _ANSWERED  # type: ignore[assignment]  # its body, if any, is read and dropped
+        if self.expect_100_continue or not self.parser.should_keep_alive():
+            self.transport.close()  # the client would not send the body it announced: do not wait for it
+        else:
+            self.on_response_complete()
 
     def on_message_complete(self) -> None:
         """The request is fully read."""

@@ -20,7 +20,7 @@ import pytest
 from slipway.serving.admission import Admission
 from slipway.serving.batcher import DeadlineExpired, MicroBatcher
 from slipway.serving.settings import ServeSettings
-from tests.unit.serving.conftest import live_server, metric
+from tests.unit.serving.conftest import Responses, live_server, metric, post_bytes
 
 ROW = {"instances": [[1.0] * 30]}
 
@@ -180,3 +180,20 @@ def test_overload_answers_every_request_and_the_queue_drains(bundle_dir: Path, m
     expired = metric(text, "slipway_deadline_expired_total", model_version="3")
     assert shed + expired == codes.count(503)
     assert metric(text, "slipway_admitted_total", model_version="3") == codes.count(200)
+
+
+def test_a_request_shed_at_header_time_leaves_its_connection_usable(bundle_dir: Path) -> None:
+    settings = ServeSettings(model=bundle_dir, max_inflight=1, max_queue=0, fault_latency_ms=1500)
+    with live_server(settings) as server:
+        answers: list[httpx.Response] = []
+        holder = _post_later(server.url, answers)
+        time.sleep(0.5)  # the only slot is taken
+        with server.connect() as sock:
+            body = json.dumps(ROW).encode()
+            sock.sendall(post_bytes(body) + b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+            responses = Responses(sock)
+            shed, after = responses.next(), responses.next()
+        holder.join()
+    assert (shed[0], shed[1]["x-slipway-shed"], after[0]) == (503, "queue-full", 200)
+    assert json.loads(shed[2])["request_id"] == shed[1]["x-request-id"]
+    assert [a.status_code for a in answers] == [200]
