@@ -19,7 +19,7 @@ from slipway.errors import ConfigError
 from slipway.optimize.stage import OptimizationOutcome
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.registry.factory import make_registry
-from slipway.release.canary_stage import DeployOutcome, deploy_release, fault_env
+from slipway.release.canary_stage import DeployOutcome, deploy_release, fault_env, serve_env
 from slipway.release.packaging import ImageOutcome, make_bundle
 from slipway.release.steps import ReleaseInputs, release_key
 from slipway.settings import Settings
@@ -118,7 +118,7 @@ def canary_deploy(
         model_version=version.version,
         bundle_dir=bundle,
         image_ref=image.record.reference if image.record else None,
-        env=fault_env(fault),
+        env=serve_env(cfg.serving) | fault_env(fault),
     )
     try:
         deployed = deploy_release(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
 from slipway.canary.decision import Decision
-from slipway.config import PipelineConfig
+from slipway.config import PipelineConfig, ServingConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease
 from slipway.errors import DeployError, UsageError
@@ -26,6 +26,11 @@ from slipway.settings import Settings
 
 FaultKind = Literal["errors", "latency", "nan", "constant", "flip", "never-ready"]
 FAULT_KINDS: tuple[str, ...] = ("errors", "latency", "nan", "constant", "flip", "never-ready")
+
+
+def serve_env(serving: ServingConfig) -> dict[str, str]:
+    """Pure; the server env every deployed arm gets from `serving` (the release's faults go on top)."""
+    return {"SLIPWAY_SERVE_WORKERS": str(serving.workers)} if serving.workers != 1 else {}
 
 
 def fault_env(kind: str | None) -> dict[str, str]:
@@ -143,7 +148,11 @@ def deploy_release(
         image = champion.tags.get("slipway.image.reference")
         target.deploy_stable(
             ModelRelease(
-                model_name=champion.name, model_version=champion.version, bundle_dir=bundle, image_ref=image
+                model_name=champion.name,
+                model_version=champion.version,
+                bundle_dir=bundle,
+                image_ref=image,
+                env=serve_env(cfg.serving),
             ),
             ready_timeout_s=cfg.deploy.ready_timeout_s,
         )
