@@ -259,9 +259,11 @@ class SlipwayHttpProtocol(HttpToolsProtocol):
     def _answer_shed(self) -> None:
         """503 at header time with no ASGI cycle or task: shedding must cost far less than serving."""
         assert self._shed is not None
+        self.cycle = _ANSWERED  # type: ignore[assignment]  # its body, if any, is read and dropped
+        if self.transport.is_closing():  # an earlier request of the same read closed it
+            return
         given = next((value for name, value in self.headers if name == b"x-request-id"), None)
         self.transport.write(self._shed(given))
-        self.cycle = _ANSWERED  # type: ignore[assignment]  # its body, if any, is read and dropped
         if self.expect_100_continue or not self.parser.should_keep_alive():
             self.transport.close()  # the client would not send the body it announced: do not wait for it
         else:
