@@ -133,7 +133,9 @@ class PredictHandler:
         rid = request_id(given_id)
         status = 500
         try:
-            status, doc, extra = await self._answer(receive, ticket, rid, content_type, length)
+            status, doc, extra = await self._answer(
+                receive, ticket, rid=rid, content_type=content_type, length=length
+            )
         except ClientGone:  # nothing can be sent; a body that timed out was answered 408 by the protocol
             status = 408 if scope.get(TIMED_OUT_KEY) else CLIENT_GONE
             return
@@ -160,6 +162,7 @@ class PredictHandler:
         self,
         receive: Receive,
         ticket: Ticket | None,
+        *,
         rid: str,
         content_type: bytes | None,
         length: bytes | None,
