@@ -128,11 +128,12 @@ class ServingMetrics:
             ["phase"],
             registry=self.registry,
         )
-        self._children: dict[tuple[str, ...], Any] = {}
-        self._values: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[int | str, ...], Any] = {}
+        self._values: dict[tuple[int | str, ...], Any] = {}
+        self._fast: dict[tuple[int | str, ...], _FastHistogram] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (str(id(metric)), *labels)  # labels() costs a lock and a lookup: cache the children
+        key: tuple[int | str, ...] = (id(metric), *labels)  # labels() costs a lock and a lookup: cache them
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
@@ -140,18 +141,17 @@ class ServingMetrics:
 
     def _count(self, metric: Any, *labels: str) -> Any:
         """The value object of a labelled counter child: `inc(n)` on it is what `Counter.inc` does after its checks."""
-        key = (str(id(metric)), "value", *labels)
+        key: tuple[int | str, ...] = (id(metric), *labels)
         value = self._values.get(key)
         if value is None:
             value = self._values[key] = self._child(metric, *labels)._value
         return value
 
     def _histogram(self, metric: Any, version: str) -> _FastHistogram:
-        key = (str(id(metric)), "fast", version)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = _FastHistogram(metric.labels(version))
-        fast: _FastHistogram = child
+        key = (id(metric), version)
+        fast = self._fast.get(key)
+        if fast is None:
+            fast = self._fast[key] = _FastHistogram(metric.labels(version))
         return fast
 
     def request(self, *, status: int, version: str, seconds: float) -> None:
