@@ -34,7 +34,7 @@ class OpenLoopResult:
     statuses: dict[int, int] = field(default_factory=dict)
     ok_latencies_s: list[float] = field(default_factory=list)  # 200s, from the scheduled time
     ok_service_s: list[float] = field(default_factory=list)  # 200s, from the send
-    client_timeouts: int = 0  # no answer within timeout_s of the scheduled time
+    client_timeouts: int = 0  # no answer within timeout_s of the scheduled time (or none by the end)
     connection_errors: int = 0  # the connection closed or reset under a request
     late_sends: int = 0
     connections: int = 0  # connections opened over the whole run
@@ -93,7 +93,10 @@ class _Run:
             counted = self._in_window(scheduled)
             try:
                 if conn is None:
-                    conn = await asyncio.open_connection(self.host, self.port)
+                    left = self.timeout_s - (time.perf_counter() - scheduled)
+                    conn = await asyncio.wait_for(
+                        asyncio.open_connection(self.host, self.port), max(left, 0.001)
+                    )
                     out.connections += 1
                 reader, writer = conn
                 sent = time.perf_counter()
@@ -110,14 +113,11 @@ class _Run:
                     if status == 200:
                         out.ok_latencies_s.append(done - scheduled)
                         out.ok_service_s.append(done - sent)
-            except TimeoutError:
-                out.client_timeouts += counted
+            except TimeoutError:  # counted as a client timeout: it never got an answer
                 await _drop(conn)
                 conn = None
             except (OSError, asyncio.IncompleteReadError, RuntimeError):
-                if time.perf_counter() - scheduled > self.timeout_s:
-                    out.client_timeouts += counted  # the watchdog cut it
-                else:
+                if time.perf_counter() - scheduled <= self.timeout_s:  # else the watchdog cut it: a timeout
                     out.connection_errors += counted
                 await _drop(conn)
                 conn = None
@@ -187,4 +187,7 @@ async def run_open_loop(
         await watchdog
     for task in run.workers:
         task.cancel()
+    # whatever was scheduled in the window and got neither an answer nor a connection error (timed out,
+    # never sent, still queued at the end) is a client timeout
+    out.client_timeouts = out.scheduled - out.answered() - out.connection_errors
     return out
