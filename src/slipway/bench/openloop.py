@@ -22,6 +22,7 @@ from slipway.bench.loadgen import _read_response
 
 LATE_S = 0.01  # a send this much past its scheduled time means the generator (or the machine) fell behind
 DISPATCH_S = 0.001  # the scheduler wakes at most this often and hands out every request due by then
+BACKLOG = 2  # requests waiting for a connection before another one is opened
 
 
 @dataclass
@@ -76,7 +77,9 @@ class _Run:
         self.queue.put_nowait((index, scheduled))
         if self.idle > 0:
             self.idle -= 1  # a waiting worker takes it
-        elif len(self.workers) < self.cap:  # every connection is busy: open another
+        elif len(self.workers) < self.cap and (not self.workers or self.queue.qsize() > BACKLOG):
+            # requests are piling up behind busy connections: open another (a burst that a busy
+            # connection clears in a moment does not grow the pool, which would only cost both sides)
             self.workers.append(asyncio.create_task(self._worker(len(self.workers))))
 
     async def _worker(self, worker: int) -> None:
