@@ -1,8 +1,9 @@
 """An open-loop HTTP/1.1 load generator: requests arrive on a seeded Poisson schedule whatever the answers.
 
 Unlike the closed loop (`slipway.bench.loadgen`), a slow server does not slow the offered load down:
-each scheduled request goes out on an idle keep-alive connection, or on a new one (up to
-`max_connections`, many clients' worth), or waits for one. Latency is kept twice: from the SCHEDULED
+each scheduled request goes out on an idle keep-alive connection, or waits for one, and connections
+are added (up to `max_connections`, many clients' worth) while requests pile up. Plain asyncio
+protocols (no streams, no task per request) keep the generator's own cost per request low. Latency is kept twice: from the SCHEDULED
 time (nothing client-side hidden: no coordinated omission) and from the send (what the server took;
 the two differ when the generator itself falls behind, counted in `late_sends`). A request not
 answered within `timeout_s` of its scheduled time is a client timeout (its connection is dropped).
@@ -12,13 +13,13 @@ Bounded in count (the schedule) and time (the window plus one timeout).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-
-from slipway.bench.loadgen import _read_response
 
 LATE_S = 0.01  # a send this much past its scheduled time means the generator (or the machine) fell behind
 DISPATCH_S = 0.001  # the scheduler wakes at most this often and hands out every request due by then
@@ -50,98 +51,153 @@ class OpenLoopResult:
         return float(np.percentile(values, 99) * 1000.0) if values else None
 
 
+class _Conn(asyncio.Protocol):
+    """One keep-alive client connection: sends one request at a time, parses content-length answers."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.current: tuple[int, float, float] | None = None  # (index, scheduled, sent)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Ready: takes the next waiting request or becomes idle."""
+        self.transport = transport  # type: ignore[assignment]
+        self.run.opening -= 1
+        self.run.ready(self)
+
+    def send(self, index: int, scheduled: float) -> None:
+        """Writes request `index` (scheduled at `scheduled`)."""
+        assert self.transport is not None
+        sent = time.perf_counter()
+        self.current = (index, scheduled, sent)
+        self.run.sent(scheduled, sent)
+        self.transport.write(self.run.requests[index % len(self.run.requests)])
+
+    def data_received(self, data: bytes) -> None:
+        """Parses as many complete answers as arrived."""
+        self.buf += data
+        while self.current is not None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            length, at = 0, head.find(b"content-length:")
+            if at >= 0:
+                line_end = head.find(b"\r\n", at)
+                length = int(head[at + 15 : line_end if line_end > 0 else len(head)])
+            if len(self.buf) < end + 4 + length:
+                return
+            status = int(self.buf[9:12])
+            self.buf = self.buf[end + 4 + length :]
+            current, self.current = self.current, None
+            self.run.answered(current, status)
+            if b"connection: close" in head:
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            self.run.ready(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Counts the request in flight as lost (unless timed out) and forgets the connection."""
+        self.run.lost(self)
+
+
 class _Run:
     def __init__(
         self,
         *,
-        host: str,
-        port: int,
         requests: list[bytes],
         start: float,
         stop: float,
         timeout_s: float,
         cap: int,
+        out: OpenLoopResult,
     ) -> None:
-        self.host, self.port, self.requests = host, port, requests
-        self.start, self.stop, self.timeout_s, self.cap = start, stop, timeout_s, cap
-        self.queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-        self.idle = 0
-        self.workers: list[asyncio.Task[None]] = []
-        self.busy: dict[int, tuple[float, asyncio.StreamWriter]] = {}  # worker -> (scheduled, writer)
-        self.out: OpenLoopResult | None = None
+        self.requests, self.start, self.stop, self.timeout_s, self.cap, self.out = (
+            requests,
+            start,
+            stop,
+            timeout_s,
+            cap,
+            out,
+        )
+        self.waiting: deque[tuple[int, float]] = deque()
+        self.idle: list[_Conn] = []
+        self.busy: set[_Conn] = set()
+        self.open = 0  # connections open or opening
+        self.opening = 0
+        self.open_new: Callable[[], None] = lambda: None
 
     def _in_window(self, scheduled: float) -> bool:
         return self.start <= scheduled < self.stop
 
     def submit(self, index: int, scheduled: float) -> None:
-        self.queue.put_nowait((index, scheduled))
-        if self.idle > 0:
-            self.idle -= 1  # a waiting worker takes it
-        elif len(self.workers) < self.cap and (not self.workers or self.queue.qsize() > BACKLOG):
+        if self.idle:
+            conn = self.idle.pop()
+            self.busy.add(conn)
+            conn.send(index, scheduled)
+            return
+        self.waiting.append((index, scheduled))
+        if self.open < self.cap and (self.open == 0 or len(self.waiting) > BACKLOG + self.opening):
             # requests are piling up behind busy connections: open another (a burst that a busy
             # connection clears in a moment does not grow the pool, which would only cost both sides)
-            self.workers.append(asyncio.create_task(self._worker(len(self.workers))))
+            self.open += 1
+            self.opening += 1
+            self.open_new()
 
-    async def _worker(self, worker: int) -> None:
+    def ready(self, conn: _Conn) -> None:
+        if self.waiting:
+            index, scheduled = self.waiting.popleft()
+            self.busy.add(conn)
+            conn.send(index, scheduled)
+        else:
+            self.busy.discard(conn)
+            self.idle.append(conn)
+
+    def sent(self, scheduled: float, sent: float) -> None:
+        if self._in_window(scheduled) and sent - scheduled > LATE_S:
+            self.out.late_sends += 1
+
+    def answered(self, current: tuple[int, float, float], status: int) -> None:
+        _, scheduled, sent = current
+        done = time.perf_counter()
+        if not self._in_window(scheduled) or done - scheduled > self.timeout_s:
+            return  # too late: counted as a client timeout at the end
         out = self.out
-        assert out is not None
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        while True:
-            if self.queue.empty():
-                self.idle += 1  # until submit() hands this worker the next request
-            item = await self.queue.get()
-            if item is None:
-                break
-            index, scheduled = item
-            counted = self._in_window(scheduled)
-            try:
-                if conn is None:
-                    left = self.timeout_s - (time.perf_counter() - scheduled)
-                    conn = await asyncio.wait_for(
-                        asyncio.open_connection(self.host, self.port), max(left, 0.001)
-                    )
-                    out.connections += 1
-                reader, writer = conn
-                sent = time.perf_counter()
-                if counted and sent - scheduled > LATE_S:
-                    out.late_sends += 1
-                self.busy[worker] = (scheduled, writer)
-                writer.write(self.requests[index % len(self.requests)])
-                status = await _read_response(reader)
-                done = time.perf_counter()
-                if done - scheduled > self.timeout_s:
-                    raise TimeoutError
-                if counted:
-                    out.statuses[status] = out.statuses.get(status, 0) + 1
-                    if status == 200:
-                        out.ok_latencies_s.append(done - scheduled)
-                        out.ok_service_s.append(done - sent)
-            except TimeoutError:  # counted as a client timeout: it never got an answer
-                await _drop(conn)
-                conn = None
-            except (OSError, asyncio.IncompleteReadError, RuntimeError):
-                if time.perf_counter() - scheduled <= self.timeout_s:  # else the watchdog cut it: a timeout
-                    out.connection_errors += counted
-                await _drop(conn)
-                conn = None
-            finally:
-                self.busy.pop(worker, None)
-        await _drop(conn)
+        out.statuses[status] = out.statuses.get(status, 0) + 1
+        if status == 200:
+            out.ok_latencies_s.append(done - scheduled)
+            out.ok_service_s.append(done - sent)
 
-    async def watchdog(self) -> None:
-        while True:
-            await asyncio.sleep(0.05)
-            now = time.perf_counter()
-            for scheduled, writer in list(self.busy.values()):
-                if now - scheduled > self.timeout_s:
-                    writer.transport.abort()  # its read fails at once: counted as a client timeout
+    def lost(self, conn: _Conn) -> None:
+        self.open -= 1
+        self.busy.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if conn.current is not None:
+            _, scheduled, _ = conn.current
+            conn.current = None
+            if self._in_window(scheduled) and time.perf_counter() - scheduled <= self.timeout_s:
+                self.out.connection_errors += 1
+        if self.waiting and self.open < self.cap:  # keep the waiting requests moving
+            self.open += 1
+            self.opening += 1
+            self.open_new()
 
+    def expire(self) -> None:
+        """Drops connections whose request is past its timeout (counted as client timeouts at the end)."""
+        now = time.perf_counter()
+        for conn in list(self.busy):
+            if conn.current is not None and now - conn.current[1] > self.timeout_s:
+                conn.current = None
+                if conn.transport is not None:
+                    conn.transport.abort()
+        while self.waiting and now - self.waiting[0][1] > self.timeout_s:
+            self.waiting.popleft()
 
-async def _drop(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
-    if conn is not None:
-        conn[1].transport.abort()
-        with contextlib.suppress(Exception):
-            await conn[1].wait_closed()
+    def settled(self) -> bool:
+        return not self.busy and not self.waiting
 
 
 async def run_open_loop(
@@ -157,40 +213,64 @@ async def run_open_loop(
     seed: int = 0,
 ) -> OpenLoopResult:
     """Poisson arrivals at `rate_rps` for `warmup_s + duration_s`; the requests scheduled in the last `duration_s`."""
+    loop = asyncio.get_running_loop()
     rng = np.random.default_rng(seed)
     total = warmup_s + duration_s
     gaps = rng.exponential(1.0 / rate_rps, size=int(rate_rps * total * 1.2) + 100)
     offsets = np.cumsum(gaps)
     offsets = offsets[offsets < total]
     t0 = time.perf_counter() + 0.05
+    out = OpenLoopResult(offered_rps=rate_rps, window_s=duration_s)
+    out.scheduled = int(((offsets >= warmup_s) & (offsets < total)).sum())
     run = _Run(
-        host=host,
-        port=port,
         requests=requests,
         start=t0 + warmup_s,
         stop=t0 + total,
         timeout_s=timeout_s,
         cap=max_connections,
+        out=out,
     )
-    out = run.out = OpenLoopResult(offered_rps=rate_rps, window_s=duration_s)
-    out.scheduled = int(((offsets >= warmup_s) & (offsets < total)).sum())
-    watchdog = asyncio.create_task(run.watchdog())
+    opening: set[asyncio.Task[Any]] = set()
+
+    def open_new() -> None:
+        async def connect() -> None:
+            try:
+                await asyncio.wait_for(loop.create_connection(lambda: _Conn(run), host, port), timeout_s)
+                out.connections += 1
+            except (OSError, TimeoutError):
+                run.open -= 1
+                run.opening -= 1
+
+        task = loop.create_task(connect())
+        opening.add(task)
+        task.add_done_callback(opening.discard)
+
+    run.open_new = open_new
+    last_expiry = last_yield = time.perf_counter()
     for index, offset in enumerate(offsets.tolist()):
         scheduled = t0 + offset
-        ahead = scheduled - time.perf_counter()
-        if ahead > 0:
-            await asyncio.sleep(max(ahead, DISPATCH_S))
+        now = time.perf_counter()
+        if scheduled - now > 0:
+            await asyncio.sleep(max(scheduled - now, DISPATCH_S))
+            last_yield = time.perf_counter()
+        elif now - last_yield > DISPATCH_S:  # behind schedule: still let the connections read and send
+            await asyncio.sleep(0)
+            last_yield = time.perf_counter()
         run.submit(index, scheduled)
-    for _ in run.workers:
-        run.queue.put_nowait(None)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*run.workers, return_exceptions=True), timeout_s + 5)
-    watchdog.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watchdog
-    for task in run.workers:
+        if now - last_expiry > 0.05:
+            run.expire()
+            last_expiry = now
+    deadline = time.perf_counter() + timeout_s + 1.0
+    while not run.settled() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+        run.expire()
+    for conn in [*run.busy, *run.idle]:
+        if conn.transport is not None:
+            conn.transport.abort()
+    for task in list(opening):
         task.cancel()
+    await asyncio.sleep(0)
     # whatever was scheduled in the window and got neither an answer nor a connection error (timed out,
-    # never sent, still queued at the end) is a client timeout
+    # never sent, still waiting at the end) is a client timeout
     out.client_timeouts = out.scheduled - out.answered() - out.connection_errors
     return out
