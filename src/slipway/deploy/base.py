@@ -67,7 +67,8 @@ class ArmWindow:
     """One arm's measurements over one analysis window (live traffic only; shadow copies excluded)."""
 
     requests: int = 0
-    errors: int = 0  # 5xx and transport failures
+    errors: int = 0  # 5xx and transport failures, shed requests included
+    shed: int = 0  # of the errors: 503s with Retry-After (refused for load: queue, deadline, connections)
     latencies_ms: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # probability of class 1 per answered row
     nonfinite: int = 0  # rows answered with NaN/Inf (or null) probabilities

@@ -17,13 +17,18 @@ from pydantic import BaseModel, Field
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
 from slipway.canary.decision import Decision
-from slipway.config import CanaryConfig
+from slipway.config import CanaryConfig, ServingConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import DeployError
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.packaging import serving_bundle
+
+
+def serve_env(serving: ServingConfig) -> dict[str, str]:
+    """Pure; the server env every deployed arm gets from `serving` (a canary's fault goes on top)."""
+    return {"SLIPWAY_SERVE_WORKERS": str(serving.workers)} if serving.workers != 1 else {}
 
 
 class DeployOutcome(BaseModel):
@@ -83,10 +88,12 @@ def deploy_release(
     traffic: Callable[[DeployTarget], contextlib.AbstractContextManager[None]] | None = None,
     on_decision: Callable[[Decision], None] | None = None,
     on_outcome: Callable[[CanaryOutcome], None] | None = None,
+    stable_env: dict[str, str] | None = None,
 ) -> DeployOutcome:
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
 
-    `traffic(target)` returns a context manager that drives load while the canary runs (local target).
+    `traffic(target)` returns a context manager that drives load while the canary runs (local target);
+    `stable_env` is the server env of a (re)deployed champion (see `serve_env`).
     """
     reconciled = reconcile(target)
     champion = registry.get_alias(model_name=version.name, alias=CHAMPION)
@@ -116,6 +123,7 @@ def deploy_release(
                 model_version=champion.version,
                 bundle_dir=bundle,
                 image_ref=champion.tags.get(Tag.IMAGE_REFERENCE),
+                env=dict(stable_env or {}),
             ),
             ready_timeout_s=stable_ready_timeout_s,
         )
