@@ -384,13 +384,17 @@ def serve_cmd(
         bool | None,
         typer.Option("--microbatch/--no-microbatch", help="Gather concurrent requests into one model call."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Server processes sharing the port (default 1)."),
+    ] = None,
 ) -> None:
-    """Serve a model over HTTP (FastAPI on uvicorn, ONNX Runtime); blocks until SIGTERM, then exits 0. Other knobs: SLIPWAY_SERVE_* env."""
+    """Serve a model over HTTP (uvicorn + uvloop/httptools, ONNX Runtime); blocks until SIGTERM, then exits 0. Other knobs: SLIPWAY_SERVE_* env."""
     from slipway.serving.server import run_server
     from slipway.serving.settings import load_serve_settings
 
     settings = load_serve_settings(
-        model=model, host=host, port=port, ort_threads=threads, microbatch=microbatch
+        model=model, host=host, port=port, ort_threads=threads, microbatch=microbatch, workers=workers
     )
     raise typer.Exit(run_server(settings))
 

@@ -235,11 +235,17 @@ class OptimizeConfig(BaseModel):
 
 
 class ServingConfig(BaseModel):
-    """The servability check every release passes before its image is built."""
+    """The servability check every release passes before its image is built, and how released servers run."""
 
     model_config = _STRICT
     servability_timeout_s: float = Field(
         default=60.0, gt=0, description="Seconds the server may take to become ready and answer the holdout."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes per deployed arm (SLIPWAY_SERVE_WORKERS); /metrics sums them.",
     )
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from slipway.bench.serving import HEADLINE_KEYS, RUNS, image_size, render_markdown, run
+from slipway.bench.stacks import STACKS
 
-pytestmark = pytest.mark.slow  # trains the example MLP, exports it, starts three servers: ~15 s on 2 cores
+pytestmark = pytest.mark.slow  # trains the example MLP, exports it, starts six servers, overloads one: ~40 s
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,16 +40,51 @@ def test_headline_ratios_are_present_and_sane(bench: tuple[Path, dict[str, Any]]
         assert _positive(doc[key]), (key, doc[key])
     assert doc["p99_over_p50"] >= 1.0
     assert doc["image_size_mb"] is None and "image.json not found" in doc["image_size_mb_reason"]
-    assert set(doc["targets"]) == {"predict_over_hello_rps", "p99_over_p50"}
     assert all(isinstance(t["met"], bool) for t in doc["targets"].values())
+    assert {
+        "predict_over_hello_rps",
+        "p99_over_p50",
+        "server_rss_growth",
+        "overload_x2",
+        "overload_x4",
+    } <= set(doc["targets"])
     assert doc["quick"] is True and doc["protocol"]["concurrency"] == 16
+
+
+def test_the_baseline_is_the_fastest_hello_world_and_the_previous_stack_is_measured(
+    bench: tuple[Path, dict[str, Any]],
+) -> None:
+    _, doc = bench
+    hellos = {
+        name.removeprefix("hello_"): run["rps"]
+        for name, run in doc["runs"].items()
+        if name.startswith("hello_")
+    }
+    assert set(hellos) == set(STACKS) and doc["hello_server"] == max(hellos, key=lambda k: hellos[k])
+    assert doc["predict_over_hello_rps"] == round(doc["predict_rps"] / hellos[doc["hello_server"]], 4)
+    assert _positive(doc["predict_rps"]) and _positive(doc["previous_stack_predict_rps"])
+
+
+def test_every_overload_reports_goodput_tail_shedding_and_timeouts(
+    bench: tuple[Path, dict[str, Any]],
+) -> None:
+    _, doc = bench
+    assert set(doc["overload"]) == {"x2", "x4"}
+    for key, overload in doc["overload"].items():
+        assert set(overload) == {"goodput_ratio", "p99_admitted_ms", "shed_share", "client_timeouts"}, key
+        detail = doc["overload_detail"][key]
+        assert detail["scheduled"] > 0 and sum(detail["statuses"].values()) <= detail["scheduled"]
+        assert set(detail["statuses"]) <= {"200", "503"}, detail["statuses"]  # answered or shed, nothing else
+        assert overload["goodput_ratio"] is not None and overload["goodput_ratio"] >= 0
+        assert isinstance(overload["client_timeouts"], int)
+    assert doc["server_rss_mb"]["before_overload"] > 0
 
 
 def test_every_server_answered_every_request_and_shut_down_cleanly(
     bench: tuple[Path, dict[str, Any]],
 ) -> None:
     _, doc = bench
-    assert tuple(doc["runs"]) == RUNS
+    assert tuple(doc["runs"]) == RUNS  # every hello-world stack, /predict, micro-batched, previous stack
     for name, result in doc["runs"].items():
         assert result["requests"] > 0 and result["errors"] == 0, name
         assert result["statuses"] == {"200": result["requests"]}, name

@@ -3,15 +3,20 @@ corrupted one, one that never gets ready and one that crashes; `slipway serve` d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -186,3 +191,134 @@ def test_slipway_serve_drains_in_flight_requests_and_exits_0_on_sigterm(
     np.testing.assert_allclose(answers[0].json()["probabilities"], expected[:4], atol=1e-5)
     log = proc.stdout.read().decode() if proc.stdout else ""
     assert "Shutting down" in log and "Finished server process" in log
+
+
+def _start(cmd: list[str], port: int, *, env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, **popen)
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "server not ready after 60 s"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+
+
+def _requests_by_process(directory: Path) -> dict[str, float]:
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        counts[path.stem] = sum(v[1] for v in values if '"slipway_requests_total"' in v[0])
+    return counts
+
+
+def test_two_workers_share_the_port_and_every_scrape_reports_both(
+    bundle: Path, holdout: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Several workers: whichever one answers /metrics reports the server's totals (Prometheus multiprocess)."""
+    x, expected = holdout
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    cmd = [
+        sys.executable,
+        "-m",
+        "slipway.serving",
+        "--model",
+        str(bundle),
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    proc = _start(
+        cmd,
+        port,
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    sent = 0
+    try:
+        # fresh connections until both workers have answered some (bounded: 600 requests)
+        while sent < 600 and sum(n > 0 for n in _requests_by_process(metrics_dir).values()) < 2:
+            rows = x[sent % len(x) : sent % len(x) + 1]
+            resp = httpx.post(
+                f"{url}/predict", json={"instances": rows.tolist()}, headers={"connection": "close"}
+            )
+            assert resp.status_code == 200
+            np.testing.assert_allclose(
+                resp.json()["probabilities"], expected[sent % len(x) : sent % len(x) + 1], atol=1e-5
+            )
+            sent += 1
+        assert sum(n > 0 for n in _requests_by_process(metrics_dir).values()) == 2
+        for _ in range(6):  # each scrape on a fresh connection, answered by either worker
+            text = httpx.get(f"{url}/metrics", headers={"connection": "close"}).text
+            assert _metric_value(text, "slipway_requests_total", status="200", model_version="5") == sent
+            assert _metric_value(text, "slipway_admitted_total", model_version="5") == sent
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_a_connection_flood_past_the_file_limit_neither_floods_the_log_nor_silences_healthz(
+    bundle: Path,
+) -> None:
+    """Open-file limit 256: 400 connections held open. /healthz still answers (an idle one makes room), the log
+    stays a few lines (no accept tracebacks), and everything answers again once they are gone."""
+    port = free_port()
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    cmd = [sys.executable, "-m", "slipway.serving", "--model", str(bundle), "--port", str(port)]
+    proc = _start(
+        cmd, port, env={}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=low_fd_limit
+    )
+    url = f"http://127.0.0.1:{port}"
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            with contextlib.suppress(OSError):  # refused or reset: what a client past the cap may see
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        answered = None
+        deadline = time.monotonic() + 20
+        while answered is None and time.monotonic() < deadline:
+            try:
+                answered = httpx.get(f"{url}/healthz", timeout=5).status_code
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answered == 200
+        refused = _metric_value(
+            httpx.get(f"{url}/metrics", timeout=5).text, "slipway_connections_refused_total"
+        )
+        assert refused > 0  # the flood did reach the cap (set below the 256 descriptors)
+        for sock in flood:
+            sock.close()
+        flood = []
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert httpx.post(f"{url}/predict", json={"instances": [[1.0] * 30]}, timeout=5).status_code == 200
+    finally:
+        for sock in flood:
+            sock.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    log = proc.stdout.read().decode() if proc.stdout else ""
+    assert "Traceback" not in log
+    assert len(log.splitlines()) < 40, log[-3000:]
+
+
+def _metric_value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        sample, _, label_text = head.partition("{")
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if not line.startswith("#") and sample == name and all(found.get(k) == v for k, v in labels.items()):
+            return float(value)
+    return 0.0

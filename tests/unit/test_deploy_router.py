@@ -1,4 +1,5 @@
-"""The local router without processes: its ASGI app over in-memory upstreams (httpx MockTransport)."""
+"""The local router without processes: its ASGI app over in-memory upstreams (httpx MockTransport), and over
+a real overloaded server for load shedding."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from slipway.data.reference import Reference
 from slipway.deploy.router import Router, score_rows
 from slipway.deploy.state import DeploymentFile, ProcessRecord, ReleaseRecord, write_state
+from slipway.serving.bundle import write_bundle
+from slipway.serving.settings import ServeSettings
+from tests.unit.serving.conftest import linear_onnx, live_server
 
 STABLE, CANARY = 9001, 9002
 
@@ -145,3 +151,39 @@ def test_no_stable_is_a_503(state: Path) -> None:
 )
 def test_score_rows(doc: Any, expected: tuple[tuple[float | None, ...], int, int]) -> None:
     assert score_rows(doc) == expected
+
+
+def test_a_shedding_upstream_is_passed_through_and_counted_as_shed(
+    state: Path, tmp_path: Path, ref: Reference
+) -> None:
+    """A real, overloaded server as the canary: its 503 + Retry-After reach the client; the window counts them."""
+    rng = np.random.default_rng(0)
+    onnx_path = linear_onnx(tmp_path / "m.onnx", weights=rng.normal(size=(30, 2)), bias=np.zeros(2))
+    bundle = write_bundle(
+        tmp_path / "bundle",
+        onnx_path=onnx_path,
+        model_name="m",
+        model_version="2",
+        features=list(ref.features),
+        classes=[0, 1],
+    )
+    settings = ServeSettings(model=bundle, max_inflight=1, max_queue=0, fault_latency_ms=800, retry_after_s=4)
+    with live_server(settings) as server:
+        doc = DeploymentFile(
+            generation=1, weight=100, stable=upstream(STABLE, "1"), canary=upstream(server.port, "2")
+        )
+        write_state(state, doc)
+        router = Router(state)
+
+        async def burst() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=router)
+            async with httpx.AsyncClient(transport=transport, base_url="http://router", timeout=30) as client:
+                body = {"instances": [[0.0] * 30]}
+                return list(await asyncio.gather(*(client.post("/predict", json=body) for _ in range(6))))
+
+        responses = asyncio.run(burst())
+    shed = [r for r in responses if r.status_code == 503]
+    assert sorted(r.status_code for r in responses) == [200] + [503] * 5
+    assert {(r.headers["retry-after"], r.headers["x-slipway-shed"]) for r in shed} == {("4", "queue-full")}
+    canary = window(router)["arms"]["canary"]
+    assert (canary["requests"], canary["errors"], canary["shed"]) == (6, 5, 5)

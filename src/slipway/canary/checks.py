@@ -157,9 +157,13 @@ def readiness(*, ready: bool, elapsed_s: float, live: bool, policy: CanaryConfig
 
 
 def stable_health(latest: Observation, *, policy: CanaryConfig) -> CheckResult:
-    """Pure; INCONCLUSIVE when the stable's own error rate in the latest window is above `max_error_rate` (both off)."""
+    """Pure; INCONCLUSIVE when the stable's own failure rate in the latest window is above `max_error_rate` (both off).
+
+    Shed requests (refused for load) do not make the environment "off": under the same load both
+    arms are judged, and the canary that sheds more fails `error_rate`, where sheds count as errors.
+    """
     s = latest.stable
-    rate = _rate(s.errors, s.requests)
+    rate = _rate(s.errors - s.shed, s.requests)
     limit = f"stable error rate <= {policy.max_error_rate:g}"
     if s.requests < MIN_REFERENCE_SAMPLES:
         status = CheckStatus.INSUFFICIENT
@@ -393,11 +397,12 @@ def mantel_haenszel_upper(windows: Sequence[Observation], *, alpha: float) -> fl
 def error_rate(
     windows: Sequence[Observation], *, policy: CanaryConfig, promotion: bool = False
 ) -> CheckResult:
-    """Pure; canary errors vs stable stratified by window (a blip on both arms cancels); hard above `max_error_rate`.
+    """Pure; canary errors (shed requests included) vs stable, stratified by window; hard above `max_error_rate`.
 
-    `promotion` (the last look before promoting): passing also needs the evidence that the canary is not
-    worse by more than `promotion_error_margin` (the upper confidence bound at `alpha`); short of it, the
-    check is INSUFFICIENT and the canary holds for more samples.
+    A blip on both arms cancels; shed requests count as errors (a canary that sheds more than the stable
+    under the same load fails). `promotion` (the last look before promoting): passing also needs the
+    evidence that the canary is not worse by more than `promotion_error_margin` (the upper confidence
+    bound at `alpha`); short of it, the check is INSUFFICIENT and the canary holds for more samples.
     """
     strata = [
         (o.canary.requests + o.stable.requests, o.canary.errors + o.stable.errors, o.canary.requests)
@@ -442,8 +447,11 @@ def error_rate(
         threshold=threshold,
         n_canary=n_c,
         n_stable=n_s,
-        detail=f"canary {e_c}/{n_c} errors vs stable {e_s}/{n_s} (exact test stratified over {len(strata)} windows)"
-        + upper,
+        detail=(
+            f"canary {e_c}/{n_c} errors ({sum(o.canary.shed for o in windows)} shed) vs stable {e_s}/{n_s} "
+            f"({sum(o.stable.shed for o in windows)} shed) (exact test stratified over {len(strata)} windows)"
+            + upper
+        ),
     )
 
 

@@ -67,7 +67,8 @@ class ArmWindow:
     """One arm's measurements over one analysis window (live traffic only; shadow copies excluded)."""
 
     requests: int = 0
-    errors: int = 0  # 5xx and transport failures
+    errors: int = 0  # 5xx and transport failures, shed requests included
+    shed: int = 0  # of the errors: 503s with Retry-After (refused for load: queue, deadline, connections)
     latencies_ms: list[float] = field(default_factory=list)
     # one score per answered row (see `slipway.serving.answers`): binary P(positive class), multiclass the
     # top class's probability, regression the predicted value

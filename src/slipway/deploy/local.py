@@ -478,6 +478,7 @@ def _arm_window(doc: dict[str, Any]) -> ArmWindow:
     return ArmWindow(
         requests=int(doc["requests"]),
         errors=int(doc["errors"]),
+        shed=int(doc.get("shed", 0)),
         latencies_ms=[float(v) for v in doc["latencies_ms"]],
         scores=[float(v) for v in doc["scores"]],
         nonfinite=int(doc["nonfinite"]),

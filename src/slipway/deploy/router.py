@@ -10,6 +10,8 @@ are kept as pairs), and records per arm and request the status, latency and retu
 (an ArmWindow per arm plus the shadow pairs) and the next cursor; `GET /router/healthz` returns the
 applied generation. Upstream failures (refused, timed out, 5xx) count as that arm's errors and are
 answered 502 (transport) or the upstream's own 5xx; nothing waits longer than the upstream timeout.
+An upstream that sheds load (503 with Retry-After) is passed through as is (Retry-After and
+x-slipway-shed included) and counted in its arm's `shed` as well as its errors.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ log = logging.getLogger("slipway.deploy.router")
 MAX_BODY_BYTES = 2 << 20
 MAX_ENTRIES = 200_000  # recorded requests kept for window reads (oldest dropped first)
 TRANSPORT = 0  # recorded status of a request that got no HTTP answer
-_PASS_HEADERS = (b"content-type", b"x-request-id", b"x-slipway-fault")
+_PASS_HEADERS = (b"content-type", b"x-request-id", b"x-slipway-fault", b"retry-after", b"x-slipway-shed")
 Scope = dict[str, Any]
 
 
@@ -83,10 +85,11 @@ class Outcome:
     body: bytes = b""
     headers: tuple[tuple[bytes, bytes], ...] = ()
     detail: str = ""
+    shed: bool = False  # a 503 with Retry-After: the upstream refused it for load (also an error)
 
     @property
     def error(self) -> bool:
-        """A transport failure or a 5xx."""
+        """A transport failure or a 5xx (shed requests included)."""
         return self.status == TRANSPORT or self.status >= 500
 
 
@@ -135,12 +138,20 @@ def _is_number(value: Any) -> bool:
 def aggregate(entries: list[Entry]) -> dict[str, Any]:
     """Pure; ArmWindow-shaped dicts per arm (live traffic only) and the shadow copies' pairs and counts."""
     arms: dict[str, dict[str, Any]] = {arm: _empty_arm() for arm in ("stable", "canary")}
-    shadow: dict[str, Any] = {"requests": 0, "errors": 0, "nonfinite": 0, "invalid": 0, "pairs": []}
+    shadow: dict[str, Any] = {
+        "requests": 0,
+        "errors": 0,
+        "shed": 0,
+        "nonfinite": 0,
+        "invalid": 0,
+        "pairs": [],
+    }
     for entry in entries:
         out = entry.outcome
         if entry.shadow:
             shadow["requests"] += 1
             shadow["errors"] += int(out.error)
+            shadow["shed"] += int(out.shed)
             shadow["nonfinite"] += out.nonfinite
             shadow["invalid"] += out.invalid
             shadow["pairs"].extend([a, b] for a, b in entry.pairs)
@@ -148,6 +159,7 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
         arm = arms[entry.arm]
         arm["requests"] += 1
         arm["errors"] += int(out.error)
+        arm["shed"] += int(out.shed)
         arm["latencies_ms"].append(round(out.latency_ms, 4))
         arm["scores"].extend(s for s in out.rows if s is not None)
         arm["nonfinite"] += out.nonfinite
@@ -163,6 +175,7 @@ def _empty_arm() -> dict[str, Any]:
     return {
         "requests": 0,
         "errors": 0,
+        "shed": 0,
         "latencies_ms": [],
         "scores": [],
         "nonfinite": 0,
@@ -376,7 +389,10 @@ class Router:
             rows, nonfinite, invalid = score_rows(doc)
             if isinstance(doc, dict) and isinstance(doc.get("model_version"), str):
                 version = doc["model_version"]
-        return Outcome(resp.status_code, latency_ms, rows, nonfinite, invalid, version, resp.content, kept)
+        shed = resp.status_code == 503 and "retry-after" in resp.headers
+        return Outcome(
+            resp.status_code, latency_ms, rows, nonfinite, invalid, version, resp.content, kept, shed=shed
+        )
 
     async def _record_shadow(self, generation: int, live: Outcome, copy: asyncio.Task[Outcome]) -> None:
         out = await copy

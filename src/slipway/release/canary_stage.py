@@ -18,7 +18,7 @@ from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
 from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.canary.decision import Decision
-from slipway.config import CanaryConfig
+from slipway.config import CanaryConfig, ServingConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import DeployError
@@ -28,6 +28,11 @@ from slipway.release.packaging import serving_bundle
 from slipway.serving.answers import row_scores
 from slipway.serving.bundle import read_bundle
 from slipway.serving.servability import expected_answers
+
+
+def serve_env(serving: ServingConfig) -> dict[str, str]:
+    """Pure; the server env every deployed arm gets from `serving` (a canary's fault goes on top)."""
+    return {"SLIPWAY_SERVE_WORKERS": str(serving.workers)} if serving.workers != 1 else {}
 
 
 class DeployOutcome(BaseModel):
@@ -100,10 +105,12 @@ def deploy_release(
     on_decision: Callable[[Decision], None] | None = None,
     on_outcome: Callable[[CanaryOutcome], None] | None = None,
     model_output: Literal["logits", "probabilities"] = "logits",
+    stable_env: dict[str, str] | None = None,
 ) -> DeployOutcome:
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
 
-    `traffic(target)` returns a context manager that drives load while the canary runs (local target).
+    `traffic(target)` returns a context manager that drives load while the canary runs (local target);
+    `stable_env` is the server env of a (re)deployed champion (see `serve_env`).
     """
     reconciled = reconcile(target)
     champion = registry.get_alias(model_name=version.name, alias=CHAMPION)
@@ -137,6 +144,7 @@ def deploy_release(
                 model_version=champion.version,
                 bundle_dir=bundle,
                 image_ref=champion.tags.get(Tag.IMAGE_REFERENCE),
+                env=dict(stable_env or {}),
             ),
             ready_timeout_s=stable_ready_timeout_s,
         )

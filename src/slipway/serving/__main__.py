@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--microbatch", action=argparse.BooleanOptionalAction, default=None, help="server-side micro-batching"
     )
+    parser.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     args = parser.parse_args(argv)
 
     from slipway.errors import SlipwayError
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             ort_threads=args.threads,
             microbatch=args.microbatch,
+            workers=args.workers,
         )
         return run_server(settings)
     except SlipwayError as exc:

@@ -1,27 +1,30 @@
-"""The HTTP face of the server: FastAPI routes over `ServingService`.
+"""The HTTP face of the server: `POST /predict` as a bare ASGI handler, the rest as FastAPI routes.
 
 `POST /predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /model`. Bad input is always
 a 4xx whose `detail` starts with the field at fault; a 500 means a bug in the server or model.
+Overload is a 503 with `Retry-After` and `x-slipway-shed` (`queue-full` at once when the in-flight
+and queue limits are full, `deadline` when the request waited past its deadline), never computed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic_core import to_json
 
 from slipway import __version__
-from slipway.serving.batcher import BatcherClosed
+from slipway.serving.admission import TICKET_KEY, TIMED_OUT_KEY, Ticket
+from slipway.serving.batcher import BatcherClosed, DeadlineExpired
 from slipway.serving.faults import FAULT_HEADER
 from slipway.serving.model import ModelRuntime
 from slipway.serving.schemas import InputError, parse_predict_body
@@ -30,7 +33,16 @@ from slipway.serving.settings import ServeSettings
 
 log = logging.getLogger("slipway.serving")
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
 REQUEST_ID_HEADER = "x-request-id"
+SHED_HEADER = "x-slipway-shed"
+SHED_DETAIL = "overloaded: in-flight and queue limits full"
+CLIENT_GONE = 499  # recorded status of a request whose client left before its answer (nothing is sent)
+_UNSET = object()
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _PREDICT_BODY = {
     "required": True,
     "content": {
@@ -56,33 +68,198 @@ _PREDICT_BODY = {
 }
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
-        return given
-    # a random-module uuid4: unique enough for tracing, without a getrandom() syscall per request
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+class ClientGone(Exception):
+    """The client disconnected before the request body arrived."""
 
 
-def _json(status: int, doc: dict[str, Any], headers: dict[str, str]) -> Response:
-    body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+def request_id(given: bytes | None) -> str:
+    """Non-blocking; `given` when it is 1-128 printable ASCII characters, else a new uuid4."""
+    if given is not None and 0 < len(given) <= 128 and given.isascii():
+        text = given.decode("ascii")
+        if text.isprintable():
+            return text
+    # a random-module uuid4 (unique enough for tracing, no getrandom() syscall), formatted by hand:
+    # version nibble 4, variant bits 10, as str(uuid.UUID(int=..., version=4)) gives, at a third of its cost
+    h = f"{random.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
-async def _read_body(request: Request, *, limit: int) -> bytes:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/json":
-        raise InputError(415, "content-type", f"expected application/json, got {media or 'nothing'!r}")
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, *, declared: bytes | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise InputError(413, "body", f"{int(declared)} bytes exceed the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise InputError(413, "body", f"more than {limit} bytes (the limit)")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+Answer = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
+
+
+class PredictHandler:
+    """`POST /predict` as a bare ASGI app: admission, limits, parsing, inference, metrics, one JSON answer."""
+
+    def __init__(self, service: ServingService, settings: ServeSettings) -> None:
+        self.service = service
+        self.settings = settings
+        retry = (b"retry-after", str(settings.retry_after_s).encode())
+        self._queue_full = [retry, (SHED_HEADER.encode(), b"queue-full")]
+        self._expired = [retry, (SHED_HEADER.encode(), b"deadline")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry; never raises for a request (an unexpected error is a JSON 500)."""
+        start = time.perf_counter()
+        service = self.service
+        ticket = scope.get(TICKET_KEY, _UNSET)
+        if ticket is _UNSET:  # not admitted by the protocol (another server, a test client): admit now
+            ticket = service.admission.arrive(time.monotonic())
+        content_type = length = given_id = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"x-request-id":
+                given_id = value
+        rid = request_id(given_id)
+        status = 500
+        try:
+            status, doc, extra = await self._answer(
+                receive, ticket, rid=rid, content_type=content_type, length=length
+            )
+        except ClientGone:  # nothing can be sent; a body that timed out was answered 408 by the protocol
+            status = 408 if scope.get(TIMED_OUT_KEY) else CLIENT_GONE
+            return
+        except Exception as exc:
+            log.exception("unhandled error on POST /predict")
+            doc, extra = {"detail": f"internal error: {type(exc).__name__}", "request_id": rid}, []
+        finally:
+            if ticket is not None:
+                service.admission.leave(ticket)
+            service.metrics.request(
+                status=status, version=service.version, seconds=time.perf_counter() - start
+            )
+        body = to_json(doc)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(
+        self,
+        receive: Receive,
+        ticket: Ticket | None,
+        *,
+        rid: str,
+        content_type: bytes | None,
+        length: bytes | None,
+    ) -> Answer:
+        service, settings = self.service, self.settings
+        version = service.version
+        if ticket is None:
+            service.metrics.admission(outcome="shed", version=version)
+            return 503, {"detail": SHED_DETAIL, "request_id": rid}, self._queue_full
+        runtime = service.runtime
+        if runtime is None:
+            return 503, {"detail": "model not loaded", "request_id": rid}, []
+        meta = runtime.bundle.meta
+        try:
+            media = (content_type or b"").split(b";", 1)[0].strip().lower()
+            if media != b"application/json":
+                shown = media.decode("latin-1") or "nothing"
+                raise InputError(415, "content-type", f"expected application/json, got {shown!r}")
+            body = await _read_body(receive, declared=length, limit=settings.max_body_bytes)
+            x = parse_predict_body(body, features=meta.features, max_instances=settings.max_batch_size)
+        except InputError as exc:
+            return exc.status, {"detail": exc.message, "field": exc.field, "request_id": rid}, []
+        if service.faults.should_fail():
+            return (
+                503,
+                {"detail": "injected fault: error", "request_id": rid},
+                [(FAULT_HEADER.encode(), b"error")],
+            )
+        if not await service.admission.acquire(ticket):
+            return self._deadline(rid, version)
+        try:
+            service.metrics.admission(outcome="admitted", version=version)
+            if service.faults.latency_s > 0:
+                await asyncio.sleep(service.faults.latency_s)
+            logits = await service.infer(x, deadline=ticket.deadline)
+        except DeadlineExpired:
+            return self._deadline(rid, version)
+        except BatcherClosed as exc:
+            return 503, {"detail": str(exc), "request_id": rid}, []
+        finally:
+            service.admission.release()
+        return 200, self._predicted(x, logits, runtime, rid), []
+
+    def shed_bytes(self, rid: str) -> bytes:
+        """Non-blocking; the complete HTTP/1.1 503 of a request shed before reaching the app, counted as the app would."""
+        service = self.service
+        service.metrics.admission(outcome="shed", version=service.version)
+        service.metrics.request(status=503, version=service.version, seconds=0.0)
+        body = to_json({"detail": SHED_DETAIL, "request_id": rid})
+        head = [
+            b"HTTP/1.1 503 Service Unavailable",
+            b"content-type: application/json",
+            b"content-length: " + str(len(body)).encode(),
+            b"x-request-id: " + rid.encode(),
+            *(name + b": " + value for name, value in self._queue_full),
+        ]
+        return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+    def _deadline(self, rid: str, version: str) -> Answer:
+        self.service.metrics.admission(outcome="deadline", version=version)
+        detail = f"overloaded: waited past the {self.settings.deadline_ms:g} ms deadline, not computed"
+        return 503, {"detail": detail, "request_id": rid}, self._expired
+
+    def _predicted(
+        self, x: np.ndarray, logits: np.ndarray, runtime: ModelRuntime, rid: str
+    ) -> dict[str, Any]:
+        service, meta = self.service, runtime.bundle.meta
+        out = postprocess(logits, classes=meta.classes)
+        service.metrics.outputs(version=meta.model_version, labels=out.labels, scores=out.scores)
+        if service.predlog is not None and service.predlog.sampled():
+            service.predlog.record(
+                request_id=rid,
+                model_name=meta.model_name,
+                model_version=meta.model_version,
+                inputs=x,
+                outputs=out.as_dict(),
+            )
+        return {
+            "model_name": meta.model_name,
+            "model_version": meta.model_version,
+            "request_id": rid,
+            "predictions": out.labels,
+            "probabilities": out.probabilities,
+        }
+
+
+class _Handled(Response):
+    """A FastAPI return value that lets a bare ASGI handler answer on the route's own scope/receive/send."""
+
+    def __init__(self, handler: PredictHandler) -> None:
+        self.handler = handler
+        self.background = None
+        self.status_code = 200
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI; runs the handler."""
+        await self.handler(scope, receive, send)
 
 
 def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> FastAPI:
@@ -99,56 +276,13 @@ def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) 
 
     app = FastAPI(title="Slipway model server", version=__version__, lifespan=lifespan)
     app.state.service = service
-
-    async def _predict(request: Request, rid: str) -> Response:
-        headers = {REQUEST_ID_HEADER: rid}
-        runtime = service.runtime
-        if runtime is None:
-            return _json(503, {"detail": "model not loaded", "request_id": rid}, headers)
-        meta = runtime.bundle.meta
-        try:
-            body = await _read_body(request, limit=settings.max_body_bytes)
-            x = parse_predict_body(body, features=meta.features, max_instances=settings.max_batch_size)
-        except InputError as exc:
-            return _json(exc.status, {"detail": exc.message, "field": exc.field, "request_id": rid}, headers)
-        if service.faults.should_fail():
-            doc = {"detail": "injected fault: error", "request_id": rid}
-            return _json(503, doc, headers | {FAULT_HEADER: "error"})
-        if service.faults.latency_s > 0:
-            await asyncio.sleep(service.faults.latency_s)
-        try:
-            logits = await service.infer(x)
-        except BatcherClosed as exc:
-            return _json(503, {"detail": str(exc), "request_id": rid}, headers)
-        out = postprocess(logits, classes=meta.classes)
-        service.metrics.outputs(version=meta.model_version, labels=out.labels, scores=out.scores)
-        if service.predlog is not None and service.predlog.sampled():
-            service.predlog.record(
-                request_id=rid,
-                model_name=meta.model_name,
-                model_version=meta.model_version,
-                inputs=x,
-                outputs=out.as_dict(),
-            )
-        doc = {"model_name": meta.model_name, "model_version": meta.model_version, "request_id": rid}
-        return _json(200, doc | out.as_dict(), headers)
+    handler = PredictHandler(service, settings)
+    app.state.predict = handler
 
     @app.post("/predict", openapi_extra={"requestBody": _PREDICT_BODY})
-    async def predict(request: Request) -> Response:
+    async def predict() -> Response:
         """Predict labels and probabilities for a list of instances (values in feature order, or objects)."""
-        start = time.perf_counter()
-        rid = _request_id(request)
-        status = 500
-        try:
-            response = await _predict(request, rid)
-            status = response.status_code
-            return response
-        finally:
-            service.metrics.request(
-                status=status, version=service.version, seconds=time.perf_counter() - start
-            )
-
-    app.state.predict = predict
+        return _Handled(handler)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -164,7 +298,7 @@ def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) 
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        """Prometheus text exposition of this app's metrics."""
+        """Prometheus text exposition of this server's metrics (every worker's, summed)."""
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model")
@@ -183,24 +317,27 @@ def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) 
 
 
 class FastPredictFront:
-    """ASGI front: `POST /predict` goes straight to the app's handler, skipping routing and middleware.
+    """ASGI front: `POST /predict` goes straight to its handler, skipping routing and middleware.
 
-    Same handler, same validation, metrics and errors; everything else (health, metrics, docs,
-    lifespan) goes to the FastAPI app. The framework's per-request cost is most of a small model's.
+    Same handler, validation, admission, metrics and errors as the app's route; everything else
+    (health, metrics, docs, lifespan) goes to the FastAPI app. `admission` is what the HTTP
+    protocol (slipway.serving.protocol) admits requests against at header time.
     """
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._predict = app.state.predict
+        self._predict: PredictHandler = app.state.predict
+        self.service: ServingService = app.state.service
+        self.admission = self.service.admission
+        self.metrics = self.service.metrics
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """ASGI entry; never raises for a request (an unexpected error is a JSON 500)."""
-        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+    def shed_response(self, given_id: bytes | None) -> bytes:
+        """Non-blocking; counts one /predict request shed at header time; the bytes of its 503 (what the handler answers)."""
+        return self._predict.shed_bytes(request_id(given_id))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry; never raises for a request."""
+        if scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST":
+            await self._predict(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
-        try:
-            response = await self._predict(Request(scope, receive))
-        except Exception as exc:  # the same answer FastAPI's handler gives
-            log.exception("unhandled error on POST /predict")
-            response = JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
-        await response(scope, receive, send)

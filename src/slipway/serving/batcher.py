@@ -2,13 +2,16 @@
 
 Requests queue their rows; one loop takes up to `max_batch` rows, waiting at most `max_wait_s`
 for more once something is queued, runs one call on a single worker thread, and hands each
-request its slice. Rows arriving during a call form the next batch.
+request its slice. Rows arriving during a call form the next batch. A request whose deadline
+(time.monotonic) has passed when its batch is formed is dropped with `DeadlineExpired`, uncomputed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +24,15 @@ class BatcherClosed(RuntimeError):
     """The batcher stopped before this request ran (the server is shutting down)."""
 
 
+class DeadlineExpired(RuntimeError):
+    """The request's deadline passed before its batch was formed; it was not computed."""
+
+
 @dataclass
 class _Item:
     x: np.ndarray
     future: asyncio.Future[np.ndarray]
+    deadline: float
 
 
 class MicroBatcher:
@@ -66,11 +74,11 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, x: np.ndarray) -> np.ndarray:
-        """Awaits this request's output rows; BatcherClosed if the batcher is not running."""
+    async def submit(self, x: np.ndarray, *, deadline: float = math.inf) -> np.ndarray:
+        """Awaits this request's output rows; BatcherClosed if not running, DeadlineExpired past `deadline` (time.monotonic)."""
         if self._task is None:
             raise BatcherClosed("micro-batcher is not running")
-        item = _Item(x=x, future=asyncio.get_running_loop().create_future())
+        item = _Item(x=x, future=asyncio.get_running_loop().create_future(), deadline=deadline)
         self._pending.append(item)
         self._rows += len(x)
         self._ready.set()
@@ -78,7 +86,25 @@ class MicroBatcher:
             self._full.set()
         return await item.future
 
+    def _drop_expired(self, now: float) -> None:
+        if all(item.deadline > now for item in self._pending):
+            return
+        kept: deque[_Item] = deque()
+        for item in self._pending:
+            if item.deadline > now:
+                kept.append(item)
+                continue
+            self._rows -= len(item.x)
+            if not item.future.done():
+                item.future.set_exception(DeadlineExpired("deadline passed before the batch ran"))
+        self._pending = kept
+
     def _take(self) -> list[_Item]:
+        self._drop_expired(time.monotonic())
+        if not self._pending:
+            self._ready.clear()
+            self._full.clear()
+            return []
         items = [self._pending.popleft()]  # always at least one, even if larger than max_batch
         rows = len(items[0].x)
         while self._pending and rows + len(self._pending[0].x) <= self.max_batch:

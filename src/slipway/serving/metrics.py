@@ -1,11 +1,21 @@
-"""Prometheus metrics of one app, in its own registry (so tests can build many apps)."""
+"""Prometheus metrics of one app, in its own registry (so tests can build many apps).
+
+With several workers (`PROMETHEUS_MULTIPROC_DIR` set before `prometheus_client` is imported, which
+`slipway.serving.server` does for its workers) every value lives in that directory's per-process files
+and `exposition()` sums all of them, so whichever worker answers a scrape reports the server's totals.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Canary analysis on Kubernetes rebuilds latency and score samples from these buckets
 # (slipway.deploy.k8s_metrics), so they are fine: latency edges 2**(k/4) s from 2**-13 s (0.12 ms) to
@@ -18,11 +28,38 @@ SCORE_BUCKETS = tuple(
 )
 
 
+def multiprocess_dir() -> str | None:
+    """The Prometheus multiprocess directory of this process (None: single-process metrics)."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class _FastHistogram:
+    """One labelled histogram child observed by binary search (prometheus_client scans its edges in Python)."""
+
+    __slots__ = ("_bounds", "_buckets", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        # the child's own edges (+Inf last) and values: the same series observe() would update, found in
+        # O(log n) instead of a loop over up to 69 edges, which cost more than the rest of a small request
+        self._bounds: list[float] = child._upper_bounds
+        self._buckets: list[Any] = child._buckets
+        self._sum: Any = child._sum
+
+    def observe(self, value: float) -> None:
+        """Non-blocking; counts one finite observation exactly as `Histogram.observe` does."""
+        self._buckets[bisect_left(self._bounds, value)].inc(1)
+        self._sum.inc(value)
+
+
 class ServingMetrics:
-    """Request counts by status, latency, prediction scores and classes, non-finite outputs; by model version."""
+    """/predict counts by status, latency, admission (admitted, shed, deadline, queue depth), scores, classes.
+
+    Every series carries the model version.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = multiprocess_dir() is not None
         self.requests = Counter(
             "slipway_requests_total",
             "/predict requests by HTTP status and model version.",
@@ -55,23 +92,92 @@ class ServingMetrics:
             ["model_version"],
             registry=self.registry,
         )
-
-        self._children: dict[tuple[str, ...], Any] = {}
+        self.admitted = Counter(
+            "slipway_admitted_total",
+            "/predict requests that got a compute slot before their deadline.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "slipway_shed_total",
+            "/predict requests answered 503 at once because the in-flight and queue limits were full.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.deadline_expired = Counter(
+            "slipway_deadline_expired_total",
+            "/predict requests answered 503 without computing them: their deadline passed while they waited.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "slipway_queue_depth",
+            "/predict requests waiting for a compute slot (summed over live workers).",
+            ["model_version"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.connections_refused = Counter(
+            "slipway_connections_refused_total",
+            "Connections answered 503 and closed at the connection cap.",
+            registry=self.registry,
+        )
+        self.read_timeouts = Counter(
+            "slipway_read_timeouts_total",
+            "Connections closed because a request's headers or body, or the next request, came too slowly.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self._children: dict[tuple[int | str, ...], Any] = {}
+        self._values: dict[tuple[int | str, ...], Any] = {}
+        self._fast: dict[tuple[int | str, ...], _FastHistogram] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (str(id(metric)), *labels)  # labels() costs a lock and a lookup: cache the children
+        key: tuple[int | str, ...] = (id(metric), *labels)  # labels() costs a lock and a lookup: cache them
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _count(self, metric: Any, *labels: str) -> Any:
+        """The value object of a labelled counter child: `inc(n)` on it is what `Counter.inc` does after its checks."""
+        key: tuple[int | str, ...] = (id(metric), *labels)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = self._child(metric, *labels)._value
+        return value
+
+    def _histogram(self, metric: Any, version: str) -> _FastHistogram:
+        key = (id(metric), version)
+        fast = self._fast.get(key)
+        if fast is None:
+            fast = self._fast[key] = _FastHistogram(metric.labels(version))
+        return fast
+
     def request(self, *, status: int, version: str, seconds: float) -> None:
         """Non-blocking; counts one /predict request and its latency."""
-        self._child(self.requests, str(status), version).inc()
-        self._child(self.latency, version).observe(seconds)
+        self._count(self.requests, str(status), version).inc(1)
+        self._histogram(self.latency, version).observe(seconds)
 
-    def outputs(self, *, version: str, labels: list[int | None], scores: np.ndarray) -> None:
-        """Non-blocking; counts predicted classes, observes finite scores, counts non-finite rows (label None)."""
+    def admission(self, *, outcome: str, version: str) -> None:
+        """Non-blocking; counts one admission outcome: `admitted`, `shed` or `deadline`."""
+        metric = {"admitted": self.admitted, "shed": self.shed, "deadline": self.deadline_expired}[outcome]
+        self._count(metric, version).inc(1)
+
+    def track_queue(self, *, version: str, depth: Callable[[], int]) -> None:
+        """Non-blocking; the queue-depth gauge reads `depth()` at each scrape (single process) or now."""
+        child = self._child(self.queue_depth, version)
+        if self.multiprocess:
+            child.set(depth())  # values live in files: the service samples it (sample_queue)
+        else:
+            child.set_function(depth)
+
+    def sample_queue(self, *, version: str, depth: int) -> None:
+        """Non-blocking; writes the queue depth now (multiprocess mode samples it periodically)."""
+        self._child(self.queue_depth, version).set(depth)
+
+    def outputs(self, *, version: str, labels: list[int | None], scores: Iterable[float]) -> None:
+        """Non-blocking; counts predicted classes, observes the finite scores, counts non-finite rows (label None)."""
         counts: dict[int, int] = {}
         nonfinite = 0
         for label in labels:
@@ -80,13 +186,35 @@ class ServingMetrics:
             else:
                 counts[label] = counts.get(label, 0) + 1
         for label, n in counts.items():
-            self._child(self.predictions, version, str(label)).inc(n)
+            self._count(self.predictions, version, str(label)).inc(n)
         if nonfinite:
-            self._child(self.nonfinite, version).inc(nonfinite)
-        score = self._child(self.score, version)
-        for value in scores[np.isfinite(scores)].tolist():
-            score.observe(value)
+            self._count(self.nonfinite, version).inc(nonfinite)
+        score = self._histogram(self.score, version)
+        for value in scores:
+            if math.isfinite(value):
+                score.observe(value)
+
+    def connection_refused(self) -> None:
+        """Non-blocking; counts one connection refused at the cap."""
+        self.connections_refused.inc()
+
+    def read_timeout(self, *, phase: str) -> None:
+        """Non-blocking; counts one connection closed for slowness: `idle`, `headers` or `body`."""
+        self._child(self.read_timeouts, phase).inc()
 
     def exposition(self) -> bytes:
-        """Non-blocking; the text exposition format of this registry."""
-        return generate_latest(self.registry)
+        """Blocking (reads the multiprocess files when there are several workers); the text exposition format."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def process_exited(self) -> None:
+        """Idempotent; in multiprocess mode drops this process's live gauges (its queue is gone)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

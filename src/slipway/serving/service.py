@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from slipway.errors import UsageError
+from slipway.serving.admission import Admission
 from slipway.serving.batcher import MicroBatcher
 from slipway.serving.bundle import read_bundle
 from slipway.serving.faults import FaultInjector
@@ -24,6 +25,7 @@ from slipway.serving.settings import ServeSettings
 log = logging.getLogger("slipway.serving")
 
 WARMUP_ROWS = 32
+QUEUE_SAMPLE_S = 0.5  # how often a worker writes its queue depth in multiprocess mode
 
 
 def load_model(settings: ServeSettings) -> ModelRuntime:
@@ -35,44 +37,79 @@ def load_model(settings: ServeSettings) -> ModelRuntime:
 
 @dataclass(frozen=True)
 class Outputs:
-    """One request's answer: class labels (None where the output was not finite) and probabilities."""
+    """One request's answer: class labels (None where the output was not finite), probabilities, finite scores."""
 
     labels: list[int | None]
     probabilities: list[list[float | None]]
-    scores: np.ndarray
+    scores: list[float]  # P(class index 1) (index 0 with one class) of each row with finite outputs
 
     def as_dict(self) -> dict[str, Any]:
         """Pure; the `predictions`/`probabilities` part of a response."""
         return {"predictions": self.labels, "probabilities": self.probabilities}
 
 
+SMALL_BATCH = 8  # up to this many rows, softmax in plain Python beats numpy's per-call overhead
+
+
+def _small_softmax(rows: list[list[float]], *, classes: list[int]) -> Outputs | None:
+    """Pure; `postprocess` of a few finite rows in plain Python floats (float64, as numpy); None if any is not finite."""
+    labels: list[int | None] = []
+    probabilities: list[list[float | None]] = []
+    scores: list[float] = []
+    pick = 1 if len(classes) > 1 else 0
+    for row in rows:
+        top = max(row)
+        if not math.isfinite(top - min(row)):
+            return None
+        exps = [math.exp(v - top) for v in row]
+        total = sum(exps)
+        probs = [e / total for e in exps]
+        labels.append(classes[row.index(top)])
+        probabilities.append(probs)  # type: ignore[arg-type]
+        scores.append(probs[pick])
+    return Outputs(labels=labels, probabilities=probabilities, scores=scores)
+
+
 def postprocess(logits: np.ndarray, *, classes: list[int]) -> Outputs:
     """Pure; softmax, argmax to class labels, score = probability of class index 1 (or 0 with one class)."""
+    if len(logits) <= SMALL_BATCH:
+        small = _small_softmax(logits.tolist(), classes=classes)
+        if small is not None:
+            return small
     probs = softmax(logits)
     finite = np.isfinite(probs).all(axis=1)
     picks = probs.argmax(axis=1).tolist()
     rows: list[list[float | None]] = probs.tolist()
+    column = probs[:, 1 if probs.shape[1] > 1 else 0]
     if finite.all():
         labels: list[int | None] = [classes[k] for k in picks]
+        scores: list[float] = column.tolist()
     else:
         labels = [classes[k] if ok else None for k, ok in zip(picks, finite.tolist(), strict=True)]
         rows = [[v if v is not None and math.isfinite(v) else None for v in row] for row in rows]
-    return Outputs(labels=labels, probabilities=rows, scores=probs[:, 1 if probs.shape[1] > 1 else 0])
+        scores = column[finite].tolist()
+    return Outputs(labels=labels, probabilities=rows, scores=scores)
 
 
 class ServingService:
-    """The model, its readiness, and the optional batcher and prediction log of one app."""
+    """The model, its readiness, admission control, and the optional batcher and prediction log of one app."""
 
     def __init__(self, settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
         self.metrics = ServingMetrics()
+        self.admission = Admission(
+            max_inflight=settings.max_inflight,
+            max_queue=settings.max_queue,
+            deadline_s=settings.deadline_ms / 1000.0,
+        )
         self.faults = FaultInjector(settings)
         self.ready = False
         self.not_ready_reason = "loading the model"
         self.batcher: MicroBatcher | None = None
         self.predlog: PredictionLog | None = None
         self._ready_task: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self.inline_rows = 0  # calls with at most this many rows run on the event loop (set at warm-up)
 
     @property
@@ -105,6 +142,9 @@ class ServingService:
             )
             self.predlog.start()
         meta = runtime.bundle.meta
+        self.metrics.track_queue(version=meta.model_version, depth=lambda: self.admission.waiting)
+        if self.metrics.multiprocess:
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_queue(meta.model_version))
         log.info(
             "model %s version %s loaded and warmed (%s)",
             meta.model_name,
@@ -133,6 +173,11 @@ class ServingService:
             times.append(time.perf_counter() - start)
         return WARMUP_ROWS if float(np.median(times)) * 1000 < self.settings.inline_max_ms else 0
 
+    async def _sample_queue(self, version: str) -> None:
+        while True:
+            self.metrics.sample_queue(version=version, depth=self.admission.waiting)
+            await asyncio.sleep(QUEUE_SAMPLE_S)
+
     def _set_ready(self) -> None:
         self.ready, self.not_ready_reason = True, ""
 
@@ -143,22 +188,27 @@ class ServingService:
     async def stop(self) -> None:
         """Idempotent; not ready any more, then stops the batcher (failing queued calls) and flushes the log."""
         self.ready, self.not_ready_reason = False, "shutting down"
-        if self._ready_task is not None:
-            self._ready_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ready_task
-            self._ready_task = None
+        for task in (self._ready_task, self._sampler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._ready_task = self._sampler = None
+        self.metrics.process_exited()
         if self.batcher is not None:
             await self.batcher.stop()
         if self.predlog is not None:
             await asyncio.to_thread(self.predlog.stop)
 
-    async def infer(self, x: np.ndarray) -> np.ndarray:
-        """Logits for x, computed off the event loop (micro-batched when on), fault-corrupted when asked."""
+    async def infer(self, x: np.ndarray, *, deadline: float = math.inf) -> np.ndarray:
+        """Logits for x (inline for a tiny model, else off the loop or micro-batched), fault-corrupted when asked.
+
+        DeadlineExpired when micro-batching drops it uncomputed past `deadline` (time.monotonic).
+        """
         if self.runtime is None:
             raise RuntimeError("the model is not loaded")
         if self.batcher is not None:
-            logits = await self.batcher.submit(x)
+            logits = await self.batcher.submit(x, deadline=deadline)
         elif len(x) <= self.inline_rows:  # a tiny model: cheaper than the hop to a worker thread
             logits = self.runtime.run(x)
         else:

@@ -30,6 +30,64 @@ class ServeSettings(BaseSettings):
     )
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port to listen on.")
     ort_threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference call.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port, each with its own model session, queue and limits; "
+            "with more than one, /metrics sums every worker (Prometheus multiprocess mode)."
+        ),
+    )
+    max_inflight: int = Field(
+        default=64,
+        ge=1,
+        description="Per worker: /predict requests computed at once (inline, on threads or micro-batched).",
+    )
+    max_queue: int = Field(
+        default=256,
+        ge=0,
+        description=(
+            "Per worker: /predict requests that may wait for a compute slot; past max_inflight + max_queue "
+            "a request is answered 503 with Retry-After at once."
+        ),
+    )
+    deadline_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description=(
+            "A /predict request still waiting this long after its headers arrived is answered 503 "
+            "without being computed (micro-batching drops it too)."
+        ),
+    )
+    retry_after_s: int = Field(
+        default=1,
+        ge=0,
+        description="Retry-After (seconds) on a 503 from a full queue, a deadline or the connection cap.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Most seconds from a request's first byte to the end of its headers (slow clients get 408, closed).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Most seconds from the end of the headers to the end of the body (incomplete uploads get 408, closed).",
+    )
+    keep_alive_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="An open connection with no request in progress (new or kept alive) is closed after this long.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description=(
+            "Per worker: open connections; past it an idle one (>= 1 s) is closed to make room, else the new "
+            "one gets 503 and is closed. Capped below the process's open-file limit."
+        ),
+    )
     graceful_timeout_s: int = Field(
         default=10,
         ge=1,

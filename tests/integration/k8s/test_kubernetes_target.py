@@ -296,7 +296,7 @@ def test_an_image_not_pinned_by_digest_is_refused_before_anything_is_applied(
         "HorizontalPodAutoscaler": set(),
     }
     target.deploy_stable(V1, ready_timeout_s=30)
-    with pytest.raises(DeployError, match="not pinned by digest"):
+    with pytest.raises(DeployError, match="slipway-classifier v5"):
         target.start_canary(bad, ready_timeout_s=5)
     assert names(admin, namespace)["Deployment"] == {f"{APP}-stable"}
 

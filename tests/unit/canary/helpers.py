@@ -16,9 +16,10 @@ def arm(
     latency_factor: float = 1.0,
     scores: str = "healthy",
     nonfinite: int = 0,
+    shed: int = 0,
     seed: int = 0,
 ) -> ArmWindow:
-    """A window of one arm: n requests, lognormal latency (median 20 ms), bimodal scores."""
+    """A window of one arm: n requests, lognormal latency (median 20 ms), bimodal scores; `shed` of the errors."""
     rng = np.random.default_rng(seed)
     answered = n - errors - nonfinite
     lat = 20.0 * latency_factor * np.exp(rng.normal(0.0, 0.25, n))
@@ -31,7 +32,12 @@ def arm(
     else:
         s = 1.0 / (1.0 + np.exp(-z))
     return ArmWindow(
-        requests=n, errors=errors, latencies_ms=lat.tolist(), scores=s.tolist(), nonfinite=nonfinite
+        requests=n,
+        errors=errors,
+        shed=shed,
+        latencies_ms=lat.tolist(),
+        scores=s.tolist(),
+        nonfinite=nonfinite,
     )
 
 

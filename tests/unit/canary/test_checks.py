@@ -100,6 +100,41 @@ def test_stable_health_marks_a_stable_above_the_limit_inconclusive() -> None:
     assert ck.stable_health(window(0, weight=25, n_c=50, n_s=150), policy=POLICY).status is CheckStatus.PASSED
 
 
+def test_a_canary_that_sheds_more_than_the_stable_under_the_same_load_fails_like_errors() -> None:
+    shedding = [
+        window(
+            i,
+            weight=50,
+            n_c=1000,
+            n_s=1000,
+            canary={"errors": 40, "shed": 40},
+            stable={"errors": 5, "shed": 5},
+        )
+        for i in range(3)
+    ]
+    result = ck.error_rate(shedding, policy=POLICY)
+    assert result.failed and result.n_canary == 3000
+    equal = [
+        window(
+            i,
+            weight=50,
+            n_c=1000,
+            n_s=1000,
+            canary={"errors": 30, "shed": 30},
+            stable={"errors": 30, "shed": 30},
+        )
+        for i in range(3)
+    ]
+    assert ck.error_rate(equal, policy=POLICY).status is CheckStatus.PASSED
+
+
+def test_a_stable_that_only_sheds_still_lets_the_window_judge() -> None:
+    shedding = window(0, weight=25, n_c=50, n_s=150, stable={"errors": 50, "shed": 50})
+    assert ck.stable_health(shedding, policy=POLICY).status is CheckStatus.PASSED
+    failing = window(0, weight=25, n_c=50, n_s=150, stable={"errors": 50, "shed": 10})
+    assert ck.stable_health(failing, policy=POLICY).status is CheckStatus.INCONCLUSIVE
+
+
 def test_every_result_serializes_without_nan() -> None:
     result = ck.CheckResult(
         "x", CheckStatus.PASSED, Severity.HARD, statistic=float("inf"), p_value=float("nan")

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from slipway.errors import UsageError
 from slipway.serving.app import create_app
 from slipway.serving.model import softmax
 from slipway.serving.settings import ServeSettings
-from tests.unit.serving.conftest import ClientFactory, offline_logits, started
+from tests.unit.serving.conftest import ClientFactory, LiveServer, live_server, offline_logits, started
 
 JSON = {"content-type": "application/json"}
 
@@ -159,6 +160,13 @@ BAD_REQUESTS = [
         "instances: 5 instances exceed the limit of 4",
     ),
     ("too large body", json.dumps({"instances": [_row(1.0)] * 3, "pad": "x" * 5000}), JSON, 413, "body: 5"),
+    (
+        "400-digit integer",
+        '{"instances": [[' + "1" * 400 + ", 1.0" * 29 + "]]}",
+        JSON,
+        422,
+        "instances[0][0] (mean radius):",
+    ),
 ]
 
 
@@ -177,6 +185,24 @@ def test_bad_input_is_a_4xx_naming_the_field(
     assert doc["detail"].startswith(detail), doc
     assert doc["request_id"] == resp.headers["x-request-id"] == case.replace(" ", "-")
     assert client.post("/predict", json={"instances": [_row()]}).status_code == 200  # and it still serves
+
+
+@pytest.fixture(scope="module")
+def live_limits(bundle_dir: Path) -> Iterator[LiveServer]:
+    with live_server(ServeSettings(model=bundle_dir, max_batch_size=4, max_body_bytes=4096)) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "status", "detail"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_input_is_the_same_4xx_on_the_serving_stack(
+    live_limits: LiveServer, case: str, body: str, headers: dict[str, str], status: int, detail: str
+) -> None:
+    resp = httpx.post(f"{live_limits.url}/predict", content=body.encode(), headers=headers, timeout=10)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["detail"].startswith(detail)
+    assert resp.headers["x-request-id"] == resp.json()["request_id"]
 
 
 def test_a_streamed_body_over_the_limit_is_refused_without_content_length(client_for: ClientFactory) -> None:

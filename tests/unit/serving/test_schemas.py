@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from slipway.serving.schemas import InputError, parse_predict_body
+from slipway.serving.schemas import InputError, decode_body, instances_of, parse_predict_body, to_matrix
 
 
 def _parse(doc: object, features: list[str], *, max_instances: int = 1024) -> np.ndarray:
@@ -128,3 +128,32 @@ def test_nested_lists_are_not_rows(features: list[str]) -> None:
 def test_too_many_instances_is_413_naming_the_limit(features: list[str]) -> None:
     err = _error(json.dumps({"instances": [[1.0] * 30] * 5}).encode(), features, max_instances=4)
     assert (err.status, err.message) == (413, "instances: 5 instances exceed the limit of 4 per request")
+
+
+@pytest.mark.parametrize("digits", ["1" * 400, "-" + "9" * 400, "7" * 4000])
+def test_an_integer_of_hundreds_of_digits_is_a_422_naming_the_field(features: list[str], digits: str) -> None:
+    row = ", ".join(["1.0"] * 6 + [digits] + ["1.0"] * 23)
+    err = _error(f'{{"instances": [[{row}]]}}'.encode(), features)
+    assert (err.status, err.field) == (422, f"instances[0][6] ({features[6]})")
+    obj = ", ".join(
+        [f'"{name}": 1.0' for name in features if name != features[6]] + [f'"{features[6]}": {digits}']
+    )
+    err = _error(f'{{"instances": [{{{obj}}}]}}'.encode(), features)
+    assert (err.status, err.field) == (422, f"instances[0].{features[6]}")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[1.0] * 30],
+        [[float(i) for i in range(30)], [3] * 30],
+        [[0.5] * 30] * 20,  # past the small-batch path
+        [[-3.4028234663852886e38] * 30],
+    ],
+)
+def test_the_fast_path_gives_the_checked_paths_matrix(features: list[str], rows: list[list[float]]) -> None:
+    body = json.dumps({"instances": rows}).encode()
+    fast = parse_predict_body(body, features=features, max_instances=64)
+    checked = to_matrix(instances_of(decode_body(body), max_instances=64), features=features)
+    assert fast.dtype == checked.dtype == np.float32
+    np.testing.assert_array_equal(fast, checked)

@@ -42,3 +42,25 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_serve_settings()
+
+
+def test_a_worker_rebuilds_the_parents_settings_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from slipway.serving.server import settings_env
+
+    parent = ServeSettings(
+        model=tmp_path, workers=3, microbatch=True, deadline_ms=250.5, fault_output="flip", max_queue=0
+    )
+    for name, value in settings_env(parent).items():
+        monkeypatch.setenv(name, value)
+    assert ServeSettings() == parent
+
+
+def test_the_pipelines_serving_workers_reach_every_deployed_arm() -> None:
+    from slipway.config import ServingConfig
+    from slipway.release.canary_stage import serve_env
+
+    assert serve_env(ServingConfig()) == {}
+    env = serve_env(ServingConfig(workers=4))
+    assert ServeSettings(**{k.removeprefix("SLIPWAY_SERVE_").lower(): v for k, v in env.items()}).workers == 4

@@ -11,7 +11,7 @@ from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.deploy.loadgen import replaying
 from slipway.names import Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
-from slipway.release.canary_stage import DeployOutcome, deploy_release
+from slipway.release.canary_stage import DeployOutcome, deploy_release, serve_env
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, required
 from slipway.release.outcome import Artifact, StageOutcome, markdown, table
@@ -62,7 +62,7 @@ def canary(
             model_version=version.version,
             bundle_dir=bundle,
             image_ref=image_ref,
-            env=fault_env(ctx.canary_fault),
+            env=serve_env(ctx.config.serving) | fault_env(ctx.canary_fault),
         ),
         ref=ref,
         clock=clock,
@@ -70,6 +70,7 @@ def canary(
         traffic=replaying(ref.holdout_xy()[0], rate_rps=ctx.config.deploy.load_rps),
         on_outcome=outcomes.append,
         model_output=ctx.config.training.output,
+        stable_env=serve_env(ctx.config.serving),
     )
     artifacts: list[Artifact] = [
         markdown(
