@@ -75,12 +75,18 @@ def bench_reference(
         ]
         corrupted_frames += frames[:1]
         caught = sum(1 for v in _verdicts(pandas, suite, frames) if v)
-        detection[kind.value] = {"batches": corrupt_samples, "caught": caught, "rate": caught / corrupt_samples}
+        detection[kind.value] = {
+            "batches": corrupt_samples,
+            "caught": caught,
+            "rate": caught / corrupt_samples,
+        }
     elapsed = time.perf_counter() - started
     disagreements = []
     if gx is not None and gx_checks:
         probe = fresh[:gx_checks] + corrupted_frames
-        for frame, mine, theirs in zip(probe, _verdicts(pandas, suite, probe), _verdicts(gx, suite, probe), strict=True):
+        for frame, mine, theirs in zip(
+            probe, _verdicts(pandas, suite, probe), _verdicts(gx, suite, probe), strict=True
+        ):
             if bool(mine) != bool(theirs):
                 disagreements.append({"rows": len(frame), "pandas": mine, "great_expectations": theirs})
     return {
@@ -123,7 +129,8 @@ def run(out_dir: Path, *, quick: bool = False, work_dir: Path | None = None) -> 
         "detection_rate": min(r["detection_rate"] for r in per.values()),
         "targets": TARGETS,
         "met": {
-            "false_rejection_rate": max(r["false_rejection_rate"] for r in per.values()) <= TARGETS["false_rejection_rate"],
+            "false_rejection_rate": max(r["false_rejection_rate"] for r in per.values())
+            <= TARGETS["false_rejection_rate"],
             "detection_rate": min(r["detection_rate"] for r in per.values()) >= TARGETS["detection_rate"],
         },
         "not_a_validation_corruption": {

@@ -86,7 +86,9 @@ class Pooled:
     scores: np.ndarray
     nonfinite: int
     invalid: int
-    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # predicted class per clean row
+    labels: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )  # predicted class per clean row
 
     @property
     def rows(self) -> int:
@@ -107,7 +109,9 @@ def pool(windows: Iterable[ArmWindow], spec: OutputSpec = OutputSpec()) -> Poole
     raw = np.fromiter(itertools.chain.from_iterable(w.scores for w in wins), dtype=float)
     valid, seen_nan, seen_bad = _clean(raw, spec)
     labels = np.fromiter(itertools.chain.from_iterable(w.labels for w in wins), dtype=np.int64)
-    if spec.task == "binary" and labels.size != raw.size:  # a source that reports scores only: P(positive) >= 0.5
+    if (
+        spec.task == "binary" and labels.size != raw.size
+    ):  # a source that reports scores only: P(positive) >= 0.5
         labels = (raw >= 0.5).astype(np.int64)
     return Pooled(
         requests=sum(w.requests for w in wins),
@@ -259,7 +263,9 @@ def collapse(
     n_c, n_s = int(canary.scores.size), int(stable.scores.size)
     threshold = f"std ratio >= {policy.collapse_std_ratio:g}"
     if spec.classification:
-        threshold += f"; label entropy ratio >= {policy.collapse_std_ratio:g}; several labels when the stable has them"
+        threshold += (
+            f"; label entropy ratio >= {policy.collapse_std_ratio:g}; several labels when the stable has them"
+        )
     if n_c < policy.collapse_min_samples or n_s < policy.collapse_min_samples:
         return CheckResult(
             name, CheckStatus.INSUFFICIENT, Severity.HARD, threshold=threshold, n_canary=n_c, n_stable=n_s
@@ -277,7 +283,11 @@ def collapse(
         one_label = int((share_c > 0).sum()) == 1 and minority * canary.labels.size >= MIN_EXPECTED_MINORITY
         h_s = _entropy(stable.labels, spec.classes)
         h_ratio = _entropy(canary.labels, spec.classes) / h_s if h_s > 0 else math.inf
-        failed = failed or one_label or (h_ratio < policy.collapse_std_ratio and minority * n_c >= MIN_EXPECTED_MINORITY)
+        failed = (
+            failed
+            or one_label
+            or (h_ratio < policy.collapse_std_ratio and minority * n_c >= MIN_EXPECTED_MINORITY)
+        )
         effect = float(share_c[top] - share_s[top])
         detail += f"; label entropy ratio {h_ratio:.3g}; labels predicted {int((share_c > 0).sum())} vs {int((share_s > 0).sum())}"
     return CheckResult(
@@ -303,7 +313,12 @@ def label_shift(
     threshold = f"G-test p < {policy.alpha:g} and TVD > {limit:g} (offline TVD {baseline:g} + {policy.shift_min_effect:g})"
     if min(n_c, n_s) < policy.shift_min_samples:
         return CheckResult(
-            "label_shift", CheckStatus.INSUFFICIENT, Severity.STATISTICAL, threshold=threshold, n_canary=n_c, n_stable=n_s
+            "label_shift",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n_s,
         )
     counts = np.stack(
         [np.bincount(a[(a >= 0) & (a < spec.classes)], minlength=spec.classes) for a in (canary, stable)]
@@ -314,7 +329,9 @@ def label_shift(
         g = float(2.0 * np.nansum(np.where(counts > 0, counts * np.log(counts / expected), 0.0)))
     dof = max(counts.shape[1] - 1, 1)
     p = stats.chi2_sf(g, dof) if counts.shape[1] > 1 else 1.0
-    tvd = 0.5 * float(np.abs(label_distribution(canary, spec.classes) - label_distribution(stable, spec.classes)).sum())
+    tvd = 0.5 * float(
+        np.abs(label_distribution(canary, spec.classes) - label_distribution(stable, spec.classes)).sum()
+    )
     failed = p < policy.alpha and tvd > limit
     return CheckResult(
         "label_shift",
@@ -766,7 +783,12 @@ def shadow_divergence(
     threshold = f"sign test p < {policy.alpha:g} and median |diff| / stable std > {limit:.4g} (offline {baseline:.4g})"
     if n < policy.min_shadow_pairs:
         return CheckResult(
-            "shadow_divergence", CheckStatus.INSUFFICIENT, Severity.STATISTICAL, threshold=threshold, n_canary=n, n_stable=n
+            "shadow_divergence",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n,
+            n_stable=n,
         )
     sd = float(arr[:, 0].std()) or 1.0
     spread = np.abs(arr[:, 1] - arr[:, 0]) / sd

@@ -82,7 +82,9 @@ class CanaryOutcome:
     stable_version: str
     policy: dict[str, Any] = field(default_factory=dict)
     timeline: list[TimelinePoint] = field(default_factory=list)
-    baselines: dict[str, float] = field(default_factory=dict)  # the offline differences the analysis allowed for
+    baselines: dict[str, float] = field(
+        default_factory=dict
+    )  # the offline differences the analysis allowed for
 
     @property
     def last(self) -> Decision | None:

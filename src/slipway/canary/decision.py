@@ -258,7 +258,9 @@ def _live_checks(
         ck.shift(canary.scores, stable.scores, policy=policy, baseline=base.score_ks),
     ]
     if spec.classification:
-        checks.append(ck.label_shift(canary.labels, stable.labels, policy=policy, spec=spec, baseline=base.label_tvd))
+        checks.append(
+            ck.label_shift(canary.labels, stable.labels, policy=policy, spec=spec, baseline=base.label_tvd)
+        )
     return checks
 
 

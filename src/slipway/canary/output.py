@@ -66,7 +66,9 @@ def offline_baselines(
     tvd = agreement = 0.0
     if spec.classification:
         tvd = 0.5 * float(
-            np.abs(label_distribution(c_labels, spec.classes) - label_distribution(s_labels, spec.classes)).sum()
+            np.abs(
+                label_distribution(c_labels, spec.classes) - label_distribution(s_labels, spec.classes)
+            ).sum()
         )
         agreement = float(np.mean(c_labels == s_labels)) if len(c_labels) else 1.0
     else:
@@ -74,7 +76,9 @@ def offline_baselines(
     diff = c_scores - s_scores
     sd = float(np.std(s_scores)) or 1.0
     return Baselines(
-        paired_spread=round(float(np.median(np.abs(diff))) / sd, 6) if len(diff) and not spec.classification else 0.0,
+        paired_spread=round(float(np.median(np.abs(diff))) / sd, 6)
+        if len(diff) and not spec.classification
+        else 0.0,
         score_ks=round(float(d), 4),
         label_tvd=round(tvd, 4),
         agreement=round(agreement, 4),

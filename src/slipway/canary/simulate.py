@@ -276,7 +276,10 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         canary, _, _, _ = self._arm(n_c, canary=True, blip=blip)
         if f.routing == "reads_stable" and self._weight > 0:
             canary = replace(
-                stable, latencies_ms=list(stable.latencies_ms), scores=list(stable.scores), labels=list(stable.labels)
+                stable,
+                latencies_ms=list(stable.latencies_ms),
+                scores=list(stable.scores),
+                labels=list(stable.labels),
             )
         pairs: list[tuple[float, float]] = []
         labels: list[tuple[int, int]] = []
@@ -295,7 +298,9 @@ class FakeSimTarget(DeployTarget, MetricsSource):
             return np.asarray(self.rng.normal(p.value_mean, p.value_sd, n))
         if p.task == "multiclass":
             which = self.rng.integers(0, p.classes, n)
-            return np.asarray(np.eye(p.classes)[which] * p.logit_mean + self.rng.normal(0.0, p.logit_sd, (n, p.classes)))
+            return np.asarray(
+                np.eye(p.classes)[which] * p.logit_mean + self.rng.normal(0.0, p.logit_sd, (n, p.classes))
+            )
         sign = np.where(self.rng.random(n) < p.positive_share, 1.0, -1.0)
         return np.asarray(sign * p.logit_mean + self.rng.normal(0.0, p.logit_sd, n))
 
@@ -365,7 +370,9 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         try:
             latent = self._latent(rows)
             stable = row_scores(self.params.task, self._outputs(latent, "identity"))
-            canary = row_scores(self.params.task, self._outputs(latent, "identity" if same_model else "retrain"))
+            canary = row_scores(
+                self.params.task, self._outputs(latent, "identity" if same_model else "retrain")
+            )
         finally:
             self.rng = saved
         return offline_baselines(stable=stable, canary=canary, spec=self.spec())
@@ -377,13 +384,17 @@ class FakeSimTarget(DeployTarget, MetricsSource):
             return OutputSpec.regression((p.value_mean - 4 * p.value_sd, p.value_mean + 4 * p.value_sd))
         return OutputSpec(task=p.task, classes=p.classes if p.task == "multiclass" else 2)
 
-    def _arm(self, n: int, *, canary: bool, blip: bool) -> tuple[ArmWindow, np.ndarray, np.ndarray, np.ndarray]:
+    def _arm(
+        self, n: int, *, canary: bool, blip: bool
+    ) -> tuple[ArmWindow, np.ndarray, np.ndarray, np.ndarray]:
         p, f = self.params, self.fault
         errors = int(self.rng.binomial(n, self._error_rate(canary=canary, blip=blip)))
         factor = (f.latency_factor if canary else 1.0) * (f.blip_latency if blip else 1.0)
         latencies = p.latency_median_ms * factor * np.exp(self.rng.normal(0.0, p.latency_sigma, n))
         latent = self._latent(n - errors)
-        scores, labels = self._summarize(self._outputs(latent, f.score_mode if canary else "identity"), corrupt=canary)
+        scores, labels = self._summarize(
+            self._outputs(latent, f.score_mode if canary else "identity"), corrupt=canary
+        )
         spec = self.spec()
         finite = np.isfinite(scores)
         valid = finite & (scores >= spec.low) & (scores <= spec.high)
@@ -407,7 +418,11 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         keep = mirrored & answered
         scores, labels = self._summarize(self._outputs(latent[keep], self.fault.score_mode), corrupt=True)
         pairs = list(zip(stable[0][keep].tolist(), scores.tolist(), strict=True))
-        label_pairs = list(zip(stable[1][keep].tolist(), labels.tolist(), strict=True)) if self.spec().classification else []
+        label_pairs = (
+            list(zip(stable[1][keep].tolist(), labels.tolist(), strict=True))
+            if self.spec().classification
+            else []
+        )
         return pairs, label_pairs
 
 

@@ -287,6 +287,7 @@ class LocalTarget(DeployTarget, MetricsSource):
                 weight=weight,
                 stable=_arm_window(win["arms"]["stable"]),
                 canary=_arm_window(win["arms"]["canary"]),
+                shadow_labels=[(int(a), int(b)) for a, b in win["shadow"].get("label_pairs", [])],
                 shadow_pairs=[
                     (float(a), math.nan if b is None else float(b)) for a, b in win["shadow"]["pairs"]
                 ],
@@ -481,6 +482,7 @@ def _arm_window(doc: dict[str, Any]) -> ArmWindow:
         shed=int(doc.get("shed", 0)),
         latencies_ms=[float(v) for v in doc["latencies_ms"]],
         scores=[float(v) for v in doc["scores"]],
+        labels=[int(v) for v in doc.get("labels", [])],
         nonfinite=int(doc["nonfinite"]),
         invalid=int(doc["invalid"]),
     )

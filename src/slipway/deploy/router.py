@@ -79,6 +79,7 @@ class Outcome:
     status: int
     latency_ms: float
     rows: tuple[float | None, ...] = ()
+    labels: tuple[int | None, ...] = ()  # classification: the argmax class index per row (None: not finite)
     nonfinite: int = 0
     invalid: int = 0
     version: str | None = None
@@ -103,32 +104,54 @@ class Entry:
     shadow: bool
     outcome: Outcome
     pairs: list[tuple[float, float | None]] = field(default_factory=list)  # canary None: NaN/invalid
+    label_pairs: list[tuple[int, int]] = field(default_factory=list)  # classification: both argmax labels
 
 
-def score_rows(doc: Any) -> tuple[tuple[float | None, ...], int, int]:
-    """Pure; per-row P(class 1) from a /predict answer (None where not finite or invalid), non-finite and invalid counts.
+def score_rows(doc: Any) -> tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]:
+    """Pure; a /predict answer summarized per row as the server summarizes it (`slipway.serving.answers`):
+    (score per row, None where not finite or invalid; argmax label per row; non-finite count; invalid count).
 
-    A row is invalid when it is not a non-empty list of numbers in [0, 1] summing to 1 (±1e-3);
-    an answer without a non-empty `probabilities` list counts as one invalid row.
+    Classification answers carry `probabilities` (one dict per row keyed by class, or a list): a binary
+    row's score is P(second class), a multiclass row's its top probability; a row is invalid unless its
+    values are numbers in [0, 1] summing to 1 (±1e-3). A regression answer carries numeric `predictions`:
+    the value is the score. An answer with neither counts as one invalid row.
     """
-    probs = doc.get("probabilities") if isinstance(doc, dict) else None
-    if not isinstance(probs, list) or not probs:
-        return (), 0, 1
+    if not isinstance(doc, dict):
+        return (), (), 0, 1
+    probs = doc.get("probabilities")
+    if isinstance(probs, list) and probs:
+        return _class_rows(probs)
+    values = doc.get("predictions")
+    if isinstance(values, list) and values and all(v is None or _is_number(v) for v in values):
+        rows = tuple(float(v) if v is not None and math.isfinite(v) else None for v in values)
+        nonfinite = sum(1 for v in rows if v is None)
+        return rows, (None,) * len(rows), nonfinite, 0
+    return (), (), 0, 1
+
+
+def _class_rows(probs: list[Any]) -> tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]:
     rows: list[float | None] = []
+    labels: list[int | None] = []
     nonfinite = invalid = 0
-    for row in probs:
+    for raw in probs:
+        row = list(raw.values()) if isinstance(raw, dict) else raw
         if not isinstance(row, list) or not row or not all(_is_number(v) or v is None for v in row):
             invalid += 1
             rows.append(None)
+            labels.append(None)
         elif any(v is None or not math.isfinite(v) for v in row):
             nonfinite += 1
             rows.append(None)
+            labels.append(None)
         elif any(v < 0 or v > 1 for v in row) or abs(sum(row) - 1.0) > 1e-3:
             invalid += 1
             rows.append(None)
+            labels.append(None)
         else:
-            rows.append(float(row[1] if len(row) > 1 else row[0]))
-    return tuple(rows), nonfinite, invalid
+            top = max(range(len(row)), key=row.__getitem__)
+            rows.append(float(row[1] if len(row) == 2 else row[top]))
+            labels.append(top)
+    return tuple(rows), tuple(labels), nonfinite, invalid
 
 
 def _is_number(value: Any) -> bool:
@@ -145,6 +168,7 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
         "nonfinite": 0,
         "invalid": 0,
         "pairs": [],
+        "label_pairs": [],
     }
     for entry in entries:
         out = entry.outcome
@@ -155,6 +179,7 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
             shadow["nonfinite"] += out.nonfinite
             shadow["invalid"] += out.invalid
             shadow["pairs"].extend([a, b] for a, b in entry.pairs)
+            shadow["label_pairs"].extend([a, b] for a, b in entry.label_pairs)
             continue
         arm = arms[entry.arm]
         arm["requests"] += 1
@@ -162,6 +187,9 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
         arm["shed"] += int(out.shed)
         arm["latencies_ms"].append(round(out.latency_ms, 4))
         arm["scores"].extend(s for s in out.rows if s is not None)
+        arm["labels"].extend(
+            k for s, k in zip(out.rows, out.labels, strict=False) if s is not None and k is not None
+        )
         arm["nonfinite"] += out.nonfinite
         arm["invalid"] += out.invalid
         key = str(out.status) if out.status else "transport"
@@ -178,6 +206,7 @@ def _empty_arm() -> dict[str, Any]:
         "shed": 0,
         "latencies_ms": [],
         "scores": [],
+        "labels": [],
         "nonfinite": 0,
         "invalid": 0,
         "statuses": {},
@@ -379,6 +408,7 @@ class Router:
         latency_ms = (time.perf_counter() - start) * 1000
         kept = tuple((k.encode(), v.encode()) for k, v in resp.headers.items() if k.encode() in _PASS_HEADERS)
         rows: tuple[float | None, ...] = ()
+        labels: tuple[int | None, ...] = ()
         nonfinite = invalid = 0
         version = None
         if resp.status_code == 200:
@@ -386,21 +416,47 @@ class Router:
                 doc = json.loads(resp.content)
             except ValueError:
                 doc = None
-            rows, nonfinite, invalid = score_rows(doc)
+            rows, labels, nonfinite, invalid = score_rows(doc)
             if isinstance(doc, dict) and isinstance(doc.get("model_version"), str):
                 version = doc["model_version"]
         shed = resp.status_code == 503 and "retry-after" in resp.headers
         return Outcome(
-            resp.status_code, latency_ms, rows, nonfinite, invalid, version, resp.content, kept, shed=shed
+            resp.status_code,
+            latency_ms,
+            rows,
+            labels,
+            nonfinite,
+            invalid,
+            version,
+            resp.content,
+            kept,
+            shed=shed,
         )
 
     async def _record_shadow(self, generation: int, live: Outcome, copy: asyncio.Task[Outcome]) -> None:
         out = await copy
-        pairs = []
+        pairs: list[tuple[float, float | None]] = []
+        label_pairs: list[tuple[int, int]] = []
         if live.status == 200 and out.status == 200 and len(live.rows) == len(out.rows):
             # a canary row that answered NaN/invalid stays a pair (canary side None, NaN for the analysis)
             pairs = [(a, b) for a, b in zip(live.rows, out.rows, strict=True) if a is not None]
-        self._record(Entry(seq=0, generation=generation, arm="canary", shadow=True, outcome=out, pairs=pairs))
+            if len(live.labels) == len(out.labels) == len(live.rows):
+                label_pairs = [
+                    (a, b)
+                    for a, b in zip(live.labels, out.labels, strict=True)
+                    if a is not None and b is not None
+                ]
+        self._record(
+            Entry(
+                seq=0,
+                generation=generation,
+                arm="canary",
+                shadow=True,
+                outcome=out,
+                pairs=pairs,
+                label_pairs=label_pairs,
+            )
+        )
 
     def _record(self, entry: Entry) -> None:
         self._seq += 1

@@ -69,7 +69,12 @@ def champion_bundle(
         model_name=champion.name, version=champion.version, path=artifact, dst=dst / "fetched"
     )
     return serving_bundle(
-        onnx_path, dst=dst / "bundle", model_name=champion.name, model_version=champion.version, ref=ref, output=output
+        onnx_path,
+        dst=dst / "bundle",
+        model_name=champion.name,
+        model_version=champion.version,
+        ref=ref,
+        output=output,
     )
 
 
@@ -81,7 +86,9 @@ def output_spec(bundle: Path) -> OutputSpec:
     return OutputSpec(task=meta.task, classes=len(meta.classes))
 
 
-def offline_comparison(stable_bundle: Path, canary_bundle: Path, *, ref: Reference) -> tuple[OutputSpec, Baselines]:
+def offline_comparison(
+    stable_bundle: Path, canary_bundle: Path, *, ref: Reference
+) -> tuple[OutputSpec, Baselines]:
     """Blocking (ms); the canary's output spec, and the two models' differences on the holdout measured by
     the live checks' statistics: what the quality gate approved is not a silent shift."""
     x, _ = ref.holdout_xy()
@@ -129,7 +136,11 @@ def deploy_release(
             result="promoted", reason=reason, stable_version=version.version, reconciled_orphan=reconciled
         )
     bundle = champion_bundle(
-        registry, champion=champion, dst=work_dir / f"champion-{champion.version}", ref=ref, output=model_output
+        registry,
+        champion=champion,
+        dst=work_dir / f"champion-{champion.version}",
+        ref=ref,
+        output=model_output,
     )
     spec, baselines = (
         offline_comparison(bundle, release.bundle_dir, ref=ref)

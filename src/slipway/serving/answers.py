@@ -24,7 +24,11 @@ def row_scores(task: str, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return values, np.full(len(values), NO_LABEL, dtype=np.int64)
     finite = np.isfinite(out).all(axis=1) if len(out) else np.zeros(0, dtype=bool)
     safe = np.where(np.isfinite(out), out, -np.inf)
-    labels = np.where(finite, safe.argmax(axis=1), NO_LABEL).astype(np.int64) if len(out) else np.zeros(0, dtype=np.int64)
+    labels = (
+        np.where(finite, safe.argmax(axis=1), NO_LABEL).astype(np.int64)
+        if len(out)
+        else np.zeros(0, dtype=np.int64)
+    )
     if task == "binary":
         scores = out[:, 1] if len(out) else np.zeros(0)
     else:

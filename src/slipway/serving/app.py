@@ -230,8 +230,8 @@ class PredictHandler:
         self, x: np.ndarray, logits: np.ndarray, runtime: ModelRuntime, rid: str
     ) -> dict[str, Any]:
         service, meta = self.service, runtime.bundle.meta
-        out = postprocess(logits, classes=meta.classes)
-        service.metrics.outputs(version=meta.model_version, labels=out.labels, scores=out.scores)
+        out = postprocess(logits, meta=meta)
+        service.metrics.outputs(version=meta.model_version, labels=out.indices, scores=out.scores)
         if service.predlog is not None and service.predlog.sampled():
             service.predlog.record(
                 request_id=rid,
@@ -244,8 +244,7 @@ class PredictHandler:
             "model_name": meta.model_name,
             "model_version": meta.model_version,
             "request_id": rid,
-            "predictions": out.labels,
-            "probabilities": out.probabilities,
+            **out.as_dict(),
         }
 
 

@@ -41,7 +41,8 @@ class BundleMeta(BaseModel):
         default_factory=list, description="Classification: the label of each output column, in order."
     )
     output: Literal["logits", "probabilities", "values"] = Field(
-        default="logits", description="What the ONNX output holds: logits (softmaxed), probabilities, or values."
+        default="logits",
+        description="What the ONNX output holds: logits (softmaxed), probabilities, or values.",
     )
     value_range: tuple[float, float] | None = Field(
         default=None, description="Regression: the reference label's [min, max] (validity, histogram edges)."
@@ -70,8 +71,14 @@ class BundleMeta(BaseModel):
         if self.task == "regression":
             if self.classes or self.output != "values":
                 raise ValueError("a regression bundle has no classes and output 'values'")
-        elif len(self.classes) < 2 or self.output == "values" or (self.task == "binary") != (len(self.classes) == 2):
-            raise ValueError(f"a {self.task} bundle needs {'2' if self.task == 'binary' else '3+'} classes and logits or probabilities")
+        elif (
+            len(self.classes) < 2
+            or self.output == "values"
+            or (self.task == "binary") != (len(self.classes) == 2)
+        ):
+            raise ValueError(
+                f"a {self.task} bundle needs {'2' if self.task == 'binary' else '3+'} classes and logits or probabilities"
+            )
         return self
 
     @property

@@ -28,6 +28,16 @@ SCORE_BUCKETS = tuple(
 )
 
 
+def value_buckets(value_range: tuple[float, float]) -> tuple[float, ...]:
+    """Pure; a regression's value histogram edges: 50 across the reference label range, 10 on each side out to
+    one span beyond it (the canary's validity range), so a shift or a mirror inside the range is visible."""
+    lo, hi = value_range
+    span = (hi - lo) or max(abs(lo), 1.0)
+    inner = [lo + span * k / 50 for k in range(51)]
+    outer = [lo - span * k / 10 for k in range(1, 11)] + [hi + span * k / 10 for k in range(1, 11)]
+    return tuple(sorted({float(f"{v:.6g}") for v in inner + outer}))
+
+
 def multiprocess_dir() -> str | None:
     """The Prometheus multiprocess directory of this process (None: single-process metrics)."""
     return os.environ.get(MULTIPROC_ENV) or None
@@ -73,13 +83,7 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.score = Histogram(
-            "slipway_prediction_score",
-            "Predicted probability of class 1 (the positive class), per instance.",
-            ["model_version"],
-            buckets=SCORE_BUCKETS,
-            registry=self.registry,
-        )
+        self.score = self._score_histogram(SCORE_BUCKETS)
         self.predictions = Counter(
             "slipway_predictions_total",
             "Predicted instances by class label.",
@@ -175,6 +179,23 @@ class ServingMetrics:
     def sample_queue(self, *, version: str, depth: int) -> None:
         """Non-blocking; writes the queue depth now (multiprocess mode samples it periodically)."""
         self._child(self.queue_depth, version).set(depth)
+
+    def _score_histogram(self, buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(
+            "slipway_prediction_score",
+            "Per answered instance: P(positive class) for a binary model, the top class's probability for a "
+            "multiclass one, the value for a regression (slipway.serving.answers).",
+            ["model_version"],
+            buckets=buckets,
+            registry=self.registry,
+        )
+
+    def score_values(self, value_range: tuple[float, float]) -> None:
+        """Non-blocking; once, before any output: the score histogram holds regression values (`value_buckets`)."""
+        self.registry.unregister(self.score)
+        self.score = self._score_histogram(
+            value_buckets(value_range)
+        )  # caches key on the metric's id: no reuse
 
     def outputs(self, *, version: str, labels: list[int | None], scores: Iterable[float]) -> None:
         """Non-blocking; counts predicted classes, observes the finite scores, counts non-finite rows (label None)."""

@@ -95,7 +95,11 @@ def answers(meta: BundleMeta, raw: np.ndarray) -> np.ndarray:
     """Pure; what the model answers for raw outputs: probabilities [N, K] (logits softmaxed, probabilities
     as they are) or values [N]; a non-finite row stays non-finite."""
     if meta.task == "regression":
-        return np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)[:, 0] if np.ndim(raw) == 2 else np.asarray(raw, dtype=np.float64)
+        return (
+            np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)[:, 0]
+            if np.ndim(raw) == 2
+            else np.asarray(raw, dtype=np.float64)
+        )
     if meta.output == "probabilities":
         return np.asarray(raw, dtype=np.float64)
     return softmax(np.asarray(raw))

@@ -48,7 +48,10 @@ class ServabilityReport(BaseModel):
     model_name: str | None = None
     model_version: str | None = None
     rows: int = Field(default=0, description="Holdout rows the server answered.")
-    max_abs_diff: float | None = Field(default=None, description="Largest |served - offline| answer (probability; for values relative to max(|value|, 1)).")
+    max_abs_diff: float | None = Field(
+        default=None,
+        description="Largest |served - offline| answer (probability; for values relative to max(|value|, 1)).",
+    )
     label_mismatches: int = 0
     ready_s: float | None = Field(default=None, description="Seconds from start to /readyz 200.")
     p50_latency_ms: float | None = Field(default=None, description="Median /predict round trip.")
@@ -131,7 +134,9 @@ def _cleanup(launch: ServerLaunch) -> None:
             subprocess.run(list(launch.cleanup), capture_output=True, timeout=60, check=False)
 
 
-def served_matrix(doc: dict[str, Any], *, meta: BundleMeta, rows: int) -> tuple[np.ndarray | None, str | None]:
+def served_matrix(
+    doc: dict[str, Any], *, meta: BundleMeta, rows: int
+) -> tuple[np.ndarray | None, str | None]:
     """Pure; the answer's probabilities [rows, K] in class order, or values [rows]; or why it cannot be read."""
     if meta.task == "regression":
         values = doc.get("predictions")
@@ -191,7 +196,9 @@ def _compare(
         facts["max_abs_diff"] = max(facts["max_abs_diff"], diff)
         if classification:
             got = doc.get("predictions") or []
-            facts["label_mismatches"] += sum(1 for a, b in zip(got, want_labels[start:stop], strict=False) if a != b)
+            facts["label_mismatches"] += sum(
+                1 for a, b in zip(got, want_labels[start:stop], strict=False) if a != b
+            )
         facts["rows"] = stop
     if facts["max_abs_diff"] > atol or facts["label_mismatches"]:
         return facts, (

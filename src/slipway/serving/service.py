@@ -18,7 +18,9 @@ from slipway.serving.batcher import MicroBatcher
 from slipway.serving.bundle import read_bundle
 from slipway.serving.faults import FaultInjector
 from slipway.serving.metrics import ServingMetrics
-from slipway.serving.model import ModelRuntime, load_runtime, softmax
+from slipway.serving.answers import NO_LABEL, row_scores
+from slipway.serving.bundle import BundleMeta
+from slipway.serving.model import ModelRuntime, answers, load_runtime
 from slipway.serving.predlog import PredictionLog
 from slipway.serving.settings import ServeSettings
 
@@ -37,26 +39,37 @@ def load_model(settings: ServeSettings) -> ModelRuntime:
 
 @dataclass(frozen=True)
 class Outputs:
-    """One request's answer: class labels (None where the output was not finite), probabilities, finite scores."""
+    """One request's answer per task, and what the metrics and the canary read of it.
 
-    labels: list[int | None]
-    probabilities: list[list[float | None]]
-    scores: list[float]  # P(class index 1) (index 0 with one class) of each row with finite outputs
+    Classification: `predictions` are class labels (None where the output was not finite) and
+    `probabilities` one dict per row keyed by class (in class order). Regression: `predictions` are
+    values (None where not finite). `indices` (predicted class index per row, None where not finite)
+    and `scores` (finite rows only: binary P(positive), multiclass the top probability, regression
+    the value) feed the metrics (`slipway.serving.answers` summarizes rows the same way).
+    """
+
+    predictions: list[Any]
+    probabilities: list[dict[str, float | None]] | None
+    indices: list[int | None]
+    scores: list[float]
 
     def as_dict(self) -> dict[str, Any]:
-        """Pure; the `predictions`/`probabilities` part of a response."""
-        return {"predictions": self.labels, "probabilities": self.probabilities}
+        """Pure; the `predictions` (and `probabilities`) part of a response."""
+        if self.probabilities is None:
+            return {"predictions": self.predictions}
+        return {"predictions": self.predictions, "probabilities": self.probabilities}
 
 
 SMALL_BATCH = 8  # up to this many rows, softmax in plain Python beats numpy's per-call overhead
 
 
-def _small_softmax(rows: list[list[float]], *, classes: list[int]) -> Outputs | None:
-    """Pure; `postprocess` of a few finite rows in plain Python floats (float64, as numpy); None if any is not finite."""
-    labels: list[int | None] = []
-    probabilities: list[list[float | None]] = []
+def _small_softmax(rows: list[list[float]], *, meta: BundleMeta, keys: list[str]) -> Outputs | None:
+    """Pure; `postprocess` of a few finite logit rows in plain Python floats (float64, as numpy); None if any is not finite."""
+    predictions: list[Any] = []
+    probabilities: list[dict[str, float | None]] = []
+    indices: list[int | None] = []
     scores: list[float] = []
-    pick = 1 if len(classes) > 1 else 0
+    binary = len(meta.classes) == 2
     for row in rows:
         top = max(row)
         if not math.isfinite(top - min(row)):
@@ -64,31 +77,51 @@ def _small_softmax(rows: list[list[float]], *, classes: list[int]) -> Outputs | 
         exps = [math.exp(v - top) for v in row]
         total = sum(exps)
         probs = [e / total for e in exps]
-        labels.append(classes[row.index(top)])
-        probabilities.append(probs)  # type: ignore[arg-type]
-        scores.append(probs[pick])
-    return Outputs(labels=labels, probabilities=probabilities, scores=scores)
+        k = row.index(top)
+        predictions.append(meta.classes[k])
+        probabilities.append(dict(zip(keys, probs, strict=True)))
+        indices.append(k)
+        scores.append(probs[1] if binary else probs[k])
+    return Outputs(predictions=predictions, probabilities=probabilities, indices=indices, scores=scores)
 
 
-def postprocess(logits: np.ndarray, *, classes: list[int]) -> Outputs:
-    """Pure; softmax, argmax to class labels, score = probability of class index 1 (or 0 with one class)."""
-    if len(logits) <= SMALL_BATCH:
-        small = _small_softmax(logits.tolist(), classes=classes)
+def postprocess(raw: np.ndarray, *, meta: BundleMeta) -> Outputs:
+    """Pure; the model's raw outputs as the server answers them (softmax for logits, argmax to class labels;
+    values for a regression), with what the metrics count."""
+    if meta.task == "regression":
+        values = raw.astype(np.float64).tolist()
+        finite = [v if math.isfinite(v) else None for v in values]
+        return Outputs(
+            predictions=finite,
+            probabilities=None,
+            indices=[None] * len(values),
+            scores=[v for v in finite if v is not None],
+        )
+    keys = [str(c) for c in meta.classes]
+    if meta.output == "logits" and len(raw) <= SMALL_BATCH:
+        small = _small_softmax(raw.tolist(), meta=meta, keys=keys)
         if small is not None:
             return small
-    probs = softmax(logits)
-    finite = np.isfinite(probs).all(axis=1)
-    picks = probs.argmax(axis=1).tolist()
-    rows: list[list[float | None]] = probs.tolist()
-    column = probs[:, 1 if probs.shape[1] > 1 else 0]
+    probs = answers(meta, raw)
+    scores, labels = row_scores(meta.task, probs)
+    finite = labels != NO_LABEL
+    rows = probs.tolist()
     if finite.all():
-        labels: list[int | None] = [classes[k] for k in picks]
-        scores: list[float] = column.tolist()
+        predictions: list[Any] = [meta.classes[k] for k in labels.tolist()]
+        probabilities: list[dict[str, float | None]] = [dict(zip(keys, row, strict=True)) for row in rows]
+        indices: list[int | None] = labels.tolist()
     else:
-        labels = [classes[k] if ok else None for k, ok in zip(picks, finite.tolist(), strict=True)]
-        rows = [[v if v is not None and math.isfinite(v) else None for v in row] for row in rows]
-        scores = column[finite].tolist()
-    return Outputs(labels=labels, probabilities=rows, scores=scores)
+        predictions = [meta.classes[k] if k != NO_LABEL else None for k in labels.tolist()]
+        probabilities = [
+            {key: (v if math.isfinite(v) else None) for key, v in zip(keys, row, strict=True)} for row in rows
+        ]
+        indices = [k if k != NO_LABEL else None for k in labels.tolist()]
+    return Outputs(
+        predictions=predictions,
+        probabilities=probabilities,
+        indices=indices,
+        scores=scores[finite & np.isfinite(scores)].tolist(),
+    )
 
 
 class ServingService:
@@ -142,6 +175,8 @@ class ServingService:
             )
             self.predlog.start()
         meta = runtime.bundle.meta
+        if meta.task == "regression":
+            self.metrics.score_values(meta.value_range or (0.0, 1.0))
         self.metrics.track_queue(version=meta.model_version, depth=lambda: self.admission.waiting)
         if self.metrics.multiprocess:
             self._sampler = asyncio.get_running_loop().create_task(self._sample_queue(meta.model_version))
@@ -213,4 +248,4 @@ class ServingService:
             logits = self.runtime.run(x)
         else:
             logits = await asyncio.get_running_loop().run_in_executor(None, self.runtime.run, x)
-        return self.faults.corrupt(logits)
+        return self.faults.corrupt(logits, meta=self.runtime.bundle.meta)
