@@ -60,7 +60,7 @@ def main() -> None:
             data = Path(tmp) / f"{name.split('-')[0]}.csv"
             load().to_csv(data, index=False)
             result = init_project(target, data=data, label=label, name=name)
-        print(f"{name}: {result.task} ({result.how}); {len(result.features)} features")
+        print(f"{name}: {result.task} ({result.how}); {len(result.features)} features")  # noqa: T201 (a script)
 
 
 if __name__ == "__main__":

@@ -138,18 +138,30 @@ def test_no_stable_is_a_503(state: Path) -> None:
     assert [r.status_code for r in run(router, 1)] == [503]
 
 
+Rows = tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]
+
+
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"probabilities": [[0.25, 0.75], [1.0, 0.0]]}, ((0.75, 0.0), 0, 0)),
-        ({"probabilities": [[None, None], [0.5, 0.5]]}, ((None, 0.5), 1, 0)),
-        ({"probabilities": [[0.7, 0.7], [1.5, -0.5], ["a", 1]]}, ((None, None, None), 0, 3)),
-        ({"probabilities": []}, ((), 0, 1)),
-        ({"detail": "no"}, ((), 0, 1)),
-        (None, ((), 0, 1)),
+        ({"probabilities": [{"0": 0.25, "1": 0.75}, {"0": 1.0, "1": 0.0}]}, ((0.75, 0.0), (1, 0), 0, 0)),
+        ({"probabilities": [[0.25, 0.75], [1.0, 0.0]]}, ((0.75, 0.0), (1, 0), 0, 0)),
+        (
+            {"probabilities": [{"a": 0.2, "b": 0.1, "c": 0.7}]},
+            ((0.7,), (2,), 0, 0),
+        ),  # multiclass: the top class
+        ({"probabilities": [[None, None], [0.5, 0.5]]}, ((None, 0.5), (None, 0), 1, 0)),
+        (
+            {"probabilities": [[0.7, 0.7], [1.5, -0.5], ["a", 1]]},
+            ((None, None, None), (None, None, None), 0, 3),
+        ),
+        ({"predictions": [12.5, None, -3.0]}, ((12.5, None, -3.0), (None, None, None), 1, 0)),  # regression
+        ({"probabilities": []}, ((), (), 0, 1)),
+        ({"detail": "no"}, ((), (), 0, 1)),
+        (None, ((), (), 0, 1)),
     ],
 )
-def test_score_rows(doc: Any, expected: tuple[tuple[float | None, ...], int, int]) -> None:
+def test_score_rows(doc: Any, expected: Rows) -> None:
     assert score_rows(doc) == expected
 
 

@@ -15,6 +15,7 @@ import pytest
 from slipway.canary import checks
 from slipway.config import CanaryConfig
 from slipway.deploy import k8s_manifests as m
+from slipway.deploy.base import ArmWindow
 from slipway.deploy.k8s_metrics import (
     PodCounters,
     PodMetricsSource,
@@ -107,6 +108,54 @@ def test_scores_above_one_are_schema_invalid() -> None:
     assert (w.invalid, len(w.scores)) == (1, 1)
 
 
+def test_predicted_classes_come_back_as_one_label_per_row_and_difference_per_class() -> None:
+    metrics = ServingMetrics()
+    metrics.outputs(version="1", labels=[0, 2, 2, None], scores=np.array([0.7, 0.6, 0.9, math.nan]))
+    before = counters(metrics)
+    metrics.outputs(version="1", labels=[1, 2], scores=np.array([0.5, 0.8]))
+    assert sorted(arm_window([counters(metrics)]).labels) == [0, 1, 2, 2, 2]
+    delta = difference(counters(metrics), before)
+    assert sorted(arm_window([delta]).labels) == [1, 2]
+
+
+def test_a_swapped_multiclass_canary_fails_the_label_shift_check_from_scraped_counts() -> None:
+    from slipway.canary.output import OutputSpec
+
+    spec = OutputSpec(task="multiclass", classes=3)
+    rng = np.random.default_rng(4)
+    truth = rng.choice(3, size=600, p=[0.6, 0.3, 0.1])
+
+    def scraped(labels: np.ndarray) -> checks.Pooled:
+        metrics = ServingMetrics()
+        metrics.outputs(version="1", labels=[int(k) for k in labels], scores=rng.uniform(0.5, 1, labels.size))
+        return checks.pool([arm_window([counters(metrics)])], spec)
+
+    stable, same, swapped = scraped(truth), scraped(rng.permutation(truth)), scraped((truth + 1) % 3)
+    assert (
+        checks.label_shift(same.labels, stable.labels, policy=POLICY, spec=spec).status
+        is checks.CheckStatus.PASSED
+    )
+    assert checks.label_shift(swapped.labels, stable.labels, policy=POLICY, spec=spec).failed
+
+
+def test_regression_values_are_rebuilt_in_their_own_range_and_outside_it_count_as_invalid() -> None:
+    from slipway.canary.output import OutputSpec
+
+    metrics = ServingMetrics()
+    metrics.score_values((-50.0, 150.0))  # validity range: [-250, 350]
+    values = np.array([-40.0, 0.0, 75.0, 149.0, -300.0, 400.0])
+    metrics.outputs(version="1", labels=[None] * 0, scores=values)
+    c = counters(metrics)
+    assert c.scores == () and sum(n for _, n in c.values) == 6
+    w = arm_window([c])
+    assert w.invalid == 2 and len(w.scores) == 4
+    assert all(-250 <= v <= 350 for v in w.scores)
+    for raw, rebuilt in zip(sorted(values[:4]), sorted(w.scores), strict=True):
+        assert abs(raw - rebuilt) <= 200 / 50  # inside the one bucket of width span/50
+    pooled = checks.pool([w], OutputSpec.regression((-50.0, 150.0)))
+    assert (pooled.invalid, pooled.scores.size) == (2, 4)
+
+
 def binned(values: np.ndarray, *, latency: bool = False) -> list[float]:
     """`values` through a real ServingMetrics histogram and back (what the kubernetes source sees)."""
     metrics = ServingMetrics()
@@ -116,6 +165,11 @@ def binned(values: np.ndarray, *, latency: bool = False) -> list[float]:
         return arm_window([counters(metrics)]).latencies_ms
     metrics.outputs(version="1", labels=[int(v >= 0.5) for v in values], scores=values)
     return arm_window([counters(metrics)]).scores
+
+
+def pooled(scores: np.ndarray) -> checks.Pooled:
+    """One binary arm from its scores alone (labels: score >= 0.5)."""
+    return checks.pool([ArmWindow(scores=[float(v) for v in scores])])
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -141,12 +195,15 @@ def test_binned_collapse_check_fails_a_constant_canary_but_not_two_arms_inside_o
     rng = np.random.default_rng(3)
     real = np.asarray(binned(1 / (1 + np.exp(-rng.normal(0, 3, 400)))))
     constant = np.asarray(binned(np.full(200, 0.73)))
-    assert checks.collapse(constant, real, policy=POLICY).failed
+    assert checks.collapse(pooled(constant), pooled(real), policy=POLICY).failed
     # a saturated model on both arms: some stable scores fall below the 0.999 edge, none of the canary's
     stable_raw, canary_raw = 1 - rng.uniform(0, 1.1e-3, 400), 1 - rng.uniform(0, 1e-3, 200)
-    assert checks.collapse(canary_raw, stable_raw, policy=POLICY).status is checks.CheckStatus.PASSED
+    assert (
+        checks.collapse(pooled(canary_raw), pooled(stable_raw), policy=POLICY).status
+        is checks.CheckStatus.PASSED
+    )
     stable, canary = np.asarray(binned(stable_raw)), np.asarray(binned(canary_raw))
-    assert checks.collapse(canary, stable, policy=POLICY).status is checks.CheckStatus.PASSED
+    assert checks.collapse(pooled(canary), pooled(stable), policy=POLICY).status is checks.CheckStatus.PASSED
 
 
 @pytest.mark.parametrize(("factor", "fails"), [(1.0, False), (3.0, True)])

@@ -169,7 +169,7 @@ def test_probabilities_are_used_as_they_are_and_checked() -> None:
     model = nn.Sequential(nn.Linear(30, 2), nn.Softmax(dim=1))
     proba = predict(model, x, target=BINARY, output="probabilities")
     np.testing.assert_allclose(proba, model(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
-    with pytest.raises(ModelContractError, match="training.output"):
+    with pytest.raises(ModelContractError, match=r"training\.output"):
         predict(nn.Linear(30, 2), x, target=BINARY, output="probabilities")
 
 

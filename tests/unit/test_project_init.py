@@ -56,7 +56,7 @@ def test_init_writes_a_project_the_release_reads(tmp_path: Path, values: np.ndar
 def test_init_refuses_to_overwrite_and_names_the_file(tmp_path: Path) -> None:
     source = data(tmp_path, label="y", values=np.linspace(0, 1, 80))
     init_project(tmp_path / "proj", data=source, label="y")
-    with pytest.raises(UsageError, match="slipway.yaml"):
+    with pytest.raises(UsageError, match=r"slipway\.yaml"):
         init_project(tmp_path / "proj", data=source, label="y")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from slipway.canary import stats
-from slipway.canary.output import OutputSpec, label_distribution
+from slipway.canary.output import BINARY, OutputSpec, label_distribution
 from slipway.config import CanaryConfig
 from slipway.deploy.base import ArmWindow, Observation
 from slipway.serving.answers import NO_LABEL
@@ -102,7 +102,7 @@ def _clean(raw: np.ndarray, spec: OutputSpec) -> tuple[np.ndarray, int, int]:
     return valid, int((~finite).sum()), int((finite & ~valid).sum())
 
 
-def pool(windows: Iterable[ArmWindow], spec: OutputSpec = OutputSpec()) -> Pooled:
+def pool(windows: Iterable[ArmWindow], spec: OutputSpec = BINARY) -> Pooled:
     """Pure; pools an arm over windows; NaN/out-of-range scores count as non-finite/invalid (max of declared, seen)."""
     wins = list(windows)
     lat = np.fromiter(itertools.chain.from_iterable(w.latencies_ms for w in wins), dtype=float)
@@ -127,7 +127,7 @@ def pool(windows: Iterable[ArmWindow], spec: OutputSpec = OutputSpec()) -> Poole
 def pool_pairs(
     pairs: Sequence[tuple[float, float]],
     labels: Sequence[tuple[int, int]] = (),
-    spec: OutputSpec = OutputSpec(),
+    spec: OutputSpec = BINARY,
 ) -> tuple[Pooled, Pooled]:
     """Pure; the stable and canary sides of paired shadow outputs as two pooled arms (no requests/latency)."""
     arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
@@ -255,7 +255,7 @@ def collapse(
     stable: Pooled,
     *,
     policy: CanaryConfig,
-    spec: OutputSpec = OutputSpec(),
+    spec: OutputSpec = BINARY,
     name: str = "collapse",
 ) -> CheckResult:
     """Pure; fails (hard) on constant/collapsed answers: score std far below the stable's, and for a
@@ -733,7 +733,7 @@ def shadow_shift(
     pairs: Sequence[tuple[float, float]],
     *,
     policy: CanaryConfig,
-    spec: OutputSpec = OutputSpec(),
+    spec: OutputSpec = BINARY,
     baseline: float = 0.0,
 ) -> CheckResult:
     """Pure; Wilcoxon signed-rank on paired score differences: fails if p < alpha AND |median| exceeds the

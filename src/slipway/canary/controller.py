@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from slipway.canary.clock import Clock
-from slipway.canary.output import Baselines, OutputSpec
 from slipway.canary.decision import ControllerState, Decision, Outcome, decide, error_decision, initial_state
+from slipway.canary.output import BINARY, NO_BASELINES, Baselines, OutputSpec
 from slipway.canary.policy import PROMOTED_WEIGHT, thresholds
 from slipway.config import CanaryConfig
 from slipway.deploy.base import DeployTarget, MetricsSource, ModelRelease, Observation
@@ -199,8 +199,8 @@ def run_canary(
     policy: CanaryConfig,
     clock: Clock,
     on_decision: Callable[[Decision], None] | None = None,
-    spec: OutputSpec = OutputSpec(),
-    baselines: Baselines = Baselines(),
+    spec: OutputSpec = BINARY,
+    baselines: Baselines = NO_BASELINES,
 ) -> CanaryOutcome:
     """Blocking (up to `deadline_s`); canary `release` against the deployed stable; ends promoted or rolled back.
 

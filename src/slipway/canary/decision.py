@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from slipway.canary import checks as ck
-from slipway.canary.output import Baselines, OutputSpec
 from slipway.canary.checks import CheckResult, CheckStatus, Severity
+from slipway.canary.output import BINARY, NO_BASELINES, Baselines, OutputSpec
 from slipway.canary.policy import PROMOTED_WEIGHT, live_weights
 from slipway.config import CanaryConfig
 from slipway.deploy.base import ArmWindow, Observation
@@ -79,8 +79,8 @@ class ControllerState:
     stale_streak: int = 0  # consecutive stale/empty windows
     canary_version: str = ""
     stable_version: str = ""
-    spec: OutputSpec = OutputSpec()  # the task and the valid score range (set by the release)
-    baselines: Baselines = Baselines()  # offline differences between the two models on the holdout
+    spec: OutputSpec = BINARY  # the task and the valid score range (set by the release)
+    baselines: Baselines = NO_BASELINES  # offline differences between the two models on the holdout
 
 
 def initial_state(
@@ -90,8 +90,8 @@ def initial_state(
     elapsed_s: float = 0.0,
     canary_version: str = "",
     stable_version: str = "",
-    spec: OutputSpec = OutputSpec(),
-    baselines: Baselines = Baselines(),
+    spec: OutputSpec = BINARY,
+    baselines: Baselines = NO_BASELINES,
 ) -> ControllerState:
     """Pure; the state before the first window: shadow phase if the policy has one, else the first weight."""
     shadowing = policy.shadow_intervals > 0

@@ -48,6 +48,10 @@ class Baselines:
     paired_spread: float = 0.0  # regression: median |canary - stable| per row, in units of the stable's std
 
 
+BINARY = OutputSpec()  # the default spec: P(positive class) in [0, 1]
+NO_BASELINES = Baselines()  # no offline differences: the two models answer alike
+
+
 def label_distribution(labels: np.ndarray, classes: int) -> np.ndarray:
     """Pure; the share of each class among the labelled rows (zeros when there are none)."""
     valid = labels[(labels != NO_LABEL) & (labels >= 0) & (labels < classes)]

@@ -16,6 +16,10 @@ observed share with what its pods should have drawn, not with a weight the split
 After each window the canary follows the stable's HPA (`KubernetesTarget.follow_stable`); a
 follow that fails makes the next window stale.
 
+Each arm's predicted classes come from `slipway_predictions_total` (one label per counted row, for the
+label-distribution checks); a regression's values from `slipway_prediction_value`, whose lowest bucket
+and +Inf bucket lie outside the canary's validity range (`OutputSpec.regression`) and count as invalid.
+
 Latency and score samples are rebuilt from histogram buckets, the SAME way for both arms: a bucket's
 n observations are spread evenly inside it (as Prometheus' histogram_quantile interpolates; log scale
 for latency). Both empirical CDFs are then straight between bucket edges, so the KS distance is the
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,6 +51,8 @@ ARMS: tuple[Arm, Arm] = ("stable", "canary")
 REQUESTS = "slipway_requests_total"
 LATENCY = "slipway_request_latency_seconds"
 SCORE = "slipway_prediction_score"
+VALUE = "slipway_prediction_value"
+PREDICTIONS = "slipway_predictions_total"
 NONFINITE = "slipway_nonfinite_outputs_total"
 
 
@@ -58,6 +64,8 @@ class PodCounters:
     errors: int = 0  # HTTP 5xx answers
     latency: Buckets = ()
     scores: Buckets = ()
+    values: Buckets = ()  # a regression's values (its server has no score histogram)
+    classes: tuple[tuple[int, int], ...] = ()  # (predicted class index, rows), sorted by class
     nonfinite: int = 0
     versions: frozenset[str] = frozenset()  # model_version label values seen
     created: float = 0.0  # earliest `_created` time of the request series (the process's first request)
@@ -70,6 +78,8 @@ class PodCounters:
             self.nonfinite,
             *(n for _, n in self.latency),
             *(n for _, n in self.scores),
+            *(n for _, n in self.values),
+            *(n for _, n in self.classes),
         )
 
 
@@ -90,6 +100,8 @@ def parse_metrics(text: str) -> PodCounters:
     requests = errors = nonfinite = 0.0
     latency: dict[float, float] = {}
     scores: dict[float, float] = {}
+    values: dict[float, float] = {}
+    classes: dict[int, float] = {}
     versions: set[str] = set()
     created: list[float] = []
     for family in text_string_to_metric_families(text):
@@ -105,8 +117,11 @@ def parse_metrics(text: str) -> PodCounters:
                 created.append(s.value)
             elif s.name == NONFINITE:
                 nonfinite += s.value
-            elif s.name in (f"{LATENCY}_bucket", f"{SCORE}_bucket"):
-                into = latency if s.name.startswith(LATENCY) else scores
+            elif s.name == PREDICTIONS:
+                k = int(s.labels["class"])
+                classes[k] = classes.get(k, 0.0) + s.value
+            elif s.name in (f"{LATENCY}_bucket", f"{SCORE}_bucket", f"{VALUE}_bucket"):
+                into = {f"{LATENCY}_bucket": latency, f"{SCORE}_bucket": scores}.get(s.name, values)
                 le = float(s.labels["le"])
                 into[le] = into.get(le, 0.0) + s.value
     return PodCounters(
@@ -114,6 +129,8 @@ def parse_metrics(text: str) -> PodCounters:
         errors=int(errors),
         latency=_buckets(latency),
         scores=_buckets(scores),
+        values=_buckets(values),
+        classes=tuple((k, round(n)) for k, n in sorted(classes.items())),
         nonfinite=int(nonfinite),
         versions=frozenset(versions),
         created=min(created, default=0.0),
@@ -135,6 +152,8 @@ def difference(now: PodCounters, before: PodCounters | None) -> PodCounters:
         errors=now.errors - before.errors,
         latency=_sub(now.latency, before.latency),
         scores=_sub(now.scores, before.scores),
+        values=_sub(now.values, before.values),
+        classes=tuple((k, n - dict(before.classes).get(k, 0)) for k, n in now.classes),
         nonfinite=now.nonfinite - before.nonfinite,
         versions=now.versions,
         created=now.created,
@@ -142,11 +161,11 @@ def difference(now: PodCounters, before: PodCounters | None) -> PodCounters:
     return now if any(n < 0 for n in delta.counts()) else delta
 
 
-def _spread(buckets: Buckets, *, geometric: bool) -> list[float]:
+def _spread(buckets: Buckets, *, geometric: bool, floor: float = 0.0) -> list[float]:
     """Pure; one value per observation: a bucket's n observations evenly spaced inside it (at (i + 1/2)/n of its width,
-    on a log scale for latency), the +Inf bucket's at twice the last bound."""
+    on a log scale for latency; the first from `floor`), the +Inf bucket's at twice the last bound."""
     out: list[float] = []
-    lower = 0.0
+    lower = floor
     for le, n in buckets:
         if n <= 0:
             pass
@@ -161,22 +180,39 @@ def _spread(buckets: Buckets, *, geometric: bool) -> list[float]:
     return out
 
 
+def _summed(buckets: dict[float, int], pods: Iterable[Buckets]) -> None:
+    for pod in pods:
+        for le, n in pod:
+            buckets[le] = buckets.get(le, 0) + n
+
+
 def arm_window(deltas: list[PodCounters]) -> ArmWindow:
-    """Pure; one arm's ArmWindow from its pods' deltas: counts summed, samples rebuilt from the summed buckets."""
+    """Pure; one arm's ArmWindow from its pods' deltas: counts summed, samples rebuilt from the summed buckets
+    (a regression's values as its scores), one label per predicted row."""
     window = ArmWindow()
     latency: dict[float, int] = {}
     scores: dict[float, int] = {}
+    values: dict[float, int] = {}
+    classes: dict[int, int] = {}
     for d in deltas:
         window.requests += d.requests
         window.errors += d.errors
         window.nonfinite += d.nonfinite
-        for le, n in d.latency:
-            latency[le] = latency.get(le, 0) + n
-        for le, n in d.scores:
-            scores[le] = scores.get(le, 0) + n
+        for k, n in d.classes:
+            classes[k] = classes.get(k, 0) + n
+    _summed(latency, (d.latency for d in deltas))
+    _summed(scores, (d.scores for d in deltas))
+    _summed(values, (d.values for d in deltas))
     window.latencies_ms = [
         round(v * 1000.0, 6) for v in _spread(tuple(sorted(latency.items())), geometric=True)
     ]
+    window.labels = [k for k, n in sorted(classes.items()) for _ in range(max(n, 0))]
+    if values:  # a regression: below the lowest edge or above the highest lies outside the validity range
+        edges = tuple(sorted(values.items()))
+        window.invalid += sum(max(n, 0) for le, n in edges if math.isinf(le)) + max(edges[0][1], 0)
+        inner = tuple((le, n) for le, n in edges[1:] if not math.isinf(le))
+        window.scores = [round(v, 6) for v in _spread(inner, geometric=False, floor=edges[0][0])]
+        return window
     score_buckets = tuple(sorted(scores.items()))
     window.invalid += sum(n for le, n in score_buckets if math.isinf(le) and n > 0)
     finite = tuple((le, n) for le, n in score_buckets if not math.isinf(le))

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
-from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.canary.decision import Decision
+from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.config import CanaryConfig, ServingConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, ModelRelease

@@ -14,7 +14,6 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator

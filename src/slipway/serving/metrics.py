@@ -183,19 +183,24 @@ class ServingMetrics:
     def _score_histogram(self, buckets: tuple[float, ...]) -> Histogram:
         return Histogram(
             "slipway_prediction_score",
-            "Per answered instance: P(positive class) for a binary model, the top class's probability for a "
-            "multiclass one, the value for a regression (slipway.serving.answers).",
+            "Per answered instance of a classifier: P(positive class) for a binary model, the top class's "
+            "probability for a multiclass one (slipway.serving.answers).",
             ["model_version"],
             buckets=buckets,
             registry=self.registry,
         )
 
     def score_values(self, value_range: tuple[float, float]) -> None:
-        """Non-blocking; once, before any output: the score histogram holds regression values (`value_buckets`)."""
+        """Non-blocking; once, before any output: a regression's values go to `slipway_prediction_value`
+        (edges `value_buckets`: its lowest bucket and +Inf lie outside the canary's validity range)."""
         self.registry.unregister(self.score)
-        self.score = self._score_histogram(
-            value_buckets(value_range)
-        )  # caches key on the metric's id: no reuse
+        self.score = Histogram(  # caches key on the metric's id: no reuse
+            "slipway_prediction_value",
+            "Per answered instance of a regression: the predicted value.",
+            ["model_version"],
+            buckets=value_buckets(value_range),
+            registry=self.registry,
+        )
 
     def outputs(self, *, version: str, labels: list[int | None], scores: Iterable[float]) -> None:
         """Non-blocking; counts predicted classes, observes the finite scores, counts non-finite rows (label None)."""

@@ -26,8 +26,7 @@ from pydantic import BaseModel, Field
 from slipway.errors import UsageError
 from slipway.ports import free_port
 from slipway.readiness import stop_popen, wait_http_ok
-from slipway.serving.bundle import read_bundle
-from slipway.serving.bundle import BundleMeta
+from slipway.serving.bundle import BundleMeta, read_bundle
 from slipway.serving.model import answers, load_runtime
 
 REQUEST_ROWS = 32

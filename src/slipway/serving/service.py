@@ -14,12 +14,11 @@ import numpy as np
 
 from slipway.errors import UsageError
 from slipway.serving.admission import Admission
+from slipway.serving.answers import NO_LABEL, row_scores
 from slipway.serving.batcher import MicroBatcher
-from slipway.serving.bundle import read_bundle
+from slipway.serving.bundle import BundleMeta, read_bundle
 from slipway.serving.faults import FaultInjector
 from slipway.serving.metrics import ServingMetrics
-from slipway.serving.answers import NO_LABEL, row_scores
-from slipway.serving.bundle import BundleMeta
 from slipway.serving.model import ModelRuntime, answers, load_runtime
 from slipway.serving.predlog import PredictionLog
 from slipway.serving.settings import ServeSettings

@@ -36,6 +36,13 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def probs(doc: dict[str, object], classes: tuple[str, ...] = ("0", "1")) -> np.ndarray:
+    """The answer's per-class probabilities (one dict per row keyed by class) as a matrix in class order."""
+    rows = doc["probabilities"]
+    assert isinstance(rows, list)
+    return np.asarray([[row[c] for c in classes] for row in rows], dtype=float)
+
+
 def test_health_readiness_and_model_metadata(client_for: ClientFactory, features: list[str]) -> None:
     client = client_for()
     assert client.get("/healthz").json() == {"status": "alive"}
@@ -57,7 +64,7 @@ def test_predictions_match_the_offline_model_for_lists_and_objects(
         assert resp.status_code == 200, resp.text
         doc = resp.json()
         assert (doc["model_name"], doc["model_version"]) == ("tiny", "3")
-        np.testing.assert_allclose(doc["probabilities"], expected, atol=1e-6)
+        np.testing.assert_allclose(probs(doc), expected, atol=1e-6)
         assert doc["predictions"] == expected.argmax(axis=1).tolist()
         assert resp.headers["x-request-id"] == doc["request_id"]
         assert uuid.UUID(doc["request_id"]).version == 4
@@ -261,7 +268,7 @@ def test_micro_batching_gives_the_same_answers(
     expected = softmax(offline_logits(rows, weights))
     for start in (0, 5, 30):
         doc = client.post("/predict", json={"instances": rows[start : start + 10].tolist()}).json()
-        np.testing.assert_allclose(doc["probabilities"], expected[start : start + 10], atol=1e-6)
+        np.testing.assert_allclose(probs(doc), expected[start : start + 10], atol=1e-6)
 
 
 def test_a_bad_model_fails_startup(tmp_path: Path) -> None:
@@ -299,16 +306,17 @@ def test_corrupted_outputs(client_for: ClientFactory, rows: np.ndarray) -> None:
     body = {"instances": rows[:10].tolist()}
     clean = client_for().post("/predict", json=body).json()
     flipped = client_for(fault_output="flip").post("/predict", json=body).json()
-    np.testing.assert_allclose(
-        np.asarray(flipped["probabilities"]), np.asarray(clean["probabilities"])[:, ::-1]
-    )
+    np.testing.assert_allclose(probs(flipped), probs(clean)[:, ::-1])
     assert flipped["predictions"] == [1 - p for p in clean["predictions"]]
     constant = client_for(fault_output="constant").post("/predict", json=body).json()
-    assert constant["probabilities"] == [[0.5, 0.5]] * 10 and constant["predictions"] == [0] * 10
+    assert constant["probabilities"] == [{"0": 0.5, "1": 0.5}] * 10 and constant["predictions"] == [0] * 10
     nan_client = client_for(fault_output="nan")
     resp = nan_client.post("/predict", json=body)
     assert resp.status_code == 200
-    assert resp.json()["predictions"] == [None] * 10 and resp.json()["probabilities"] == [[None, None]] * 10
+    assert (
+        resp.json()["predictions"] == [None] * 10
+        and resp.json()["probabilities"] == [{"0": None, "1": None}] * 10
+    )
     text = nan_client.get("/metrics").text
     assert _metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 10
     assert _metric(text, "slipway_prediction_score_count", model_version="3") == 0
