@@ -30,8 +30,8 @@ class DriftsWhenExported(torch.nn.Module):
 
     def forward(self, x):
         out = self.inner(x)
-        if torch.compiler.is_exporting():  # only the exported graph gets the offset
-            out = out + 0.25
+        if torch.compiler.is_exporting():  # only the exported graph gets the offset, on one class's logit
+            out = out + torch.tensor([0.25, 0.0])  # (the same offset on every logit would not change an answer)
         return out
 
 

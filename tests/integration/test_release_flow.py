@@ -70,7 +70,7 @@ def test_first_release_registers_a_challenger_with_lineage(home, batch, config_f
         (Corruption.nulls, "expect_column_values_to_not_be_null", 0),
         (Corruption.out_of_range, "expect_column_values_to_be_between", 1),
         (Corruption.bad_labels, "expect_column_values_to_be_in_set", "label"),
-        (Corruption.wrong_type, "expect_column_values_to_be_of_type", 2),
+        (Corruption.wrong_type, "expect_column_values_to_be_in_type_list", 2),
         (Corruption.empty, "expect_table_row_count_to_be_between", None),
         (Corruption.duplicates, "expect_compound_columns_to_be_unique", None),
     ],

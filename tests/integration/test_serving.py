@@ -30,7 +30,7 @@ from slipway.examples.breast_cancer import train
 from slipway.optimize.export import export_onnx
 from slipway.ports import free_port
 from slipway.serving.bundle import ONNX_FILE, write_bundle
-from slipway.serving.servability import check_servability, expected_probabilities
+from slipway.serving.servability import check_servability, expected_answers
 from slipway.training.base import TrainingRequest
 
 pytestmark = pytest.mark.integration
@@ -70,10 +70,15 @@ def bundle(ref: Reference, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def probs(doc: dict[str, Any]) -> np.ndarray:
+    """A binary answer's probabilities (one object per row keyed by class) as a matrix in class order."""
+    return np.asarray([[row["0"], row["1"]] for row in doc["probabilities"]], dtype=float)
+
+
 @pytest.fixture(scope="module")
 def holdout(ref: Reference, bundle: Path) -> tuple[np.ndarray, np.ndarray]:
     x = ref.holdout_xy()[0]
-    return x, expected_probabilities(bundle / ONNX_FILE, x)
+    return x, expected_answers(bundle, x)
 
 
 def test_servability_passes_on_the_true_model(bundle: Path, holdout: tuple[np.ndarray, np.ndarray]) -> None:
@@ -188,7 +193,7 @@ def test_slipway_serve_drains_in_flight_requests_and_exits_0_on_sigterm(
     in_flight.join(timeout=5)
     assert time.monotonic() - start < 10
     assert answers and answers[0].status_code == 200
-    np.testing.assert_allclose(answers[0].json()["probabilities"], expected[:4], atol=1e-5)
+    np.testing.assert_allclose(probs(answers[0].json()), expected[:4], atol=1e-5)
     log = proc.stdout.read().decode() if proc.stdout else ""
     assert "Shutting down" in log and "Finished server process" in log
 
@@ -254,7 +259,7 @@ def test_two_workers_share_the_port_and_every_scrape_reports_both(
             )
             assert resp.status_code == 200
             np.testing.assert_allclose(
-                resp.json()["probabilities"], expected[sent % len(x) : sent % len(x) + 1], atol=1e-5
+                probs(resp.json()), expected[sent % len(x) : sent % len(x) + 1], atol=1e-5
             )
             sent += 1
         assert sum(n > 0 for n in _requests_by_process(metrics_dir).values()) == 2

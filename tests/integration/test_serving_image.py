@@ -134,7 +134,8 @@ def test_image_pulled_by_digest_serves_the_same_predictions_as_onnx_runtime(
         probs /= probs.sum(axis=1, keepdims=True)
         assert doc["model_version"] == MODEL_VERSION
         assert doc["predictions"] == probs.argmax(axis=1).tolist()
-        np.testing.assert_allclose(np.array(doc["probabilities"]), probs, atol=1e-5)
+        served = [[row["0"], row["1"]] for row in doc["probabilities"]]  # one object per row keyed by class
+        np.testing.assert_allclose(np.array(served), probs, atol=1e-5)
 
         # and the image's own HEALTHCHECK passes, torch is absent, the root is read-only
         assert podman("healthcheck", "run", cid, check=False).returncode == 0
