@@ -23,9 +23,10 @@ from slipway.images.buildah import BuildahBuilder
 from slipway.images.stage import ImageRecord, build_and_push
 from slipway.ports import free_port
 from slipway.settings import Settings
-from tests.support.images import REPO, Podman, git_commit
+from tests.support.images import REPO, Podman, builder, git_commit, settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+__all__ = ["builder", "settings"]  # shared fixtures (tests.support.images)
 
 MODEL_NAME = "breast-cancer-mlp"  # what example_bundle writes
 MODEL_VERSION = "1"
