@@ -24,8 +24,11 @@ def validation_markdown(report: ValidationReport) -> str:
         f"* rows: {report.rows}; expectations evaluated: {report.evaluated}; failed: {len(report.failures)}",
         f"* backend: {report.backend}",
     ]
-    if report.data_docs:
-        lines.append(f"* [Data Docs]({report.data_docs})")
+    if report.data_docs:  # a file on the worker: the `data-docs` artifact links to its copy in MLflow
+        where = report.data_docs.removeprefix("file://")
+        lines.append(
+            f"* Data Docs: `{where}` on the worker (artifact `data-docs` links to the copy in MLflow)"
+        )
     if report.failures:
         lines += ["", "| expectation | column | unexpected | observed |", "|---|---|---|---|"]
         lines += [
@@ -77,6 +80,8 @@ def decision_markdown(result: ReleaseResult) -> str:
     """The release's final decision, with stage timings and cache hits."""
     lines = [
         f"# Release {result.decision} at stage `{result.stage}`",
+        "",
+        f"**Why:** {_cell(result.why())}",
         "",
         f"* model version: {result.model_version or '(none)'}",
         f"* champion compared: {result.champion_version or '(none)'}",
