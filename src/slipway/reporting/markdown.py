@@ -6,6 +6,7 @@ from slipway.gate.quality import GateDecision
 from slipway.optimize.parity import ParityReport
 from slipway.optimize.select import Selection
 from slipway.registry.base import VersionInfo
+from slipway.reporting.cells import shorten
 from slipway.release.result import ReleaseResult
 from slipway.validation.base import ValidationReport
 
@@ -97,23 +98,28 @@ def decision_markdown(result: ReleaseResult) -> str:
 
 
 def optimization_rows(selection: Selection) -> list[dict[str, object]]:
-    """One table row per candidate (and the torch reference): every number and the verdict."""
+    """One table row per candidate (and the torch reference), the deciding columns first (candidate, shipped,
+    verdict, vs_fp32, accuracy, drop); the timings after; a cut verdict is whole in `verdict_full` (last)."""
     rows: list[dict[str, object]] = []
     for r in selection.rows:
+        verdict = shorten(r.verdict, 60)
         row: dict[str, object] = {
             "candidate": r.name,
-            "status": r.status,
             "shipped": r.name == selection.shipped,
+            "verdict": verdict,
+            "vs_fp32": None if r.speedup_vs_fp32 is None else f"{r.speedup_vs_fp32:+.1%}",
             "accuracy": None if r.accuracy is None else round(r.accuracy, 4),
             "drop_points": r.accuracy_drop_points,
-            "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
-            "load_ms": r.load_ms,
         }
         for batch in sorted(r.p50_ms):
             row[f"p50_b{batch}_ms"] = round(r.p50_ms[batch], 4)
             row[f"p99_b{batch}_ms"] = round(r.p99_ms[batch], 4)
-        row["vs_fp32"] = None if r.speedup_vs_fp32 is None else f"{r.speedup_vs_fp32:+.1%}"
-        row["verdict"] = r.verdict
+        row |= {
+            "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
+            "load_ms": r.load_ms,
+            "status": r.status,
+            "verdict_full": r.verdict if verdict != r.verdict else "",
+        }
         rows.append(row)
     return rows
 
