@@ -6,8 +6,8 @@ from slipway.gate.quality import GateDecision
 from slipway.optimize.parity import ParityReport
 from slipway.optimize.select import Selection
 from slipway.registry.base import VersionInfo
-from slipway.reporting.cells import shorten
 from slipway.release.result import ReleaseResult
+from slipway.reporting.cells import shorten
 from slipway.validation.base import ValidationReport
 
 
