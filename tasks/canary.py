@@ -26,7 +26,7 @@ def canary_deploy(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[Deplo
     if target is not None:
         progress.start(canary_plan(ctx, evidence, target=target.name))
     try:
-        return canary(
+        outcome = canary(
             ctx,
             evidence,
             registry=make_registry(settings, ctx.config),
@@ -36,6 +36,8 @@ def canary_deploy(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[Deplo
             reports_dir=settings.reports_path(),
             on_decision=progress,
         )
+        progress.finish(outcome)
+        return outcome
     finally:
         if target is not None:
             target.close()

@@ -16,6 +16,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 
 from slipway.canary.decision import Decision
 from slipway.canary.report import decision_rows, progress_line
+from slipway.release.outcome import StageOutcome
 
 PROGRESS_KEY = "canary-progress"
 LIVE_KEY = "canary-live"
@@ -61,6 +62,18 @@ class CanaryProgress:
                 self._update_table(decision_rows(self._decisions), line)
         except Exception as exc:
             self._warn("update", exc)
+
+    def finish(self, outcome: StageOutcome[Any]) -> None:
+        """Blocking (one API call); the progress artifact's last word: 100% promoted, else 0% and why."""
+        if self._progress_id is None:
+            return
+        promoted = outcome.verdict == "passed"
+        line = outcome.reasons[0] if outcome.reasons else f"canary {outcome.verdict}"
+        get_run_logger().info(line)
+        try:
+            update_progress_artifact(self._progress_id, progress=100.0 if promoted else 0.0, description=line)
+        except Exception as exc:
+            self._warn("finish", exc)
 
     def _update_table(self, rows: list[dict[str, Any]], line: str) -> None:
         from prefect.client.schemas.actions import ArtifactUpdate

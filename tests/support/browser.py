@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+"""Debian's chromium first; GitHub's Ubuntu runners ship Google Chrome (the same DevTools protocol)."""
 
 
 def chromium_path() -> str | None:

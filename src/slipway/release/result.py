@@ -80,11 +80,14 @@ class ReleaseResult(BaseModel):
     )
 
     def why(self) -> str:
-        """Pure; the deciding reason: every FAIL/ERROR line, else the canary's line, else the last reason."""
+        """Pure; the deciding reason: every FAIL/ERROR line, else the canary's own reason, else its line,
+        else the last reason."""
         lines = [r for r in self.reasons if r.strip()]
         failing = [r for r in lines if r.startswith(("FAIL", "ERROR"))]
         if failing:
             return "; ".join(failing)
+        if self.stage == "canary" and self.deploy.get("reason"):
+            return str(self.deploy["reason"])
         canary = [r for r in lines if r.startswith("canary ")]
         return canary[0] if canary else (lines[-1] if lines else "")
 
