@@ -275,7 +275,7 @@ def record_evidence(
     if version is not None:
         files.add(ev_files.RELEASE_RECORD)
     local = {}
-    if ev.validation is not None and ev.validation.data_docs and ev_files.DATA_DOCS not in files:
+    if ev.validation is not None and ev.validation.data_docs:  # the MLflow copy's link wins when there is one
         local["Data Docs"] = ev.validation.data_docs.removeprefix("file://")
     links = ev_files.evidence_links(
         run=registry.run_links(run_id=run_id) if run_id else None,
