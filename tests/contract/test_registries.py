@@ -664,6 +664,7 @@ class TestSqliteVersionReader:
         registry.promote(model_name=NAME, version="1", reason="first")
         registry.promote(model_name=NAME, version="2", reason="second")
         registry.reject(model_name=NAME, version="3", stage="canary", reason="nan")
+        registry.describe(model_name=NAME, version="2", description="**promoted** at stage `canary`")
         registry.register(registration(model, holdout_x, key="other", name="other-model"))
         gate = registration(None, holdout_x, key="rej-1")
         gate.documents["slipway/quality_gate.json"] = {

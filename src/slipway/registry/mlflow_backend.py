@@ -320,6 +320,7 @@ class MlflowRegistry(ModelRegistry):
                 tags=dict(mv.tags or {}),
                 aliases=tuple(sorted(aliases.get(str(mv.version), []))),
                 created_at=mv.creation_timestamp / 1000.0 if mv.creation_timestamp else None,
+                description=getattr(mv, "description", None) or "",
             )
             for mv in sorted(found, key=lambda mv: -int(mv.version))
         ]
