@@ -85,17 +85,26 @@ class Page:
         missing = [p for p in patterns if not re.search(p, text)]
         raise AssertionError(f"page never showed {missing}; its text:\n{text[:4000]}")
 
-    def click_text(self, text: str) -> None:
-        """Clicks the innermost visible element whose text is exactly `text` (a tab, a button)."""
+    def _on_text(self, text: str, action: str) -> None:
+        """Runs `action` (JavaScript over `el`) on the innermost visible element whose text is exactly `text`."""
         found = self.js(
             "(() => { const want = " + json.dumps(text) + ";"
             " const all = [...document.querySelectorAll('body *')].filter(e => e.offsetParent !== null"
             " && e.innerText && e.innerText.trim() === want);"
             " const el = all.find(e => ![...e.children].some(c => all.includes(c)));"
-            " if (!el) return false; el.click(); return true; })()"
+            " if (!el) return false; " + action + "; return true; })()"
         )
         if not found:
-            raise AssertionError(f"nothing to click with the text {text!r}; page text:\n{self.text()[:3000]}")
+            raise AssertionError(f"no element with the text {text!r}; page text:\n{self.text()[:3000]}")
+
+    def click_text(self, text: str) -> None:
+        """Clicks the innermost visible element whose text is exactly `text` (a tab, a button)."""
+        self._on_text(text, "el.click()")
+
+    def scroll_to_text(self, text: str) -> None:
+        """Scrolls the innermost visible element whose text is exactly `text` to the middle of the window."""
+        self._on_text(text, "el.scrollIntoView({block: 'center'})")
+        time.sleep(0.3)
 
     def links(self) -> list[tuple[str, str]]:
         """(text, href) of every link on the page."""
@@ -108,20 +117,9 @@ class Page:
         return [(str(s), int(w)) for s, w in found or []]
 
     def screenshot(self, path: Path) -> Path:
-        """Blocking; a PNG of the whole page (its full scroll height) at `path`."""
-        height = int(
-            self.js("Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)") or 900
-        )
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1440,
-            height=min(max(height, 1800), 6000),
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        time.sleep(0.3)
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        self.call("Emulation.clearDeviceMetricsOverride")
+        """Blocking; a PNG of the window (1440 x 1800): what a person sees without scrolling. (Capturing
+        beyond the viewport resizes it, and single-page apps re-render half-loaded while it does.)"""
+        shot = self.call("Page.captureScreenshot", format="png")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
