@@ -8,15 +8,20 @@ Orchestration only: each stage is a task in `tasks/` over one function in `slipw
 returning one `StageOutcome`; the `Ledger` keeps them and decides (see its docstring). A stage that
 rejects or fails ends the release; whatever happens, the decision is concluded in the registry,
 published as artifacts and written to `reports/release-*.json`.
+
+Where people look: once its inputs are known the run is named `<model> · <commit> · <trigger> · <id>`
+and tagged with them; it ends `Completed` (promoted, registered), `Rejected`, `RolledBack` or
+`Failed` (error) with the decision in the state message and `decision:` / `version:` tags
+(`slipway.orchestration.run_labels` says why those states).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from tasks.artifacts import publish_artifacts
 from tasks.canary import canary_deploy
 from tasks.optimize import optimize, tensorrt
@@ -24,14 +29,18 @@ from tasks.package import build_image, check_servable, smoke_test
 from tasks.prepare import prepare_release
 from tasks.quality_gate import gate
 from tasks.register import conclude_release, publish_decision, register
+from tasks.run_labels import current_trigger, label_flow_run
 from tasks.train import train
 from tasks.validate import validate
 
 from slipway.names import Stage
+from slipway.orchestration.remote import flow_run_url
+from slipway.orchestration.run_labels import end_tags, final_state, is_labelled, run_name, start_tags
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, Ledger
 from slipway.release.outcome import StageOutcome
 from slipway.release.pipeline import Step, run_stages
+from slipway.release.result import ReleaseResult
 
 STAGES: tuple[tuple[Stage, Step], ...] = (
     ("validation", validate),
@@ -66,22 +75,48 @@ def release(
     `canary_fault` starts the canary with one of the server's fault kinds (demos and tests).
     """
     ledger = Ledger()
+    run_id = str(flow_run.id) if flow_run.id else None
+    trigger = current_trigger()
     ctx = _prepare(ledger, config_path, data, model_uri, commit, canary_fault)
     if ctx is not None:
-        run_stages(ledger, ctx, STAGES, runner=_as_task, on_outcome=lambda o: publish_artifacts(o.artifacts))
-        _conclude(ledger, ctx)
-    result = ledger.result(flow_run_id=str(flow_run.id) if flow_run.id else None)
+        _label_start(ctx.model_name, ctx.commit, trigger)
+        run_stages(
+            ledger,
+            ctx,
+            STAGES,
+            runner=_as_task,
+            on_outcome=lambda o: publish_artifacts(o.artifacts),
+            log=get_run_logger().info,
+        )
+        _conclude(ledger, ctx, run_id)
+    result = ledger.result(flow_run_id=run_id)
     publish_decision(result)
-    # an error fails the run (CI and automations see it); its report and artifacts are written all the same
-    if result.decision == "error":
-        cause = next((r for r in result.reasons if r.startswith("ERROR")), f"error at stage {result.stage}")
-        return Failed(message=cause[:500], data=result.as_json_dict())  # type: ignore[return-value]
-    return result.as_json_dict()
+    label_flow_run(tags=end_tags(result))
+    return _final_state(result)  # type: ignore[return-value]
+
+
+def _final_state(result: ReleaseResult) -> State[dict[str, Any]]:
+    """Completed (promoted, registered), Rejected, RolledBack or Failed (error), each carrying the result."""
+    spec = final_state(result)
+    data = result.as_json_dict()
+    if spec.failed:
+        return Failed(name=spec.name, message=spec.message, data=data)
+    return Completed(message=spec.message, data=data)
+
+
+def _label_start(model: str, commit: str | None, trigger: str) -> None:
+    name = flow_run.name or ""
+    label_flow_run(
+        name=None
+        if is_labelled(name)
+        else run_name(model=model, commit=commit, trigger=trigger, unique=name),
+        tags=start_tags(model=model, commit=commit, trigger=trigger),
+    )
 
 
 def run_release(**parameters: Any) -> dict[str, Any]:
-    """Blocking; runs the flow in this process and returns its ReleaseResult dict, errors included (a
-    release that ended in `error` is a Failed run carrying the same dict); re-raises only a crash."""
+    """Blocking; runs the flow in this process and returns its ReleaseResult dict for every decision (a
+    rejected, rolled-back or failed release is a FAILED-typed run carrying the same dict); re-raises only a crash."""
     state = release(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
@@ -116,9 +151,10 @@ def _as_task(step: Step, ctx: ReleaseContext, evidence: Evidence) -> tuple[Stage
     return state.result(), state.name == "Cached"
 
 
-def _conclude(ledger: Ledger, ctx: ReleaseContext) -> None:
+def _conclude(ledger: Ledger, ctx: ReleaseContext, run_id: str | None) -> None:
     with ledger.timing("conclude"):
-        state = conclude_release(ctx, ledger, return_state=True)
+        run_url = flow_run_url(run_id) if run_id else None
+        state = conclude_release(ctx, ledger, run_id, run_url, return_state=True)
     try:
         ledger.apply(state.result())
     except Exception as exc:  # the decision stands; say that the registry may not show it

@@ -14,8 +14,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from tasks.retrain import plan
 
-from flows.release import release
+from flows.release import run_release
 from slipway.orchestration.remote import read_summary
+from slipway.orchestration.run_labels import decision_of_run
 
 
 @flow(name="retrain", description="Release the newest batch(es) of batches.location (cron).")
@@ -28,8 +29,8 @@ def retrain(
     todo = plan(config_path)
     if todo.skip_reason:
         return {"decision": "skipped", "reasons": [todo.skip_reason], "data_path": todo.data_path}
-    if release_deployment is None:
-        return release(data=todo.data_path, config_path=config_path)
+    if release_deployment is None:  # every decision comes back as the result dict (see run_release)
+        return run_release(data=todo.data_path, config_path=config_path)
     run = cast(
         FlowRun,
         run_deployment(
@@ -37,15 +38,16 @@ def retrain(
             parameters={"data": todo.data_path, "config_path": config_path},
             timeout=timeout_s,
             as_subflow=True,
+            tags=["trigger:retrain"],
         ),
     )  # called from sync code: returns the FlowRun, not a coroutine
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
         summary = read_summary(client, flow_run_id=run.id)
-    state = run.state.name if run.state else "Unknown"
+    state = (run.state.name if run.state else None) or "Unknown"
     return {
-        "decision": summary.get("decision", "error") if state == "Completed" else "error",
+        "decision": decision_of_run(state, summary.get("decision")),
         "release_flow_run_id": str(run.id),
         "release_state": state,
         "model_version": summary.get("model_version"),

@@ -43,9 +43,14 @@ def register(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[VersionInf
     retry_condition_fn=transient_only,
     timeout_seconds=600,
 )
-def conclude_release(ctx: ReleaseContext, ledger: Ledger) -> ResultPatch:
-    """Record the decision in the registry: a rejected attempt's run, or the version's rejection/error tags."""
-    return conclude(ctx, ledger, registry=make_registry(Settings(), ctx.config))
+def conclude_release(
+    ctx: ReleaseContext, ledger: Ledger, flow_run_id: str | None, run_url: str | None
+) -> ResultPatch:
+    """Record the decision in the registry (a rejected attempt's run, or the version's rejection/error tags),
+    then the evidence: the release record and a description on the version, links a teammate can open."""
+    return conclude(
+        ctx, ledger, registry=make_registry(Settings(), ctx.config), flow_run_id=flow_run_id, run_url=run_url
+    )
 
 
 @task(name="publish-decision", cache_policy=NO_CACHE)

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
             "else SQLite at <home>/mlflow.db."
         ),
     )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL people open the MLflow UI at (e.g. https://mlflow.example.com), for the links in Prefect "
+            "artifacts and version descriptions. Unset: the tracking URI when it is http(s); none on SQLite."
+        ),
+    )
     mlflow_artifact_location: str | None = Field(
         default=None,
         description="Artifact root for a new experiment. Unset: <home>/mlartifacts on SQLite, server default otherwise.",

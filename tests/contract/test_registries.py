@@ -222,6 +222,33 @@ class RegistryContract(ABC):
         with pytest.raises(RegistryError):
             registry.promote(model_name=NAME, version="9", reason="x")
 
+    def test_a_decided_version_is_no_longer_the_challenger(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        registry.register(registration(model, holdout_x, key="key-1"))
+        promoted = registry.promote(model_name=NAME, version="1", reason="first")
+        assert promoted.aliases == (CHAMPION,)  # right after promote: champion only
+        registry.register(registration(model, holdout_x, key="key-2"))
+        rejected = registry.reject(model_name=NAME, version="2", stage="canary", reason="nan outputs")
+        assert CHALLENGER not in rejected.aliases
+        assert registry.get_alias(model_name=NAME, alias=CHALLENGER) is None
+        registry.register(registration(model, holdout_x, key="key-3"))
+        registry.reject(model_name=NAME, version="2", stage="canary", reason="again")  # an old version
+        challenger = registry.get_alias(model_name=NAME, alias=CHALLENGER)
+        assert challenger is not None and challenger.version == "3"  # the waiting one keeps it
+
+    def test_describe_sets_the_versions_description(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+    ) -> None:
+        registry.register(registration(model, holdout_x, key="key-1"))
+        text = "**promoted** at stage `canary`: canary passed\n\n[Prefect run](http://prefect.example/runs/x)"
+        for _ in range(2):  # idempotent
+            described = registry.describe(model_name=NAME, version="1", description=text)
+        assert described.description == text
+        assert registry.get_version(model_name=NAME, version="1").description == text
+        with pytest.raises(RegistryError):
+            registry.describe(model_name=NAME, version="9", description="x")
+
     def test_register_is_idempotent_per_release_key(
         self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
     ) -> None:
@@ -642,6 +669,7 @@ class TestSqliteVersionReader:
         registry.promote(model_name=NAME, version="1", reason="first")
         registry.promote(model_name=NAME, version="2", reason="second")
         registry.reject(model_name=NAME, version="3", stage="canary", reason="nan")
+        registry.describe(model_name=NAME, version="2", description="**promoted** at stage `canary`")
         registry.register(registration(model, holdout_x, key="other", name="other-model"))
         gate = registration(None, holdout_x, key="rej-1")
         gate.documents["slipway/quality_gate.json"] = {

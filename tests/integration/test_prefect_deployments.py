@@ -6,8 +6,6 @@ one-release-at-a-time limit (queued, not lost) and a commit the worker's checkou
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,41 +14,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 
 from slipway.ports import free_port
 from tests.integration.conftest import REPO
+from tests.support.servers import START_TIMEOUT_S, clean_env, stop, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 600.0
-
-
-def _wait_http(url: str, *, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url}: process exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{url}: not up after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (server.sh also stops MLflow), SIGKILL after 30 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @dataclass
@@ -74,19 +46,13 @@ class Team:
         )
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's env minus anything that would point the children at another API/registry/state."""
-    drop = ("PREFECT_", "SLIPWAY_", "MLFLOW_TRACKING_URI")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, config_file_module: Callable[..., Path]) -> Iterator[Team]:
     tmp = tmp_path_factory.mktemp("team")
     prefect_port, mlflow_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     base = {
-        **_clean_env(),
+        **clean_env(),
         "BIN": str(REPO / ".venv" / "bin"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -108,8 +74,8 @@ def team(tmp_path_factory: pytest.TempPathFactory, config_file_module: Callable[
     )
     worker: subprocess.Popen[bytes] | None = None
     try:
-        _wait_http(f"{api}/health", timeout_s=START_TIMEOUT_S, proc=server, log=server_log)
-        _wait_http(
+        wait_http(f"{api}/health", timeout_s=START_TIMEOUT_S, proc=server, log=server_log)
+        wait_http(
             f"http://127.0.0.1:{mlflow_port}/health", timeout_s=START_TIMEOUT_S, proc=server, log=server_log
         )
         incoming = tmp / "incoming"
@@ -137,8 +103,8 @@ def team(tmp_path_factory: pytest.TempPathFactory, config_file_module: Callable[
         yield Team(env=env, api_url=api, config=config, incoming=incoming, tmp=tmp)
     finally:
         if worker is not None:
-            _stop(worker)
-        _stop(server)
+            stop(worker)
+        stop(server)
 
 
 @pytest.fixture(scope="module")

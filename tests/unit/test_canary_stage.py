@@ -4,12 +4,14 @@ and refused by a target that cannot run the policy, with what each leaves behind
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from slipway.canary.clock import FakeClock
+from slipway.canary.decision import Decision
 from slipway.deploy.fake import FakeTarget, FakeWorld
 from slipway.deploy.kubernetes import replica_capabilities
 from slipway.names import CHAMPION, Tag
@@ -78,7 +80,12 @@ def world(ctx: ReleaseContext, tmp_path: Path) -> World:
     return World(registry=registry, evidence=evidence, fake=FakeWorld(), tmp=tmp_path)
 
 
-def run(ctx: ReleaseContext, world: World, target: FakeTarget | None = None) -> StageOutcome[DeployOutcome]:
+def run(
+    ctx: ReleaseContext,
+    world: World,
+    target: FakeTarget | None = None,
+    on_decision: Callable[[Decision], None] | None = None,
+) -> StageOutcome[DeployOutcome]:
     return canary(
         ctx,
         world.evidence,
@@ -87,12 +94,25 @@ def run(ctx: ReleaseContext, world: World, target: FakeTarget | None = None) -> 
         clock=FakeClock(),
         work_dir=world.tmp / "work",
         reports_dir=world.tmp / "reports",
+        on_decision=on_decision,
     )
 
 
 def test_a_healthy_challenger_is_canaried_promoted_and_serves(ctx: ReleaseContext, world: World) -> None:
-    outcome = run(ctx, world)
+    seen: list[Decision] = []
+    outcome = run(ctx, world, on_decision=seen.append)
     assert (outcome.verdict, world.champion(ctx)) == ("passed", "2")
+    # every window reached the live callback as it was decided, the last one the promotion
+    assert (
+        outcome.value is not None and len(seen) == len(outcome.value.canary["decisions"]) and seen[-1].final
+    )
+    v2 = world.registry.get_version(model_name=ctx.model_name, version="2")
+    assert v2.aliases == (CHAMPION,)  # no longer the challenger
+    assert not any(k.endswith(".checks") for k in v2.tags)  # the checks are run files, not tags
+    assert v2.run_id is not None
+    assert {"slipway/canary.json", "slipway/canary.png", "slipway/canary.md"} <= set(
+        world.registry.runs[v2.run_id]["documents"]
+    )
     assert world.fake.stable is not None and world.fake.stable.model_version == "2"
     assert outcome.value is not None and outcome.value.previous_champion == "1"
     assert {a.key for a in outcome.artifacts} >= {"canary", "canary-decisions", "canary-analysis"}

@@ -14,6 +14,7 @@ from slipway.errors import DeployError
 from slipway.gate.quality import GateDecision
 from slipway.names import CHAMPION, Stage, Tag, Verdict, exit_code
 from slipway.registry.fake import InMemoryRegistry
+from slipway.registry.links import RunLinks
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, GateEvidence, Ledger, conclude
 from slipway.release.outcome import StageOutcome
@@ -234,3 +235,29 @@ def test_evidence_holds_what_each_stage_produced(ctx: ReleaseContext) -> None:
     ev = ledger.evidence
     assert isinstance(ev.trained, TrainedModel) and ev.gate is not None and ev.version is not None
     assert ev.version.version == "1" and np.isfinite(ev.gate.metrics["accuracy"])
+
+
+class LinkedRegistry(InMemoryRegistry):
+    """The fake, with an MLflow UI to link to (as a registry on an MLflow server has)."""
+
+    def run_links(self, *, run_id: str) -> RunLinks | None:
+        return RunLinks(ui="http://mlflow.example", experiment_id="1", run_id=run_id)
+
+
+def test_the_conclusion_leaves_the_record_a_description_and_links_on_the_version(ctx: ReleaseContext) -> None:
+    registry = LinkedRegistry()
+    ledger = Ledger()
+    ledger.begin(ctx)
+    run_stages(ledger, ctx, pipeline(registry, {"canary": "rejected"}))
+    prefect = "http://prefect.example/runs/flow-run/abc"
+    ledger.apply(conclude(ctx, ledger, registry=registry, flow_run_id="abc", run_url=prefect))
+    result = ledger.result(flow_run_id="abc")
+    version = registry.get_version(model_name=ctx.model_name, version="1")
+    assert version.description.startswith("**rolled_back** at stage `canary`: ")
+    assert f"[Prefect run]({prefect})" in version.description
+    assert version.run_id is not None
+    record = registry.runs[version.run_id]["documents"]["slipway/release.json"]
+    assert (record["decision"], record["flow_run_id"]) == ("rolled_back", "abc")
+    assert result.links["Prefect run"] == prefect
+    assert result.links["MLflow version"] == f"http://mlflow.example/#/models/{ctx.model_name}/versions/1"
+    assert result.links["release record (JSON)"].endswith("artifactPath/slipway/release.json")

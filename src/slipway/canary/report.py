@@ -7,7 +7,6 @@ on a bare `Figure` (no pyplot, no global backend switch), so this module costs n
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from slipway.canary.checks import CheckResult
 from slipway.canary.controller import CanaryOutcome, TimelinePoint
 from slipway.canary.decision import Decision
+from slipway.reporting.cells import shorten
 
 TAG_LIMIT = 5000  # MLflow tag values are capped (5000 chars on older servers)
 
@@ -28,29 +28,70 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _check_counts(d: Decision) -> dict[str, int]:
+    counts = {"passed": 0, "holding": 0, "failed": 0}
+    for c in d.checks:
+        key = {"passed": "passed", "failed": "failed"}.get(c.status.value, "holding")
+        counts[key] += 1
+    return counts
+
+
 def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
-    """Pure; one row per decision: window, time, weight, outcome, n per arm, failed checks, reason."""
+    """Pure; one row per decision, the deciding columns first (window, weight, outcome, why, failed checks,
+    n per arm); `reason` is cut to fit the UI's box and `reason_full` (last column) holds it whole."""
     rows = []
     for d in decisions:
         w = d.window
+        counts = _check_counts(d)
+        short = shorten(d.reason)
         rows.append(
             {
                 "window": None if w is None else w.index,
-                "elapsed_s": round(d.elapsed_s, 1),
-                "phase": d.phase.value,
                 "weight": d.weight,
                 "outcome": d.outcome.value,
                 "next_weight": d.next_weight,
+                "reason": short,
+                "failed": ", ".join(c.name for c in d.checks if c.failed),
+                "checks": f"{counts['passed']} passed, {counts['holding']} holding, {counts['failed']} failed",
                 "n_canary": None if w is None else w.n_canary,
                 "n_stable": None if w is None else w.n_stable,
                 "pairs": None if w is None else w.pairs,
-                "failed": ", ".join(c.name for c in d.checks if c.failed),
-                "reason": d.reason,
+                "elapsed_s": round(d.elapsed_s, 1),
+                "phase": d.phase.value,
                 "canary_version": d.state.canary_version,
                 "stable_version": d.state.stable_version,
+                "reason_full": d.reason if short != d.reason else "",
             }
         )
     return rows
+
+
+def progress_line(d: Decision) -> str:
+    """Pure; one line per window, for the log and the progress artifact: weight, n per arm, checks, what next."""
+    w = d.window
+    counts = _check_counts(d)
+    n = "no window" if w is None else f"n canary {w.n_canary} / stable {w.n_stable}"
+    if w is not None and w.pairs:
+        n += f", {w.pairs} shadow pairs"
+    at = f"shadow {d.state.shadow}%" if d.phase.value == "shadow" else f"weight {d.weight}%"
+    if d.outcome.terminal:
+        then = "rolled back"
+    elif d.final:
+        then = "promoting to 100%"
+    elif d.next_weight != d.weight:
+        then = f"next {d.next_weight}%"
+    else:
+        then = "holding"
+    window = "—" if w is None else str(w.index)
+    return (
+        f"canary window {window} at {d.elapsed_s:.0f} s: {at}; {n}; checks {counts['passed']} passed, "
+        f"{counts['holding']} holding, {counts['failed']} failed; {d.outcome.value} ({then}): {d.reason}"
+    )
+
+
+def peak_live_weight(outcome: CanaryOutcome) -> int:
+    """Pure; the highest weight the canary was measured at before the decision (promotion's 100% excluded)."""
+    return max((d.weight for d in outcome.decisions), default=0)
 
 
 def check_rows(decision: Decision) -> list[dict[str, Any]]:
@@ -72,7 +113,7 @@ def render_markdown(outcome: CanaryOutcome) -> str:
         "",
         f"{outcome.reason}",
         "",
-        f"Peak weight {outcome.peak_weight}%, {outcome.intervals:.1f} intervals ({outcome.elapsed_s:.0f} s), "
+        f"{_weights_line(outcome)}, {outcome.intervals:.1f} intervals ({outcome.elapsed_s:.0f} s), "
         f"{len(outcome.decisions)} decisions.",
         "",
     ]
@@ -81,7 +122,7 @@ def render_markdown(outcome: CanaryOutcome) -> str:
         lines += [
             "## Checks at the deciding window",
             "",
-            "| check | status | kind | statistic | p | effect | n canary / stable | threshold | detail |",
+            "| check | status | kind | statistic | p | effect | n canary / stable | fails when | detail |",
             "|---|---|---|---|---|---|---|---|---|",
             *map(_check_line, last.checks),
             "",
@@ -89,25 +130,29 @@ def render_markdown(outcome: CanaryOutcome) -> str:
     lines += [
         "## Decisions",
         "",
-        "| window | t (s) | phase | weight | outcome | n canary / stable | failed | reason |",
+        "| window | weight | outcome | reason | failed | n canary / stable | t (s) | phase |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in decision_rows(outcome.decisions):
+    for d, row in zip(outcome.decisions, decision_rows(outcome.decisions), strict=True):
         lines.append(
-            f"| {row['window'] if row['window'] is not None else '—'} | {row['elapsed_s']:.0f} | {row['phase']} "
-            f"| {row['weight']} | {row['outcome']} | {row['n_canary']} / {row['n_stable']} "
-            f"| {row['failed'] or '—'} | {_cell(row['reason'])} |"
+            f"| {row['window'] if row['window'] is not None else '—'} | {row['weight']} | {row['outcome']} "
+            f"| {_cell(d.reason)} | {row['failed'] or '—'} | {row['n_canary']} / {row['n_stable']} "
+            f"| {row['elapsed_s']:.0f} | {row['phase']} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def _weights_line(outcome: CanaryOutcome) -> str:
+    steps = list(dict.fromkeys(d.weight for d in outcome.decisions if d.phase.value == "live"))
+    path = " → ".join(f"{w}%" for w in steps) or "shadow only"
+    if outcome.result == "promoted":
+        return f"Live weights {path}, then promoted to 100%"
+    return f"Live weights {path} (peak {peak_live_weight(outcome)}%), then rolled back to 0%"
+
+
 def version_tags(outcome: CanaryOutcome, *, prefix: str = "canary.") -> dict[str, str]:
-    """Pure; MLflow tags for the canary's model version: result, reason, numbers, the deciding checks (JSON)."""
-    last = outcome.last
-    checks = [] if last is None else [c.to_dict() for c in last.checks]
-    blob = json.dumps(checks, separators=(",", ":"), allow_nan=False)
-    if len(blob) > TAG_LIMIT:
-        blob = json.dumps([c for c in checks if c["status"] == "failed"], separators=(",", ":"))[:TAG_LIMIT]
+    """Pure; short MLflow tags for the canary's model version: result, reason, numbers. The checks (big
+    JSON) are files on the version's run (`slipway/canary.json`), not tags."""
     return {
         f"{prefix}result": outcome.result,
         f"{prefix}reason": outcome.reason[:TAG_LIMIT],
@@ -115,7 +160,6 @@ def version_tags(outcome: CanaryOutcome, *, prefix: str = "canary.") -> dict[str
         f"{prefix}intervals": f"{outcome.intervals:.2f}",
         f"{prefix}decisions": str(len(outcome.decisions)),
         f"{prefix}stable_version": outcome.stable_version,
-        f"{prefix}checks": blob,
     }
 
 

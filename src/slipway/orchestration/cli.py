@@ -72,7 +72,8 @@ def remote_release(
         timeout_s=timeout,
         poll_s=poll,
         idempotency_key=idempotency_key,
-        flow_run_name=f"release-{commit[:12]}" if commit else None,
+        # the flow names itself `<model> · <commit> · <trigger> · <id>` once it has read its config
+        tags=[f"trigger:{'push' if os.environ.get('GITHUB_ACTIONS') == 'true' else 'remote'}"],
         on_state=show,
     )
     tracking = Settings().mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from slipway.errors import SlipwayError, UsageError
 from slipway.names import exit_code
+from slipway.orchestration.run_labels import decision_of_run
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -43,10 +44,9 @@ class RemoteOutcome:
 
     @property
     def decision(self) -> str:
-        """The release decision; `error` when the flow did not complete or wrote no summary."""
-        if self.state != "Completed":
-            return "error"
-        return self.summary.get("decision", "error")
+        """The release decision, from the final state (Completed, Rejected, RolledBack) and the summary;
+        `error` when the run failed, crashed, timed out, or completed without a summary."""
+        return decision_of_run(self.state, self.summary.get("decision"))
 
     def exit_code(self) -> int:
         """CLI contract: 0 promoted/registered, 1 rejected/rolled back, 2 the run failed, crashed or timed out."""
@@ -68,13 +68,17 @@ class RemoteOutcome:
 
 
 def parse_table(data: Any) -> dict[str, str]:
-    """Pure; a `release-summary` table artifact's data (JSON text or rows) as {field: value}."""
+    """Pure; a `release-summary` table artifact's data (JSON text or rows) as {field: full value}."""
     rows = json.loads(data) if isinstance(data, str) else data
     if not isinstance(rows, list):
         raise RemoteRunError(
             f"artifact {SUMMARY_KEY}: expected a table (list of rows), got {type(rows).__name__}"
         )
-    return {str(r["field"]): str(r["value"]) for r in rows if isinstance(r, dict) and "field" in r}
+    return {
+        str(r["field"]): str(r.get("full") or r.get("value") or "")
+        for r in rows
+        if isinstance(r, dict) and "field" in r
+    }
 
 
 def read_summary(client: SyncPrefectClient, *, flow_run_id: UUID) -> dict[str, str]:
@@ -106,6 +110,7 @@ def run_deployment_and_wait(
     poll_s: float = 5.0,
     idempotency_key: str | None = None,
     flow_run_name: str | None = None,
+    tags: list[str] | None = None,
     on_state: Callable[[str, str | None], None] | None = None,
 ) -> RemoteOutcome:
     """Blocking up to `timeout_s`; creates a run of `deployment` (`flow/deployment`), waits, returns its outcome.
@@ -124,7 +129,7 @@ def run_deployment_and_wait(
                 "(prefect deploy --all) against this API first"
             ) from None
         run = client.create_flow_run_from_deployment(
-            dep.id, parameters=parameters, idempotency_key=idempotency_key, name=flow_run_name
+            dep.id, parameters=parameters, idempotency_key=idempotency_key, name=flow_run_name, tags=tags
         )
         start, last = time.monotonic(), ""
         while True:

@@ -41,8 +41,10 @@ def job_summary(outcome: RemoteOutcome, *, tracking_uri: str | None) -> str:
         links.append(f"[MLflow version]({mlflow})")
     if links:
         lines.append(f"| links | {' · '.join(links)} |")
-    if outcome.state != "Completed":
+    if decision == "error":
         lines += ["", f"**The flow run ended {outcome.state}**: {outcome.state_message or '(no message)'}"]
+    elif outcome.state_message:
+        lines += ["", f"**{outcome.state}**: {outcome.state_message}"]
     reasons = [r for r in s.get("reasons", "").splitlines() if r.strip()]
     if reasons:
         lines += ["", "### Reasons", *[f"- {r}" for r in reasons]]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from slipway.names import Tag
+from slipway.registry.links import RunLinks
 
 RegistryClock = Callable[[], float]  # seconds since the epoch (time.time in production)
 
@@ -63,6 +64,7 @@ class VersionInfo:
     aliases: tuple[str, ...] = ()
 
     created_at: float | None = None  # seconds since the epoch, when the version was registered
+    description: str = ""  # the short text people read on the version's page (decision, why, links)
 
     @property
     def uri(self) -> str:
@@ -148,11 +150,21 @@ class ModelRegistry(VersionReader):
 
     @abstractmethod
     def promote(self, *, model_name: str, version: str, reason: str) -> VersionInfo:
-        """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
+        """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason
+        on it, and takes `challenger` off it (it is decided)."""
 
     @abstractmethod
     def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
-        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason and takes `challenger`
+        off it; `champion` never moves."""
+
+    @abstractmethod
+    def describe(self, *, model_name: str, version: str, description: str) -> VersionInfo:
+        """Blocking; idempotent; sets the version's description (Markdown on the MLflow page); RegistryError if unknown."""
+
+    def run_links(self, *, run_id: str) -> RunLinks | None:
+        """Non-blocking read; links to the run's page and files in a UI a teammate can open; None without one."""
+        return None
 
     @abstractmethod
     def set_champion(self, *, model_name: str, version: str, tags: dict[str, str]) -> VersionInfo:

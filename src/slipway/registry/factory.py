@@ -18,6 +18,7 @@ def make_registry(settings: Settings, cfg: PipelineConfig) -> ModelRegistry:
     """An MlflowRegistry on the resolved tracking URI (SQLite under the state folder by default)."""
     from mlflow import MlflowClient
 
+    from slipway.registry.links import ui_base
     from slipway.registry.mlflow_backend import MlflowRegistry
 
     uri = tracking_uri(settings)
@@ -28,4 +29,5 @@ def make_registry(settings: Settings, cfg: PipelineConfig) -> ModelRegistry:
         tracking_uri=uri,
         experiment=cfg.registry.experiment,
         artifact_location=settings.resolved_artifact_location(tracking_uri=uri),
+        ui_url=ui_base(tracking_uri=uri, explicit=settings.mlflow_ui_url),
     )

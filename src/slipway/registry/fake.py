@@ -31,6 +31,7 @@ class InMemoryRegistry(ModelRegistry):
         self._versions: dict[str, list[VersionInfo]] = {}
         self._modules: dict[tuple[str, str], Any] = {}
         self._aliases: dict[str, dict[str, str]] = {}
+        self._descriptions: dict[tuple[str, str], str] = {}
         self.runs: dict[str, dict[str, Any]] = {}
 
     def _info(self, name: str, version: str) -> VersionInfo:
@@ -43,7 +44,13 @@ class InMemoryRegistry(ModelRegistry):
             tags=dict(base.tags),
             aliases=aliases,
             created_at=base.created_at,
+            description=self._descriptions.get((name, version), ""),
         )
+
+    def _drop_challenger(self, model_name: str, version: str) -> None:
+        aliases = self._aliases.get(model_name, {})
+        if aliases.get(CHALLENGER) == version:
+            del aliases[CHALLENGER]
 
     def set_alias(self, *, model_name: str, alias: str, version: str) -> None:
         """Point an alias at a version (tests use it to crown a champion)."""
@@ -167,6 +174,7 @@ class InMemoryRegistry(ModelRegistry):
         """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
         self._known(model_name, version)
         previous = self.get_alias(model_name=model_name, alias=CHAMPION)
+        self._drop_challenger(model_name, version)
         if previous is not None and previous.version == version:
             return self._info(model_name, version)
         tags = promotion_tags(
@@ -180,7 +188,9 @@ class InMemoryRegistry(ModelRegistry):
         return self._info(model_name, version)
 
     def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
-        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason, drops `challenger`; `champion` never moves."""
+        self._known(model_name, version)
+        self._drop_challenger(model_name, version)
         return self.annotate(
             model_name=model_name,
             version=version,
@@ -191,6 +201,12 @@ class InMemoryRegistry(ModelRegistry):
             },
             documents={},
         )
+
+    def describe(self, *, model_name: str, version: str, description: str) -> VersionInfo:
+        """Blocking; idempotent; sets the version's description; RegistryError if unknown."""
+        self._known(model_name, version)
+        self._descriptions[(model_name, version)] = description
+        return self._info(model_name, version)
 
     def list_versions(self, *, model_name: str) -> list[VersionInfo]:
         """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""

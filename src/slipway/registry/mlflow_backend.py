@@ -19,6 +19,7 @@ from slipway.registry.base import (
     rejection_summary,
     utc_now_iso,
 )
+from slipway.registry.links import RunLinks
 
 
 def _flat_params(params: dict[str, Any]) -> dict[str, str]:
@@ -40,12 +41,19 @@ class MlflowRegistry(ModelRegistry):
     """Registry on an MLflow tracking server or SQLite store; receives its client."""
 
     def __init__(
-        self, *, client: Any, tracking_uri: str, experiment: str, artifact_location: str | None
+        self,
+        *,
+        client: Any,
+        tracking_uri: str,
+        experiment: str,
+        artifact_location: str | None,
+        ui_url: str | None = None,
     ) -> None:
         self._client = client
         self._tracking_uri = tracking_uri
         self._experiment = experiment
         self._artifact_location = artifact_location
+        self._ui_url = ui_url  # where people open the UI (links); None: no server to link to
 
     def _to_info(self, mv: Any) -> VersionInfo:
         created = getattr(mv, "creation_timestamp", None)
@@ -56,7 +64,14 @@ class MlflowRegistry(ModelRegistry):
             tags=dict(mv.tags or {}),
             aliases=tuple(sorted(mv.aliases or ())),
             created_at=created / 1000.0 if created else None,
+            description=getattr(mv, "description", None) or "",
         )
+
+    def _drop_challenger(self, model_name: str, version: str) -> None:
+        """Takes `challenger` off `version` (a decided version is no challenger); no-op when it points elsewhere."""
+        current = self.get_alias(model_name=model_name, alias=CHALLENGER)
+        if current is not None and current.version == version:
+            self._client.delete_registered_model_alias(model_name, CHALLENGER)
 
     def _experiment_id(self) -> str:
         exp = self._client.get_experiment_by_name(self._experiment)
@@ -231,8 +246,11 @@ class MlflowRegistry(ModelRegistry):
         """Blocking; idempotent; moves `champion` to the version, records the previous champion and the reason on it."""
         target = self.get_version(model_name=model_name, version=version)
         previous = self.get_alias(model_name=model_name, alias=CHAMPION)
+        self._drop_challenger(model_name, version)
         if previous is not None and previous.version == version:
-            return target  # already the champion: keep the first promotion's record
+            return self.get_version(
+                model_name=model_name, version=version
+            )  # keep the first promotion's record
         tags = promotion_tags(
             existing=target.tags,
             reason=reason,
@@ -245,8 +263,9 @@ class MlflowRegistry(ModelRegistry):
         return self.get_version(model_name=model_name, version=version)
 
     def reject(self, *, model_name: str, version: str, stage: str, reason: str) -> VersionInfo:
-        """Blocking; idempotent; tags the version rejected at `stage` with the reason; `champion` never moves."""
+        """Blocking; idempotent; tags the version rejected at `stage` with the reason, drops `challenger`; `champion` never moves."""
         self.get_version(model_name=model_name, version=version)
+        self._drop_challenger(model_name, version)
         tags = {
             Tag.DECISION: "rejected",
             Tag.REJECTED_AT: stage,
@@ -255,6 +274,19 @@ class MlflowRegistry(ModelRegistry):
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
         return self.get_version(model_name=model_name, version=version)
+
+    def describe(self, *, model_name: str, version: str, description: str) -> VersionInfo:
+        """Blocking; idempotent; sets the version's description (Markdown on its MLflow page); RegistryError if unknown."""
+        self._version(model_name, version)
+        self._client.update_model_version(model_name, version, description=description)
+        return self.get_version(model_name=model_name, version=version)
+
+    def run_links(self, *, run_id: str) -> RunLinks | None:
+        """Non-blocking read; links into the MLflow UI for the run's files; None without a UI URL (SQLite)."""
+        if self._ui_url is None:
+            return None
+        run = self._client.get_run(run_id)
+        return RunLinks(ui=self._ui_url, experiment_id=str(run.info.experiment_id), run_id=run_id)
 
     def list_versions(self, *, model_name: str) -> list[VersionInfo]:
         """Non-blocking read; every version with its tags and aliases, newest first; [] for an unknown model."""
@@ -288,6 +320,7 @@ class MlflowRegistry(ModelRegistry):
                 tags=dict(mv.tags or {}),
                 aliases=tuple(sorted(aliases.get(str(mv.version), []))),
                 created_at=mv.creation_timestamp / 1000.0 if mv.creation_timestamp else None,
+                description=getattr(mv, "description", None) or "",
             )
             for mv in sorted(found, key=lambda mv: -int(mv.version))
         ]

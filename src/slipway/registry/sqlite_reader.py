@@ -20,7 +20,7 @@ from slipway.registry.base import (
 )
 
 NEEDED = {
-    "model_versions": {"name", "version", "creation_time", "run_id", "current_stage"},
+    "model_versions": {"name", "version", "creation_time", "run_id", "current_stage", "description"},
     "model_version_tags": {"key", "value", "name", "version"},
     "registered_model_aliases": {"alias", "version", "name"},
     "experiments": {"experiment_id", "name", "lifecycle_stage"},
@@ -71,7 +71,13 @@ class SqliteVersionReader(VersionReader):
         return f" AND {alias}workspace = 'default'" if self._workspace else ""
 
     def _info(
-        self, con: sqlite3.Connection, name: str, version: int, run_id: str | None, created: int | None
+        self,
+        con: sqlite3.Connection,
+        name: str,
+        version: int,
+        run_id: str | None,
+        created: int | None,
+        description: str | None,
     ) -> VersionInfo:
         tags = dict(
             con.execute(
@@ -93,13 +99,15 @@ class SqliteVersionReader(VersionReader):
             tags=tags,
             aliases=tuple(aliases),
             created_at=created / 1000.0 if created else None,
+            description=description or "",
         )
 
     def _rows(
         self, con: sqlite3.Connection, name: str, version: int | None
-    ) -> list[tuple[int, str | None, int | None]]:
+    ) -> list[tuple[int, str | None, int | None, str | None]]:
         sql = (
-            "SELECT version, run_id, creation_time FROM model_versions WHERE name = ? AND current_stage != ?"
+            "SELECT version, run_id, creation_time, description FROM model_versions "
+            "WHERE name = ? AND current_stage != ?"
         )
         args: tuple[object, ...] = (name, DELETED)
         if version is not None:

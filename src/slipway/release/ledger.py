@@ -233,8 +233,78 @@ def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:
     )
 
 
-def conclude(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelRegistry) -> ResultPatch:
-    """Blocking (registry writes); the registry writes of the module docstring; the patch they add to the result."""
+def conclude(
+    ctx: ReleaseContext,
+    ledger: Ledger,
+    *,
+    registry: ModelRegistry,
+    flow_run_id: str | None = None,
+    run_url: str | None = None,
+) -> ResultPatch:
+    """Blocking (registry writes); the registry writes of the module docstring, then the evidence (see
+    `record_evidence`); the patch they add to the result."""
+    patch = _decide_in_registry(ctx, ledger, registry=registry)
+    try:
+        links = record_evidence(
+            ledger, registry=registry, run_id=patch.mlflow_run_id, flow_run_id=flow_run_id, run_url=run_url
+        )
+    except Exception as exc:  # the decision stands; only its evidence is incomplete
+        ledger.note(f"evidence: not all reports reached the registry ({type(exc).__name__}: {exc})")
+        return patch
+    return ResultPatch(**patch.fields(), links=links)
+
+
+def record_evidence(
+    ledger: Ledger,
+    *,
+    registry: ModelRegistry,
+    run_id: str | None,
+    flow_run_id: str | None,
+    run_url: str | None,
+) -> dict[str, str]:
+    """Blocking (registry writes); the release record onto the version's run, the version's description
+    (decision, why, links); the evidence links (`slipway.release.evidence`)."""
+    from slipway.release import evidence as ev_files
+
+    ev = ledger.evidence
+    version = ev.version
+    run_id = version.run_id if version is not None else run_id
+    files = set(ev.files) | set(ev.documents)
+    if ev.deploy is not None and ev.deploy.canary:
+        files |= {ev_files.CANARY_PLOT, ev_files.CANARY_REPORT, ev_files.CANARY_DATA}
+    if version is not None:
+        files.add(ev_files.RELEASE_RECORD)
+    local = {}
+    if ev.validation is not None and ev.validation.data_docs:  # the MLflow copy's link wins when there is one
+        local["Data Docs"] = ev.validation.data_docs.removeprefix("file://")
+    links = ev_files.evidence_links(
+        run=registry.run_links(run_id=run_id) if run_id else None,
+        run_files=files,
+        model_name=version.name if version else None,
+        version=version.version if version else None,
+        prefect_run_url=run_url,
+        local=local,
+    )
+    if version is not None:
+        decision, stage = ledger.decision()
+        record = ledger.result(flow_run_id=flow_run_id).model_copy(update={"links": links})
+        registry.annotate(
+            model_name=version.name,
+            version=version.version,
+            tags={},
+            documents={ev_files.RELEASE_RECORD: record.as_json_dict()},
+        )
+        registry.describe(
+            model_name=version.name,
+            version=version.version,
+            description=ev_files.version_description(
+                decision=decision, stage=stage, why=record.why(), links=links
+            ),
+        )
+    return links
+
+
+def _decide_in_registry(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelRegistry) -> ResultPatch:
     decision, stage = ledger.decision()
     ev = ledger.evidence
     if ev.version is not None and ledger.late_tags:  # what later stages concluded, on the version too

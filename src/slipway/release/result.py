@@ -26,6 +26,7 @@ class ResultPatch(BaseModel):
     deploy: dict[str, Any] | None = None
     data_docs: str | None = None
     mlflow_run_id: str | None = None
+    links: dict[str, str] | None = None
 
     def fields(self) -> dict[str, Any]:
         """Pure; only the fields this patch sets."""
@@ -73,29 +74,57 @@ class ReleaseResult(BaseModel):
     config_sha256: str | None = Field(
         default=None, description="sha256 of the config snapshot every stage of this release read."
     )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Evidence a teammate can open: label -> URL (MLflow server, Prefect UI) or local path.",
+    )
+
+    def why(self) -> str:
+        """Pure; the deciding reason: every FAIL/ERROR line, else the canary's own reason, else its line,
+        else the last reason."""
+        lines = [r for r in self.reasons if r.strip()]
+        failing = [r for r in lines if r.startswith(("FAIL", "ERROR"))]
+        if failing:
+            return "; ".join(failing)
+        if self.stage == "canary" and self.deploy.get("reason"):
+            return str(self.deploy["reason"])
+        canary = [r for r in lines if r.startswith("canary ")]
+        return canary[0] if canary else (lines[-1] if lines else "")
 
     def patched(self, patch: ResultPatch) -> ReleaseResult:
         """Pure; this result with the patch's fields set (re-validated)."""
         return ReleaseResult.model_validate({**self.model_dump(), **patch.fields()})
 
     def summary_rows(self) -> list[dict[str, str]]:
-        """Field/value rows for the `release-summary` table artifact (what CI reads back through the API)."""
+        """Rows for the `release-summary` table artifact (what CI reads back through the API): the deciding
+        fields first; `value` fits the UI's box (shortened with …), `full` holds the whole value when it was cut."""
+        from slipway.reporting.cells import shorten, shorten_middle
+
         record = self.image.get("record") or {}
+        reasons = [r for r in self.reasons if r.strip()]
         values = {
             "decision": self.decision,
-            "stage": self.stage,
-            "model_name": self.model_name or "",
             "model_version": self.model_version or "",
-            "champion_compared": self.champion_version or "",
-            "image_digest": str(record.get("digest") or ""),
-            "image_reference": str(record.get("reference") or ""),
+            "stage": self.stage,
+            "why": self.why(),
             "serving_version": str(self.deploy.get("stable_version") or ""),
+            "model_name": self.model_name or "",
+            "champion_compared": self.champion_version or "",
             "commit": self.commit or "",
+            "image_reference": str(record.get("reference") or ""),
+            "image_digest": str(record.get("digest") or ""),
             "data": self.data_path or "",
             "mlflow_run_id": self.mlflow_run_id or "",
-            "reasons": "\n".join(self.reasons),
+            "reasons": "\n".join(reasons),
         }
-        return [{"field": k, "value": v} for k, v in values.items()]
+        middle = {"image_reference", "image_digest", "data"}
+        rows = []
+        for key, full in values.items():
+            short = (shorten_middle if key in middle else shorten)(full)
+            if key == "reasons" and len(reasons) > 1:
+                short = f"{len(reasons)} lines (full text: `full` column, release-decision)"
+            rows.append({"field": key, "value": short, "full": full if short != full else ""})
+        return rows
 
     def as_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -7,6 +7,7 @@ from slipway.optimize.parity import ParityReport
 from slipway.optimize.select import Selection
 from slipway.registry.base import VersionInfo
 from slipway.release.result import ReleaseResult
+from slipway.reporting.cells import shorten
 from slipway.validation.base import ValidationReport
 
 
@@ -24,8 +25,11 @@ def validation_markdown(report: ValidationReport) -> str:
         f"* rows: {report.rows}; expectations evaluated: {report.evaluated}; failed: {len(report.failures)}",
         f"* backend: {report.backend}",
     ]
-    if report.data_docs:
-        lines.append(f"* [Data Docs]({report.data_docs})")
+    if report.data_docs:  # a file on the worker: the `data-docs` artifact links to its copy in MLflow
+        where = report.data_docs.removeprefix("file://")
+        lines.append(
+            f"* Data Docs: `{where}` on the worker (artifact `data-docs` links to the copy in MLflow)"
+        )
     if report.failures:
         lines += ["", "| expectation | column | unexpected | observed |", "|---|---|---|---|"]
         lines += [
@@ -78,6 +82,8 @@ def decision_markdown(result: ReleaseResult) -> str:
     lines = [
         f"# Release {result.decision} at stage `{result.stage}`",
         "",
+        f"**Why:** {_cell(result.why())}",
+        "",
         f"* model version: {result.model_version or '(none)'}",
         f"* champion compared: {result.champion_version or '(none)'}",
         f"* cached stages: {', '.join(result.cached) or '(none)'}",
@@ -92,23 +98,28 @@ def decision_markdown(result: ReleaseResult) -> str:
 
 
 def optimization_rows(selection: Selection) -> list[dict[str, object]]:
-    """One table row per candidate (and the torch reference): every number and the verdict."""
+    """One table row per candidate (and the torch reference), the deciding columns first (candidate, shipped,
+    verdict, vs_fp32, the quality metric and its loss); the timings after; a cut verdict is whole in `verdict_full` (last)."""
     rows: list[dict[str, object]] = []
     for r in selection.rows:
+        verdict = shorten(r.verdict, 60)
         row: dict[str, object] = {
             "candidate": r.name,
-            "status": r.status,
             "shipped": r.name == selection.shipped,
+            "verdict": verdict,
+            "vs_fp32": None if r.speedup_vs_fp32 is None else f"{r.speedup_vs_fp32:+.1%}",
             selection.quality_metric: None if r.quality is None else round(r.quality, 4),
             "quality_loss": r.quality_loss,
-            "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
-            "load_ms": r.load_ms,
         }
         for batch in sorted(r.p50_ms):
             row[f"p50_b{batch}_ms"] = round(r.p50_ms[batch], 4)
             row[f"p99_b{batch}_ms"] = round(r.p99_ms[batch], 4)
-        row["vs_fp32"] = None if r.speedup_vs_fp32 is None else f"{r.speedup_vs_fp32:+.1%}"
-        row["verdict"] = r.verdict
+        row |= {
+            "size_kb": None if r.size_bytes is None else round(r.size_bytes / 1024, 1),
+            "load_ms": r.load_ms,
+            "status": r.status,
+            "verdict_full": r.verdict if verdict != r.verdict else "",
+        }
         rows.append(row)
     return rows
 

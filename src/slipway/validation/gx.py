@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from slipway.validation.base import DataValidator, FailedExpectation, ValidationReport
+from slipway.validation.offline_docs import make_site_offline
 from slipway.validation.suite import SuiteSpec
 
 _SITE = "slipway"
@@ -136,6 +137,7 @@ class GreatExpectationsValidator(DataValidator):
             failures.append(
                 FailedExpectation(type=cfg.type, column=column, observed=observed, unexpected_count=count)
             )
+        make_site_offline(self._docs_dir)  # GX pages load their CSS/JS from CDNs: make them self-contained
         urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=_SITE)
         return ValidationReport(
             success=bool(suite_result.success),

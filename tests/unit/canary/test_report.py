@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slipway.canary.report import check_rows, decision_rows, plot_png, render_markdown, version_tags
+from slipway.canary.report import (
+    check_rows,
+    decision_rows,
+    plot_png,
+    progress_line,
+    render_markdown,
+    version_tags,
+)
 from slipway.canary.simulate import simulate
 from slipway.config import CanaryConfig
 
@@ -34,5 +41,36 @@ def test_rows_markdown_and_tags_carry_the_decision() -> None:
     assert "**rolled_back**" in md and "| latency | failed |" in md
     tags = version_tags(outcome)
     assert tags["canary.result"] == "rolled_back" and tags["canary.peak_weight"] == "5"
-    assert all(len(v) <= 5000 for v in tags.values())
-    assert any(c["name"] == "latency" for c in json.loads(tags["canary.checks"]))
+    assert all(len(v) <= 500 for v in tags.values())  # short tags only: the checks are run files
+    assert "canary.checks" not in tags
+    checks = json.loads(json.dumps(outcome.to_dict()))["decisions"][-1]["checks"]
+    assert any(c["name"] == "latency" for c in checks)
+
+
+def test_decision_rows_put_the_deciding_columns_first_and_keep_cut_reasons_whole() -> None:
+    outcome, _ = simulate("F5", seed=0, policy=CanaryConfig())
+    rows = decision_rows(outcome.decisions)
+    assert list(rows[0])[:5] == ["window", "weight", "outcome", "next_weight", "reason"]
+    assert list(rows[0])[-1] == "reason_full"
+    for row, d in zip(rows, outcome.decisions, strict=True):
+        assert len(row["reason"]) <= 80
+        assert (row["reason_full"] or row["reason"]) == d.reason
+
+
+def test_progress_line_names_weight_counts_checks_and_what_happens_next() -> None:
+    outcome, _ = simulate("retrain", seed=1, policy=CanaryConfig())
+    assert outcome.result == "promoted"
+    live = next(d for d in outcome.decisions if d.phase.value == "live" and d.window is not None)
+    assert live.window is not None
+    line = progress_line(live)
+    assert f"weight {live.weight}%" in line
+    assert f"n canary {live.window.n_canary} / stable {live.window.n_stable}" in line
+    assert "promoting to 100%" in progress_line(outcome.decisions[-1])
+
+
+def test_promoted_markdown_reports_the_live_peak_not_the_promotion() -> None:
+    outcome, _ = simulate("retrain", seed=1, policy=CanaryConfig())
+    md = render_markdown(outcome)
+    top = max(d.weight for d in outcome.decisions)
+    assert top < 100 and f"→ {top}%, then promoted to 100%" in md
+    assert "Peak weight 100%" not in md

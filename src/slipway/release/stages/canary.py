@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome
+from slipway.canary.decision import Decision
 from slipway.canary.report import decision_rows, plot_png, render_markdown, version_tags
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.deploy.loadgen import replaying
@@ -13,10 +15,12 @@ from slipway.names import Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.canary_stage import DeployOutcome, deploy_release, serve_env
 from slipway.release.context import ReleaseContext
+from slipway.release.evidence import CANARY_DATA, CANARY_PLOT, CANARY_REPORT
 from slipway.release.ledger import Evidence, required
 from slipway.release.outcome import Artifact, StageOutcome, markdown, table
 from slipway.release.packaging import serving_bundle
 from slipway.release.result import ResultPatch
+from slipway.reporting.cells import shorten
 from slipway.serving.faults import fault_env
 
 
@@ -29,9 +33,14 @@ def canary(
     clock: Clock,
     work_dir: Path,
     reports_dir: Path,
+    on_decision: Callable[[Decision], None] | None = None,
 ) -> StageOutcome[DeployOutcome]:
     """Blocking (up to canary.deadline_s); passed = promoted, rejected = rolled back (the champion serves),
-    error = the target cannot run this policy or image (named; nothing deployed), skipped = no target."""
+    error = the target cannot run this policy or image (named; nothing deployed), skipped = no target.
+
+    `on_decision` sees every window's decision as it is made (live progress); its exceptions roll the
+    canary back, so a publisher must swallow its own.
+    """
     if target is None:
         return StageOutcome(
             stage="canary",
@@ -71,6 +80,7 @@ def canary(
         on_outcome=outcomes.append,
         model_output=ctx.config.training.output,
         stable_env=serve_env(ctx.config.serving),
+        on_decision=on_decision,
     )
     artifacts: list[Artifact] = [
         markdown(
@@ -96,6 +106,18 @@ def canary(
     )
 
 
+def canary_plan(ctx: ReleaseContext, evidence: Evidence, *, target: str) -> str:
+    """Pure; one line saying what the canary is about to do (the progress artifact's first text)."""
+    policy = ctx.config.canary
+    version = evidence.version.version if evidence.version else "?"
+    steps = " → ".join(f"{w}%" for w in policy.steps)
+    shadow = f"{policy.shadow_intervals} shadow window(s), then " if policy.shadow_intervals else ""
+    return (
+        f"deploying v{version} on target {target}: {shadow}weights {steps}, one decision every "
+        f"{policy.interval_s:g} s (deadline {policy.deadline_s:g} s)"
+    )
+
+
 def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
     version = required(evidence.version, what="a registered version")
     optimization = required(evidence.optimization, what="an optimization outcome")
@@ -112,23 +134,35 @@ def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
 def _evidence(
     outcome: CanaryOutcome, *, version: VersionInfo, registry: ModelRegistry, reports_dir: Path
 ) -> list[Artifact]:
-    """Every decision as a table, the deciding checks as markdown, the PNG plot; all on the version too."""
+    """Every decision as a table, the deciding checks as markdown, the PNG plot; all on the version's run
+    too, and the artifacts link there (the plot inline) when the registry has a UI to link to."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     png_path = reports_dir / f"canary-{version.name}-v{version.version}.png"
     png = plot_png(
         outcome.timeline, title=f"{version.name} v{version.version}: {outcome.result}", path=png_path
     )
+    report = render_markdown(outcome)
     registry.annotate(
         model_name=version.name,
         version=version.version,
         tags=version_tags(outcome, prefix=Tag.CANARY_PREFIX),
-        documents={"slipway/canary.json": outcome.to_dict(), "slipway/canary.png": png},
+        documents={CANARY_DATA: outcome.to_dict(), CANARY_PLOT: png, CANARY_REPORT: report.encode()},
     )
+    run = registry.run_links(run_id=version.run_id) if version.run_id else None
+    if run is not None:
+        plot = f"![canary plot: weight, error rate, p99, shift]({run.artifact_file(CANARY_PLOT)})"
+        more = (
+            f"[plot]({run.artifact_page(CANARY_PLOT)}) · [every decision and check (JSON)]"
+            f"({run.artifact_page(CANARY_DATA)}) · [this report]({run.artifact_page(CANARY_REPORT)})"
+        )
+    else:
+        plot, more = f"Plot: `{png_path}` on the worker (no MLflow server to link to).", ""
+    result_line = f"**{outcome.result}**: {shorten(outcome.reason, 120)}"
     return [
-        table("canary-decisions", decision_rows(outcome.decisions), "Every canary decision"),
-        markdown(
-            "canary-analysis",
-            f"{render_markdown(outcome)}\n\n[plot: weight, error rate, p99, shift]({png_path.as_uri()})",
-            "Canary analysis",
+        table(
+            "canary-decisions",
+            decision_rows(outcome.decisions),
+            f"Every canary decision; a cut reason is whole in `reason_full` (last column). {more}".strip(),
         ),
+        markdown("canary-analysis", f"{plot}\n\n{more}\n\n{report}", f"{result_line} {more}".strip()),
     ]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from slipway.data.batch_io import read_batch
 from slipway.release.context import ReleaseContext
-from slipway.release.outcome import Artifact, StageOutcome, link, markdown
+from slipway.release.evidence import DATA_DOCS
+from slipway.release.outcome import Artifact, StageOutcome, markdown
 from slipway.release.result import ResultPatch
 from slipway.reporting.markdown import validation_markdown
 from slipway.validation.base import DataValidator, FailedExpectation, ValidationReport
@@ -39,8 +40,7 @@ def validate_batch(ctx: ReleaseContext, *, validator: DataValidator) -> StageOut
     artifacts: list[Artifact] = [
         markdown("validation-report", validation_markdown(report), "Data validation gate")
     ]
-    if report.data_docs:
-        artifacts.append(link("data-docs", report.data_docs, "Great Expectations Data Docs"))
+    page = _local_page(report.data_docs)
     failures = tuple(f.line() for f in report.failures)
     return StageOutcome(
         stage="validation",
@@ -49,6 +49,18 @@ def validate_batch(ctx: ReleaseContext, *, validator: DataValidator) -> StageOut
         cause=f"{len(failures)} expectation(s) failed" if failures else "",
         reasons=failures,
         documents={"slipway/validation.json": report.model_dump(mode="json")},
+        # uploaded with the version (or the rejected attempt's run); `data-docs` links there at the end
+        files={DATA_DOCS: page} if page is not None else {},
         patch=ResultPatch(data_docs=report.data_docs),
         artifacts=tuple(artifacts),
     )
+
+
+def _local_page(url: str | None) -> Path | None:
+    """The Data Docs page as a local file (GX gives a file:// URL), when it exists."""
+    if not url or not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(url).path))
+    return path if path.is_file() else None
