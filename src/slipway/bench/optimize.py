@@ -179,7 +179,10 @@ def timed_run(
         doc = row.model_dump(mode="json")
         drop = row.quality_loss
         # the bench's models are classifiers: their quality metric is accuracy, its loss in points
-        doc["accuracy"], doc["accuracy_delta_points"] = row.quality, None if drop is None else round(-drop, 4) + 0.0
+        doc["accuracy"], doc["accuracy_delta_points"] = (
+            row.quality,
+            None if drop is None else round(-drop, 4) + 0.0,
+        )
         if row.name in built:
             doc |= {"build_s": built[row.name].build_s, "reason": built[row.name].reason}
         rows[row.name] = doc
