@@ -22,9 +22,9 @@ from torch import nn
 
 from slipway.config import PipelineConfig
 from slipway.data.generate import make_batch
-from slipway.data.reference import load_reference
+from slipway.data.reference import Reference, load_reference
 from slipway.errors import ModelContractError, RegistryError
-from slipway.evaluation.scoring import predict_proba
+from slipway.evaluation.scoring import predict
 from slipway.examples.breast_cancer import train
 from slipway.names import CHALLENGER, CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, Registration
@@ -278,7 +278,7 @@ class RegistryContract(ABC):
     # -- load ------------------------------------------------------------------------------------------
 
     def test_load_model_by_version_reproduces_the_outputs(
-        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, ref: Reference
     ) -> None:
         original = copy.deepcopy(model)
         expected = outputs(original, holdout_x)
@@ -294,7 +294,11 @@ class RegistryContract(ABC):
         assert got.shape == (len(holdout_x), 2)
         assert got.dtype == np.float32
         assert np.allclose(got, expected, atol=1e-5)
-        assert np.allclose(predict_proba(loaded, holdout_x), predict_proba(model, holdout_x), atol=1e-6)
+        assert np.allclose(
+            predict(loaded, holdout_x, target=ref.target),
+            predict(model, holdout_x, target=ref.target),
+            atol=1e-6,
+        )
 
         # a version the model does not have
         missing = f"models:/{NAME}/99"

@@ -8,7 +8,6 @@ that reads it (`Runs.report`); only the idempotence test validates a batch a sec
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ MATCH_SET = "expect_table_columns_to_match_set"
 ROW_COUNT = "expect_table_row_count_to_be_between"
 NOT_NULL = "expect_column_values_to_not_be_null"
 OF_TYPE = "expect_column_values_to_be_of_type"
+IN_TYPES = "expect_column_values_to_be_in_type_list"
 BETWEEN = "expect_column_values_to_be_between"
 IN_SET = "expect_column_values_to_be_in_set"
 UNIQUE = "expect_compound_columns_to_be_unique"
@@ -51,7 +51,7 @@ def expected_failures(ref: Reference) -> dict[Corruption, set[Pair]]:
         Corruption.missing_column: {
             (MATCH_SET, None),
             (NOT_NULL, f[3]),
-            (OF_TYPE, f[3]),
+            (IN_TYPES, f[3]),
             (BETWEEN, f[3]),
             (UNIQUE, None),
         },
@@ -59,7 +59,7 @@ def expected_failures(ref: Reference) -> dict[Corruption, set[Pair]]:
         Corruption.out_of_range: {(BETWEEN, f[1])},
         Corruption.bad_labels: {(IN_SET, ref.label)},
         # strings in a float column: the wrong dtype, and values that cannot be compared with the bounds
-        Corruption.wrong_type: {(OF_TYPE, f[2]), (BETWEEN, f[2])},
+        Corruption.wrong_type: {(IN_TYPES, f[2]), (BETWEEN, f[2])},
         Corruption.empty: {(ROW_COUNT, None)},
         Corruption.duplicates: {(UNIQUE, None)},
     }
@@ -189,8 +189,13 @@ class ValidatorContract(ABC):
         [
             ("missing-column", MATCH_SET, None, "missing: [{dropped!r}]"),
             ("missing-column", NOT_NULL, 3, "column is missing from the batch"),
-            ("bad-labels", IN_SET, "label", "e.g. 7, 7, 7"),
-            ("wrong-type", OF_TYPE, 2, "dtype object, expected float64"),
+            ("bad-labels", IN_SET, "label", "e.g. 8, 8, 8"),  # the largest class + 7
+            (
+                "wrong-type",
+                IN_TYPES,
+                2,
+                "dtype object, expected one of ['float64', 'float32', 'int64', 'int32']",
+            ),
             ("empty", ROW_COUNT, None, "observed 0"),
         ],
         ids=["missing-column", "column-missing", "bad-labels", "wrong-type", "empty"],
@@ -274,22 +279,17 @@ class TestPandasValidator(ValidatorContract):
             MATCH_SET,
             ROW_COUNT,
             NOT_NULL,
-            OF_TYPE,
+            IN_TYPES,
             BETWEEN,
             IN_SET,
             UNIQUE,
         }
 
-    def test_fast_on_a_thousand_rows(self, ref: Reference, suite: SuiteSpec) -> None:
+    def test_a_thousand_rows_against_the_whole_suite(self, ref: Reference, suite: SuiteSpec) -> None:
         frame = make_batch(ref, rows=1000, seed=SEED)
-        validator = PandasValidator()
-        timings = []
-        for _ in range(5):
-            start = time.perf_counter()
-            validator.validate(frame, suite=suite, suite_hash="x", run_name="perf")
-            timings.append(time.perf_counter() - start)
-        assert len(suite.expectations) == 96
-        assert min(timings) < 0.05
+        report = PandasValidator().validate(frame, suite=suite, suite_hash="x", run_name="rows")
+        assert report.success and report.rows == 1000
+        assert report.evaluated == len(suite.expectations) == 3 * len(ref.features) + 5  # (speed: make bench)
 
 
 @pytest.mark.integration
@@ -372,6 +372,8 @@ EDGE_SUITE = SuiteSpec(
         _exp(OF_TYPE, column="x", type_="float64"),  # holds
         _exp(OF_TYPE, column="extra", type_="int64"),  # holds
         _exp(OF_TYPE, column="c", type_="float64"),  # fails
+        _exp(IN_TYPES, column="extra", type_list=["float64", "int64"]),  # holds
+        _exp(IN_TYPES, column="c", type_list=["float64", "int64"]),  # fails
         _exp(UNIQUE, column_list=["a", "b"]),  # fails: rows 0-1; all-missing rows 2 and 9 ignored
         _exp(UNIQUE, column_list=["a", "b"], mostly=0.7),  # 6 of 8 considered rows unique: holds
         _exp(UNIQUE, column_list=["a", "b"], ignore_row_if="never"),  # fails: rows 0-1 and the NaN pair
@@ -390,6 +392,7 @@ EDGE_FAILURES: Counter[Triple] = Counter(
         (BETWEEN, "c", None),
         (IN_SET, "c", 1),
         (OF_TYPE, "c", None),
+        (IN_TYPES, "c", None),
         (UNIQUE, None, 2),
         (UNIQUE, None, 4),
     ]
