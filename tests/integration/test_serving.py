@@ -71,8 +71,10 @@ def bundle(ref: Reference, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def probs(doc: dict[str, Any]) -> np.ndarray:
-    """A binary answer's probabilities (one object per row keyed by class) as a matrix in class order."""
-    return np.asarray([[row["0"], row["1"]] for row in doc["probabilities"]], dtype=float)
+    """A binary answer's probabilities (each row's object keyed by class) as a matrix in class order."""
+    return np.asarray(
+        [[row["probabilities"][c] for c in ("0", "1")] for row in doc["predictions"]], dtype=float
+    )
 
 
 @pytest.fixture(scope="module")

@@ -134,8 +134,10 @@ def test_image_pulled_by_digest_serves_the_same_predictions_as_onnx_runtime(
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         assert doc["model_version"] == MODEL_VERSION
-        assert doc["predictions"] == probs.argmax(axis=1).tolist()
-        served = [[row["0"], row["1"]] for row in doc["probabilities"]]  # one object per row keyed by class
+        assert [row["label"] for row in doc["predictions"]] == probs.argmax(axis=1).tolist()
+        served = [
+            [row["probabilities"][c] for c in ("0", "1")] for row in doc["predictions"]
+        ]  # keyed by class
         np.testing.assert_allclose(np.array(served), probs, atol=1e-5)
 
         # and the image's own HEALTHCHECK passes, torch is absent, the root is read-only

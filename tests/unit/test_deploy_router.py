@@ -20,6 +20,7 @@ from slipway.serving.settings import ServeSettings
 from tests.unit.serving.conftest import linear_onnx, live_server
 
 STABLE, CANARY = 9001, 9002
+NEGATIVE = {"label": 0, "probabilities": {"0": 0.9, "1": 0.1}}
 
 
 def upstream(port: int, version: str) -> ProcessRecord:
@@ -44,10 +45,10 @@ def answers(canary: dict[str, Any] | None = None, *, canary_status: int = 200) -
     def handle(request: httpx.Request) -> httpx.Response:
         n = len(json.loads(request.content)["instances"])
         if request.url.port == STABLE:
-            return httpx.Response(200, json={"model_version": "1", "probabilities": [[0.9, 0.1]] * n})
+            return httpx.Response(200, json={"model_version": "1", "predictions": [NEGATIVE] * n})
         if canary_status == 0:
             raise httpx.ConnectError("refused", request=request)
-        doc = canary or {"model_version": "2", "probabilities": [[0.9, 0.1]] * n}
+        doc = canary or {"model_version": "2", "predictions": [NEGATIVE] * n}
         return httpx.Response(canary_status, json=doc)
 
     return httpx.MockTransport(handle)
@@ -94,7 +95,7 @@ def test_the_split_follows_the_weight_and_is_seeded(state: Path) -> None:
 
 def test_shadow_copies_are_paired_and_never_answer_the_client(state: Path) -> None:
     write(state, generation=1, weight=0, shadow=100)
-    flipped = {"model_version": "2", "probabilities": [[0.1, 0.9], [0.1, 0.9]]}
+    flipped = {"model_version": "2", "predictions": [{"label": 1, "probabilities": {"0": 0.1, "1": 0.9}}] * 2}
     router = Router(state, client=httpx.AsyncClient(transport=answers(flipped)))
     responses = run(router, 5, rows=2)
     assert {r.json()["model_version"] for r in responses} == {"1"}
@@ -144,10 +145,21 @@ Rows = tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"probabilities": [{"0": 0.25, "1": 0.75}, {"0": 1.0, "1": 0.0}]}, ((0.75, 0.0), (1, 0), 0, 0)),
-        ({"probabilities": [[0.25, 0.75], [1.0, 0.0]]}, ((0.75, 0.0), (1, 0), 0, 0)),
         (
-            {"probabilities": [{"a": 0.2, "b": 0.1, "c": 0.7}]},
+            {
+                "predictions": [
+                    {"label": 1, "probabilities": {"0": 0.25, "1": 0.75}},
+                    {"label": 0, "probabilities": {"0": 1.0, "1": 0.0}},
+                ]
+            },
+            ((0.75, 0.0), (1, 0), 0, 0),
+        ),
+        (
+            {"probabilities": [[0.25, 0.75], [1.0, 0.0]]},
+            ((0.75, 0.0), (1, 0), 0, 0),
+        ),  # columns: an older image
+        (
+            {"predictions": [{"label": "c", "probabilities": {"a": 0.2, "b": 0.1, "c": 0.7}}]},
             ((0.7,), (2,), 0, 0),
         ),  # multiclass: the top class
         ({"probabilities": [[None, None], [0.5, 0.5]]}, ((None, 0.5), (None, 0), 1, 0)),
@@ -155,7 +167,18 @@ Rows = tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]
             {"probabilities": [[0.7, 0.7], [1.5, -0.5], ["a", 1]]},
             ((None, None, None), (None, None, None), 0, 3),
         ),
-        ({"predictions": [12.5, None, -3.0]}, ((12.5, None, -3.0), (None, None, None), 1, 0)),  # regression
+        (
+            {"predictions": [{"value": 12.5}, {"value": None}, {"value": -3.0}]},
+            ((12.5, None, -3.0), (None, None, None), 1, 0),
+        ),  # regression
+        (
+            {"predictions": [12.5, None, -3.0]},
+            ((12.5, None, -3.0), (None, None, None), 1, 0),
+        ),  # an older image
+        (
+            {"predictions": [{"value": 1.0}, {"label": 0, "probabilities": {"0": 1.0}}]},
+            ((), (), 0, 1),
+        ),  # mixed
         ({"probabilities": []}, ((), (), 0, 1)),
         ({"detail": "no"}, ((), (), 0, 1)),
         (None, ((), (), 0, 1)),

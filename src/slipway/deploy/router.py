@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 from slipway.deploy.state import DeploymentFile, read_state
 from slipway.errors import DeployError
+from slipway.serving.answers import answer_columns
 
 if TYPE_CHECKING:
     import httpx
@@ -111,18 +112,16 @@ def score_rows(doc: Any) -> tuple[tuple[float | None, ...], tuple[int | None, ..
     """Pure; a /predict answer summarized per row as the server summarizes it (`slipway.serving.answers`):
     (score per row, None where not finite or invalid; argmax label per row; non-finite count; invalid count).
 
-    Classification answers carry `probabilities` (one dict per row keyed by class, or a list): a binary
-    row's score is P(second class), a multiclass row's its top probability; a row is invalid unless its
-    values are numbers in [0, 1] summing to 1 (±1e-3). A regression answer carries numeric `predictions`:
-    the value is the score. An answer with neither counts as one invalid row.
+    Rows are read by `answer_columns`. A classifier's row carries `probabilities` (keyed by class, or a list):
+    a binary row's score is P(second class), a multiclass row's its top probability; a row is invalid unless
+    its values are numbers in [0, 1] summing to 1 (±1e-3). A regressor's row carries a numeric `value`: the
+    value is the score. An answer with neither counts as one invalid row.
     """
-    if not isinstance(doc, dict):
-        return (), (), 0, 1
-    probs = doc.get("probabilities")
-    if isinstance(probs, list) and probs:
-        return _class_rows(probs)
-    values = doc.get("predictions")
-    if isinstance(values, list) and values and all(v is None or _is_number(v) for v in values):
+    columns = answer_columns(doc)
+    if columns.probabilities:
+        return _class_rows(columns.probabilities)
+    values = columns.values
+    if values and all(v is None or _is_number(v) for v in values):
         rows = tuple(float(v) if v is not None and math.isfinite(v) else None for v in values)
         nonfinite = sum(1 for v in rows if v is None)
         return rows, (None,) * len(rows), nonfinite, 0

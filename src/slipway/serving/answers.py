@@ -10,6 +10,8 @@ baselines) and the simulator all summarize rows with these functions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,18 +38,48 @@ def row_scores(task: str, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(scores, dtype=np.float64), labels
 
 
-def answer_rows(task: str, answer: dict[str, object]) -> tuple[list[float], list[int]]:
+@dataclass(frozen=True)
+class AnswerColumns:
+    """A /predict JSON answer as columns: `labels` and `probabilities` (one dict keyed by class, or a list, per
+    row) of a classifier, `values` of a regressor; None where the answer has no such column."""
+
+    labels: list[Any] | None = None
+    probabilities: list[Any] | None = None
+    values: list[Any] | None = None
+
+
+def answer_columns(answer: object) -> AnswerColumns:
+    """Pure; the columns of a /predict answer: per-row objects (`{"label", "probabilities"}` or `{"value"}`), or the
+    columnar answer of images built before them (`predictions` labels or values, `probabilities` rows).
+    Anything else (mixed or malformed rows): no columns."""
+    if not isinstance(answer, dict):
+        return AnswerColumns()
+    rows = answer.get("predictions")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        if all("probabilities" in r for r in rows):
+            return AnswerColumns(
+                labels=[r.get("label") for r in rows], probabilities=[r["probabilities"] for r in rows]
+            )
+        if all("value" in r for r in rows):
+            return AnswerColumns(values=[r["value"] for r in rows])
+        return AnswerColumns()
+    probabilities = answer.get("probabilities")
+    if isinstance(probabilities, list):
+        return AnswerColumns(labels=rows if isinstance(rows, list) else None, probabilities=probabilities)
+    return AnswerColumns(values=rows) if isinstance(rows, list) else AnswerColumns()
+
+
+def answer_rows(task: str, answer: object) -> tuple[list[float], list[int]]:
     """Pure; the rows of one /predict JSON answer summarized (nulls become NaN; a malformed answer: no rows)."""
+    columns = answer_columns(answer)
     if task == "regression":
-        values = answer.get("predictions")
-        if not isinstance(values, list):
+        if columns.values is None:
             return [], []
-        floats = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
+        floats = [float(v) if isinstance(v, (int, float)) else float("nan") for v in columns.values]
         return floats, [NO_LABEL] * len(floats)
-    rows = answer.get("probabilities")
-    if not isinstance(rows, list):
+    if columns.probabilities is None:
         return [], []
-    matrix = [_row(r) for r in rows]
+    matrix = [_row(r) for r in columns.probabilities]
     width = max((len(r) for r in matrix), default=0)
     if not matrix or any(len(r) != width for r in matrix):
         return [], []

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from slipway.errors import UsageError
 from slipway.ports import free_port
 from slipway.readiness import stop_popen, wait_http_ok
+from slipway.serving.answers import answer_columns
 from slipway.serving.bundle import BundleMeta, read_bundle
 from slipway.serving.model import answers, load_runtime
 
@@ -137,16 +138,17 @@ def served_matrix(
     doc: dict[str, Any], *, meta: BundleMeta, rows: int
 ) -> tuple[np.ndarray | None, str | None]:
     """Pure; the answer's probabilities [rows, K] in class order, or values [rows]; or why it cannot be read."""
+    columns = answer_columns(doc)
     if meta.task == "regression":
-        values = doc.get("predictions")
-        if not isinstance(values, list) or len(values) != rows:
-            return None, f"expected {rows} predicted values in the answer"
+        values = columns.values
+        if values is None or len(values) != rows:
+            return None, f"expected {rows} predictions with a `value` in the answer"
         if any(v is None for v in values):
             return None, "the server returned non-finite values (null)"
         return np.asarray(values, dtype=np.float64), None
-    probs = doc.get("probabilities")
-    if not isinstance(probs, list) or len(probs) != rows:
-        return None, f"expected {rows} probability rows in the answer"
+    probs = columns.probabilities
+    if probs is None or len(probs) != rows:
+        return None, f"expected {rows} predictions with `probabilities` in the answer"
     names = [str(c) for c in meta.classes]
     matrix = []
     for row in probs:
@@ -194,7 +196,7 @@ def _compare(
         diff = float((np.abs(served - expected[start:stop]) / scale).max())
         facts["max_abs_diff"] = max(facts["max_abs_diff"], diff)
         if classification:
-            got = doc.get("predictions") or []
+            got = answer_columns(doc).labels or []
             facts["label_mismatches"] += sum(
                 1 for a, b in zip(got, want_labels[start:stop], strict=False) if a != b
             )

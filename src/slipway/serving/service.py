@@ -53,10 +53,16 @@ class Outputs:
     scores: list[float]
 
     def as_dict(self) -> dict[str, Any]:
-        """Pure; the `predictions` (and `probabilities`) part of a response."""
+        """Pure; the `predictions` part of a response: one object per row, `{"label", "probabilities"}` keyed
+        by class name for a classifier, `{"value"}` for a regressor (None where not finite)."""
         if self.probabilities is None:
-            return {"predictions": self.predictions}
-        return {"predictions": self.predictions, "probabilities": self.probabilities}
+            return {"predictions": [{"value": v} for v in self.predictions]}
+        return {
+            "predictions": [
+                {"label": label, "probabilities": probs}
+                for label, probs in zip(self.predictions, self.probabilities, strict=True)
+            ]
+        }
 
 
 SMALL_BATCH = 8  # up to this many rows, softmax in plain Python beats numpy's per-call overhead

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -31,14 +33,46 @@ def test_rows_are_summarized_per_task() -> None:
     assert values.tolist() == [3.5, -1.0] and (labels == NO_LABEL).all()
 
 
-def test_json_answers_keyed_by_class_are_read_in_class_order() -> None:
-    answer = {
-        "predictions": ["b", "c"],
-        "probabilities": [{"a": 0.1, "b": 0.7, "c": 0.2}, {"a": 0.1, "b": 0.2, "c": None}],
-    }
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {
+            "predictions": [
+                {"label": "b", "probabilities": {"a": 0.1, "b": 0.7, "c": 0.2}},
+                {"label": None, "probabilities": {"a": 0.1, "b": 0.2, "c": None}},
+            ]
+        },
+        {  # the columnar answer of an image built before per-row answers
+            "predictions": ["b", None],
+            "probabilities": [{"a": 0.1, "b": 0.7, "c": 0.2}, {"a": 0.1, "b": 0.2, "c": None}],
+        },
+    ],
+    ids=["rows", "columns"],
+)
+def test_json_answers_keyed_by_class_are_read_in_class_order(answer: dict[str, Any]) -> None:
     scores, labels = answer_rows("multiclass", answer)
     assert labels == [1, NO_LABEL] and scores[0] == pytest.approx(0.7)
-    assert answer_rows("regression", {"predictions": [1.5, None]})[0][0] == 1.5
+
+
+@pytest.mark.parametrize(
+    "answer", [{"predictions": [{"value": 1.5}, {"value": None}]}, {"predictions": [1.5, None]}]
+)
+def test_json_regression_answers_are_read_as_values(answer: dict[str, Any]) -> None:
+    values, labels = answer_rows("regression", answer)
+    assert values[0] == 1.5 and np.isnan(values[1]) and labels == [NO_LABEL, NO_LABEL]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"predictions": [{"label": "a", "probabilities": {"a": 1.0}}, {"value": 2.0}]},  # mixed rows
+        {"detail": "overloaded"},
+        None,
+    ],
+)
+def test_a_malformed_answer_has_no_rows(answer: Any) -> None:
+    assert answer_rows("multiclass", answer) == ([], [])
+    assert answer_rows("regression", answer) == ([], [])
 
 
 def test_a_shifted_label_distribution_fails_and_the_approved_one_passes() -> None:

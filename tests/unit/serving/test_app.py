@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -36,11 +37,14 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def probs(doc: dict[str, object], classes: tuple[str, ...] = ("0", "1")) -> np.ndarray:
-    """The answer's per-class probabilities (one dict per row keyed by class) as a matrix in class order."""
-    rows = doc["probabilities"]
-    assert isinstance(rows, list)
-    return np.asarray([[row[c] for c in classes] for row in rows], dtype=float)
+def probs(doc: dict[str, Any], classes: tuple[str, ...] = ("0", "1")) -> np.ndarray:
+    """The answer's per-class probabilities (each row's object keyed by class) as a matrix in class order."""
+    return np.asarray([[row["probabilities"][c] for c in classes] for row in doc["predictions"]], dtype=float)
+
+
+def labels(doc: dict[str, Any]) -> list[Any]:
+    """The answer's predicted label per row."""
+    return [row["label"] for row in doc["predictions"]]
 
 
 def test_health_readiness_and_model_metadata(client_for: ClientFactory, features: list[str]) -> None:
@@ -65,7 +69,8 @@ def test_predictions_match_the_offline_model_for_lists_and_objects(
         doc = resp.json()
         assert (doc["model_name"], doc["model_version"]) == ("tiny", "3")
         np.testing.assert_allclose(probs(doc), expected, atol=1e-6)
-        assert doc["predictions"] == expected.argmax(axis=1).tolist()
+        assert labels(doc) == expected.argmax(axis=1).tolist()
+        assert all(set(row) == {"label", "probabilities"} for row in doc["predictions"])
         assert resp.headers["x-request-id"] == doc["request_id"]
         assert uuid.UUID(doc["request_id"]).version == 4
 
@@ -307,16 +312,13 @@ def test_corrupted_outputs(client_for: ClientFactory, rows: np.ndarray) -> None:
     clean = client_for().post("/predict", json=body).json()
     flipped = client_for(fault_output="flip").post("/predict", json=body).json()
     np.testing.assert_allclose(probs(flipped), probs(clean)[:, ::-1])
-    assert flipped["predictions"] == [1 - p for p in clean["predictions"]]
+    assert labels(flipped) == [1 - p for p in labels(clean)]
     constant = client_for(fault_output="constant").post("/predict", json=body).json()
-    assert constant["probabilities"] == [{"0": 0.5, "1": 0.5}] * 10 and constant["predictions"] == [0] * 10
+    assert constant["predictions"] == [{"label": 0, "probabilities": {"0": 0.5, "1": 0.5}}] * 10
     nan_client = client_for(fault_output="nan")
     resp = nan_client.post("/predict", json=body)
     assert resp.status_code == 200
-    assert (
-        resp.json()["predictions"] == [None] * 10
-        and resp.json()["probabilities"] == [{"0": None, "1": None}] * 10
-    )
+    assert resp.json()["predictions"] == [{"label": None, "probabilities": {"0": None, "1": None}}] * 10
     text = nan_client.get("/metrics").text
     assert _metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 10
     assert _metric(text, "slipway_prediction_score_count", model_version="3") == 0
@@ -360,7 +362,7 @@ def test_sampled_prediction_log_records_inputs_and_outputs(
     first = records[0]
     assert (first["model_name"], first["model_version"]) == ("tiny", "3")
     np.testing.assert_allclose(first["inputs"], rows[:2], rtol=1e-6)
-    assert len(first["outputs"]["predictions"]) == 2 and len(first["outputs"]["probabilities"]) == 2
+    assert [set(row) for row in first["outputs"]["predictions"]] == [{"label", "probabilities"}] * 2
 
 
 def test_the_prediction_log_is_off_by_default_samples_and_rotates(bundle_dir: Path, tmp_path: Path) -> None:
