@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from slipway.data.reference import Reference
-from slipway.deploy.router import Router, score_rows
+from slipway.deploy.router import UPSTREAM_KEEPALIVE_S, Router, score_rows
 from slipway.deploy.state import DeploymentFile, ProcessRecord, ReleaseRecord, write_state
 from slipway.serving.bundle import write_bundle
 from slipway.serving.settings import ServeSettings
@@ -222,3 +222,9 @@ def test_a_shedding_upstream_is_passed_through_and_counted_as_shed(
     assert {(r.headers["retry-after"], r.headers["x-slipway-shed"]) for r in shed} == {("4", "queue-full")}
     canary = window(router)["arms"]["canary"]
     assert (canary["requests"], canary["errors"], canary["shed"]) == (6, 5, 5)
+
+
+def test_the_router_drops_an_idle_upstream_connection_before_the_server_would() -> None:
+    """Reusing a pooled connection the server is closing at that moment answers 502: the pool must let go first."""
+    server_keep_alive_s = ServeSettings.model_fields["keep_alive_s"].default
+    assert server_keep_alive_s / 2 >= UPSTREAM_KEEPALIVE_S

@@ -43,6 +43,10 @@ log = logging.getLogger("slipway.deploy.router")
 MAX_BODY_BYTES = 2 << 20
 MAX_ENTRIES = 200_000  # recorded requests kept for window reads (oldest dropped first)
 TRANSPORT = 0  # recorded status of a request that got no HTTP answer
+# An idle pooled connection to a server is dropped after this long: well under the server's own keep-alive
+# (`ServeSettings.keep_alive_s`, 5 s by default), so a request is never written to a connection the server is
+# closing at that very moment (which would surface as a 502 to the caller).
+UPSTREAM_KEEPALIVE_S = 2.0
 _PASS_HEADERS = (b"content-type", b"x-request-id", b"x-slipway-fault", b"retry-after", b"x-slipway-shed")
 Scope = dict[str, Any]
 
@@ -488,7 +492,9 @@ def _new_client() -> httpx.AsyncClient:
     # trust_env=False: a proxy from the environment must never sit between loopback processes
     return httpx.AsyncClient(
         trust_env=False,
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        limits=httpx.Limits(
+            max_connections=512, max_keepalive_connections=128, keepalive_expiry=UPSTREAM_KEEPALIVE_S
+        ),
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from slipway.deploy.router import UPSTREAM_KEEPALIVE_S
 from tests.integration.k8s.fake_kubelet import merge_patch, running_status
 
 SERVER_PORT = 8080
@@ -525,23 +526,39 @@ class ServiceProxy:
                 self.refresh()
 
     def forward(self, path: str, body: bytes, content_type: str | None) -> tuple[int, dict[str, str], bytes]:
-        """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 on failure."""
-        with self._lock:
-            ip = self._rng.choice(self.addresses) if self.addresses else None
-        if ip is None:
-            return 503, {"Content-Type": "text/plain"}, b"no ready endpoints"
+        """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 when a pod
+        that took the request did not answer it.
+
+        Like kube-proxy, whose new connection to an endpoint that is already gone never carries the request, a
+        connect failure is tried once more on another endpoint (the list lags a terminating pod by <= 0.1 s)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = httpx.Client(timeout=10.0, trust_env=False)
-        try:
-            r = client.post(
-                f"http://{ip}:{SERVER_PORT}{path}",
-                content=body,
-                headers={"Content-Type": content_type or "application/json"},
+            # idle pooled connections are dropped well before the server's 5 s keep-alive closes them
+            limits = httpx.Limits(keepalive_expiry=UPSTREAM_KEEPALIVE_S)
+            client = self._local.client = httpx.Client(timeout=10.0, trust_env=False, limits=limits)
+        failure: httpx.HTTPError | None = None
+        for _ in range(2):
+            with self._lock:
+                ip = self._rng.choice(self.addresses) if self.addresses else None
+            if ip is None:
+                return 503, {"Content-Type": "text/plain"}, b"no ready endpoints"
+            try:
+                r = client.post(
+                    f"http://{ip}:{SERVER_PORT}{path}",
+                    content=body,
+                    headers={"Content-Type": content_type or "application/json"},
+                )
+            except httpx.ConnectError as exc:  # the request never left: another endpoint may take it
+                failure = exc
+                continue
+            except httpx.HTTPError as exc:
+                return 502, {"Content-Type": "text/plain"}, str(exc).encode()
+            return (
+                r.status_code,
+                {"Content-Type": r.headers.get("content-type", "application/json")},
+                r.content,
             )
-        except httpx.HTTPError as exc:
-            return 502, {"Content-Type": "text/plain"}, str(exc).encode()
-        return r.status_code, {"Content-Type": r.headers.get("content-type", "application/json")}, r.content
+        return 502, {"Content-Type": "text/plain"}, str(failure).encode()
 
 
 def wait_for(check: Any, *, timeout_s: float, what: str) -> None:
