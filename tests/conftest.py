@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from slipway.config import DataConfig
@@ -12,6 +13,12 @@ from slipway.data.reference import Reference, load_reference
 def ref() -> Reference:
     """The breast-cancer reference split with the default config (read-only: do not mutate its frames)."""
     return load_reference(DataConfig())
+
+
+@pytest.fixture(scope="session")
+def holdout_x(ref: Reference) -> np.ndarray:
+    """The breast-cancer holdout's features, float32 [N, 30] (read-only)."""
+    return ref.holdout_xy()[0]
 
 
 _TIER_SECONDS: dict[str, float] = {}

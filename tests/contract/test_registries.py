@@ -30,6 +30,11 @@ from slipway.names import CHALLENGER, CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, Registration
 from slipway.registry.fake import InMemoryRegistry
 from slipway.training.base import TrainingRequest
+from tests.support.torch_models import one_torch_thread
+
+__all__ = ["one_torch_thread"]  # a fixture, shared
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NAME = "contract-model"
 TAGS = {
@@ -44,21 +49,6 @@ DOCUMENTS: dict[str, Any] = {
     "slipway/quality_gate.json": {"passed": True, "reasons": ["first release", "gate passed"]},
     "slipway/validation.json": {"success": True, "failed": []},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # tiny models: intra-op threads only fight other processes for the cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def holdout_x() -> np.ndarray:
-    x, _ = load_reference(PipelineConfig().data).holdout_xy()
-    return x
 
 
 @pytest.fixture(scope="module")

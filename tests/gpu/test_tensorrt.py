@@ -52,12 +52,6 @@ def model(ref: Reference) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def holdout_x(ref: Reference) -> np.ndarray:
-    x, _ = ref.holdout_xy()
-    return x
-
-
-@pytest.fixture(scope="module")
 def onnx_path(model: nn.Module, holdout_x: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(model, example=holdout_x, path=path, opset=18)

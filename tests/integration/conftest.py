@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from slipway.config import PipelineConfig
 from slipway.data.batch_io import write_batch
 from slipway.data.generate import Corruption, make_batch
-from slipway.data.reference import Reference, load_reference
+from slipway.data.reference import Reference
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,11 +49,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> P
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SLIPWAY_MLFLOW_TRACKING_URI", raising=False)
     return path
-
-
-@pytest.fixture(scope="session")
-def ref() -> Reference:
-    return load_reference(PipelineConfig().data)
 
 
 @pytest.fixture()

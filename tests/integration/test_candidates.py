@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +15,18 @@ from slipway.config import OptimizeConfig
 from slipway.data.generate import make_batch
 from slipway.data.reference import Reference
 from slipway.errors import OptimizationError
-from slipway.examples.breast_cancer import train
 from slipway.hashing import file_sha256
 from slipway.optimize.candidates import Candidate, build_candidates
 from slipway.optimize.export import check_onnx, export_onnx
 from slipway.optimize.parity import ort_outputs
-from slipway.training.base import TrainingRequest
+from tests.support.torch_models import one_torch_thread, small_mlp
+
+__all__ = ["one_torch_thread"]  # a fixture, shared
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NAMES = ["fp32", "int8_dynamic", "int8_static_qdq", "int4_weight_only"]
 OPSET = OptimizeConfig().opset
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +36,10 @@ def calibration(ref: Reference) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def holdout_x(ref: Reference) -> np.ndarray:
-    return ref.holdout_xy()[0]
-
-
-@pytest.fixture(scope="module")
 def mlp_onnx(ref: Reference, holdout_x: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example MLP (Sub/Div, then Gemm layers) trained for 2 epochs and exported."""
-    request = TrainingRequest(
-        frame=make_batch(ref, rows=48, seed=0),
-        features=ref.features,
-        label=ref.label,
-        params={"epochs": 2, "hidden": [8, 4]},
-        seed=0,
-        target=ref.target,
-    )
     path = tmp_path_factory.mktemp("mlp") / "model.onnx"
-    return export_onnx(train(request).module, example=holdout_x, path=path, opset=OPSET).path
+    return export_onnx(small_mlp(ref), example=holdout_x, path=path, opset=OPSET).path
 
 
 @pytest.fixture(scope="module")

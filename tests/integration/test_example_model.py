@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,28 +9,18 @@ import torch
 
 from slipway.config import PipelineConfig
 from slipway.data.generate import Corruption, make_batch
-from slipway.data.reference import Reference, load_reference
+from slipway.data.reference import Reference
 from slipway.evaluation.scoring import evaluate
 from slipway.examples.breast_cancer import MLP, train
 from slipway.training.base import TrainedModel, TrainingRequest
+from tests.support.torch_models import one_torch_thread
 
-pytestmark = pytest.mark.slow  # three trainings of the example MLP: about 5 s on a busy 2-core machine
+__all__ = ["one_torch_thread"]  # a fixture, shared
+
+# three trainings of the example MLP: about 5 s on a busy 2-core machine
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 ROWS = 400
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # a tiny MLP trains 10x slower with intra-op threads fighting other processes for 2 cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ref() -> Reference:
-    return load_reference(PipelineConfig().data)
 
 
 def _train(ref: Reference, frame: pd.DataFrame, *, seed: int = 42, **params: object) -> TrainedModel:

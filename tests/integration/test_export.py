@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,44 +13,23 @@ import torch
 from torch import nn
 
 from slipway.config import OptimizeConfig
-from slipway.data.generate import make_batch
 from slipway.data.reference import Reference
 from slipway.errors import OptimizationError
-from slipway.examples.breast_cancer import train
 from slipway.optimize.export import INPUT_NAME, OUTPUT_NAME, OnnxExport, check_onnx, export_onnx
 from slipway.optimize.parity import torch_outputs
 from slipway.optimize.runtime import open_session
-from slipway.training.base import TrainingRequest
+from tests.support.torch_models import one_torch_thread, small_mlp
+
+__all__ = ["one_torch_thread"]  # a fixture, shared
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 OPSET = OptimizeConfig().opset
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def mlp(ref: Reference) -> nn.Module:
-    """The example MLP trained for 2 epochs on 48 rows: real architecture, float32 [N, 30] -> [N, 2]."""
-    request = TrainingRequest(
-        frame=make_batch(ref, rows=48, seed=0),
-        features=ref.features,
-        label=ref.label,
-        params={"epochs": 2, "hidden": [8, 4]},
-        seed=0,
-        target=ref.target,
-    )
-    module: nn.Module = train(request).module
-    return module
-
-
-@pytest.fixture(scope="module")
-def holdout_x(ref: Reference) -> np.ndarray:
-    return ref.holdout_xy()[0]
+    return small_mlp(ref)
 
 
 @pytest.fixture(scope="module")
