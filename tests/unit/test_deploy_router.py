@@ -43,6 +43,8 @@ def answers(canary: dict[str, Any] | None = None, *, canary_status: int = 200) -
     """Stable answers [0.9, 0.1]; the canary answers `canary` (default the same) with `canary_status`."""
 
     def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/model":
+            return httpx.Response(200, json={"model_version": "1" if request.url.port == STABLE else "2"})
         n = len(json.loads(request.content)["instances"])
         if request.url.port == STABLE:
             return httpx.Response(200, json={"model_version": "1", "predictions": [NEGATIVE] * n})
@@ -228,3 +230,18 @@ def test_the_router_drops_an_idle_upstream_connection_before_the_server_would() 
     """Reusing a pooled connection the server is closing at that moment answers 502: the pool must let go first."""
     server_keep_alive_s = ServeSettings.model_fields["keep_alive_s"].default
     assert server_keep_alive_s / 2 >= UPSTREAM_KEEPALIVE_S
+
+
+def test_model_metadata_is_the_stables_and_is_not_recorded(state: Path) -> None:
+    write(state, generation=1, weight=100)  # every /predict would go to the canary
+    router = Router(state, client=httpx.AsyncClient(transport=answers()))
+
+    async def get() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=router), base_url="http://r"
+        ) as client:
+            return await client.get("/model")
+
+    resp = asyncio.run(get())
+    assert (resp.status_code, resp.json()) == (200, {"model_version": "1"})
+    assert window(router)["next"] == 0

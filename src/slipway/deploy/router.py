@@ -8,7 +8,7 @@ are kept as pairs), and records per arm and request the status, latency and retu
 
 `GET /router/window?since=SEQ&boot=ID&min_generation=G` returns what was recorded after cursor SEQ
 (an ArmWindow per arm plus the shadow pairs) and the next cursor; `GET /router/healthz` returns the
-applied generation. Upstream failures (refused, timed out, 5xx) count as that arm's errors and are
+applied generation; `GET /model` is the stable's own. Upstream failures (refused, timed out, 5xx) count as that arm's errors and are
 answered 502 (transport) or the upstream's own 5xx; nothing waits longer than the upstream timeout.
 An upstream that sheds load (503 with Retry-After) is passed through as is (Retry-After and
 x-slipway-shed included) and counted in its arm's `shed` as well as its errors.
@@ -300,6 +300,8 @@ class Router:
         path, method = scope["path"], scope["method"]
         if path == "/predict" and method == "POST":
             await self._predict(scope, receive, send)
+        elif path == "/model" and method == "GET":
+            await self._stable_model(send)
         elif path == "/router/healthz" and method == "GET":
             await _respond(send, 200, _json_body(self.health()))
         elif path == "/router/window" and method == "GET":
@@ -354,6 +356,24 @@ class Router:
         await _respond(
             send, 200, _json_body(self.window(since=since, boot=boot, min_generation=min_generation))
         )
+
+    async def _stable_model(self, send: Any) -> None:
+        """The stable's `GET /model` (features, their types, the classes) as it answered it; not recorded."""
+        import httpx
+
+        cfg = self.config()
+        if cfg.stable is None:
+            await _respond(send, 503, _json_body({"detail": "router: no stable upstream deployed"}))
+            return
+        if self._client is None:  # normally made at lifespan startup
+            self._client = _new_client()
+        try:
+            resp = await self._client.get(f"{cfg.stable}/model", timeout=cfg.timeout_s)
+        except httpx.HTTPError as exc:
+            doc = {"detail": f"router: stable upstream failed: {type(exc).__name__}: {exc}", "arm": "stable"}
+            await _respond(send, 502, _json_body(doc))
+            return
+        await _respond(send, resp.status_code, resp.content)
 
     async def _predict(self, scope: Scope, receive: Any, send: Any) -> None:
         body = await _read_body(receive, limit=MAX_BODY_BYTES)
