@@ -20,17 +20,13 @@ import pytest
 import torch
 from torch import nn
 
-from slipway.config import PipelineConfig
-from slipway.data.generate import make_batch
-from slipway.data.reference import Reference, load_reference
+from slipway.data.reference import Reference
 from slipway.errors import ModelContractError, RegistryError
 from slipway.evaluation.scoring import predict
-from slipway.examples.breast_cancer import train
 from slipway.names import CHALLENGER, CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, Registration
 from slipway.registry.fake import InMemoryRegistry
-from slipway.training.base import TrainingRequest
-from tests.support.torch_models import one_torch_thread
+from tests.support.torch_models import one_torch_thread, small_mlp
 
 __all__ = ["one_torch_thread"]  # a fixture, shared
 
@@ -52,19 +48,9 @@ DOCUMENTS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def model() -> nn.Module:
-    """The example MLP, trained for 2 epochs on a few rows: real architecture, float32 [N,30] -> [N,2]."""
-    ref = load_reference(PipelineConfig().data)
-    frame = make_batch(ref, rows=48, seed=0)
-    request = TrainingRequest(
-        frame=frame,
-        features=ref.features,
-        label=ref.label,
-        params={"epochs": 2, "hidden": [8, 4]},
-        seed=0,
-        target=ref.target,
-    )
-    return train(request).module
+def model(ref: Reference) -> nn.Module:
+    """The example MLP, trained small: real architecture, float32 [N,30] -> [N,2]."""
+    return small_mlp(ref)
 
 
 def registration(

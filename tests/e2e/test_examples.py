@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pandas as pd
 import pytest
 import yaml
 
@@ -86,8 +88,24 @@ def test_an_example_project_promotes_canaries_and_rolls_back_a_flip(
         assert (code, flipped["decision"], flipped["stage"]) == (1, "rolled_back", "canary"), flipped[
             "reasons"
         ]
-        status = cli(folder, api, "status", "--json")
-        assert json.loads(status.stdout)["champion_version"] == "2"
-        assert json.loads(status.stdout)["deploy"]["stable_version"] == "2"  # the champion keeps serving
+        status = json.loads(cli(folder, api, "status", "--json").stdout)
+        assert status["champion_version"] == "2" and status["deploy"]["stable_version"] == "2"
+        # the champion keeps serving: the router answers with it, in the task's answer shape and the data's labels
+        router = status["deploy"]["router_url"]
+        assert router, status["deploy"]
+        model = httpx.get(f"{router}/model", timeout=10).json()
+        instances = pd.read_csv(folder / "data" / "incoming" / "batch-3.csv")[model["features"]].head(5)
+        answer = httpx.post(
+            f"{router}/predict", json={"instances": instances.to_numpy().tolist()}, timeout=10
+        )
+        assert answer.status_code == 200 and answer.json()["model_version"] == "2"
+        assert len(answer.json()["predictions"]) == len(instances) == 5
+        for row in answer.json()["predictions"]:
+            if model["task"] == "regression":
+                assert set(row) == {"value"} and isinstance(row["value"], float)
+            else:
+                assert row["label"] in model["classes"] and list(row["probabilities"]) == [
+                    str(c) for c in model["classes"]
+                ]
     finally:
         cli(folder, api, "deploy", "stop")

@@ -29,6 +29,7 @@ OPSET = OptimizeConfig().opset
 
 @pytest.fixture(scope="module")
 def mlp(ref: Reference) -> nn.Module:
+    """The example MLP trained small: real architecture, float32 [N, 30] -> [N, 2]."""
     return small_mlp(ref)
 
 

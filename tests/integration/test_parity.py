@@ -154,6 +154,7 @@ def test_label_flip_within_tolerance_passes_and_is_reported() -> None:
 
 @pytest.fixture(scope="module")
 def mlp(ref: Reference) -> MLP:
+    """The example MLP trained small: real architecture, float32 [N, 30] -> logits [N, 2]."""
     return small_mlp(ref)
 
 

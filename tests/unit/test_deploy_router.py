@@ -40,7 +40,7 @@ def write(path: Path, *, generation: int, weight: int = 0, shadow: int = 0, cana
 
 
 def answers(canary: dict[str, Any] | None = None, *, canary_status: int = 200) -> httpx.MockTransport:
-    """Stable answers [0.9, 0.1]; the canary answers `canary` (default the same) with `canary_status`."""
+    """Stable answers NEGATIVE per row; the canary answers `canary` (default the same) with `canary_status`."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/model":
@@ -181,6 +181,7 @@ Rows = tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]
             {"predictions": [{"value": 1.0}, {"label": 0, "probabilities": {"0": 1.0}}]},
             ((), (), 0, 1),
         ),  # mixed
+        ({"predictions": [{"value": 1.0}, 2.0]}, ((), (), 0, 1)),  # objects and bare values mixed
         ({"probabilities": []}, ((), (), 0, 1)),
         ({"detail": "no"}, ((), (), 0, 1)),
         (None, ((), (), 0, 1)),
@@ -235,13 +236,23 @@ def test_the_router_drops_an_idle_upstream_connection_before_the_server_would() 
 def test_model_metadata_is_the_stables_and_is_not_recorded(state: Path) -> None:
     write(state, generation=1, weight=100)  # every /predict would go to the canary
     router = Router(state, client=httpx.AsyncClient(transport=answers()))
-
-    async def get() -> httpx.Response:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=router), base_url="http://r"
-        ) as client:
-            return await client.get("/model")
-
-    resp = asyncio.run(get())
+    resp = asyncio.run(get(router))
     assert (resp.status_code, resp.json()) == (200, {"model_version": "1"})
     assert window(router)["next"] == 0
+
+
+def test_model_metadata_without_a_reachable_stable(state: Path, tmp_path: Path) -> None:
+    write(state, generation=1, weight=0, canary=False)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    refused = Router(state, client=httpx.AsyncClient(transport=httpx.MockTransport(down)))
+    assert asyncio.run(get(refused)).status_code == 502
+    nothing = Router(tmp_path / "none.json", client=httpx.AsyncClient(transport=answers()))
+    assert asyncio.run(get(nothing)).status_code == 503
+
+
+async def get(router: Router, path: str = "/model") -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=router), base_url="http://r") as client:
+        return await client.get(path)

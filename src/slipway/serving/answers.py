@@ -3,13 +3,12 @@
 * binary: the probability of the positive class (column 1), and the argmax label;
 * multiclass: the probability of the predicted (top) class, and the argmax label;
 * regression: the predicted value (no label).
-Numpy only: the server (its metrics), the local router (from JSON answers), the release (offline
-baselines) and the simulator all summarize rows with these functions.
+Numpy only: the server (its metrics), the release (offline baselines) and the simulator summarize rows
+with `row_scores`; the local router and the servability check read a JSON answer with `answer_columns`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,9 @@ def answer_columns(answer: object) -> AnswerColumns:
     if not isinstance(answer, dict):
         return AnswerColumns()
     rows = answer.get("predictions")
-    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+    if isinstance(rows, list) and any(isinstance(r, dict) for r in rows):
+        if not all(isinstance(r, dict) for r in rows):
+            return AnswerColumns()
         if all("probabilities" in r for r in rows):
             return AnswerColumns(
                 labels=[r.get("label") for r in rows], probabilities=[r["probabilities"] for r in rows]
@@ -67,27 +68,3 @@ def answer_columns(answer: object) -> AnswerColumns:
     if isinstance(probabilities, list):
         return AnswerColumns(labels=rows if isinstance(rows, list) else None, probabilities=probabilities)
     return AnswerColumns(values=rows) if isinstance(rows, list) else AnswerColumns()
-
-
-def answer_rows(task: str, answer: object) -> tuple[list[float], list[int]]:
-    """Pure; the rows of one /predict JSON answer summarized (nulls become NaN; a malformed answer: no rows)."""
-    columns = answer_columns(answer)
-    if task == "regression":
-        if columns.values is None:
-            return [], []
-        floats = [float(v) if isinstance(v, (int, float)) else float("nan") for v in columns.values]
-        return floats, [NO_LABEL] * len(floats)
-    if columns.probabilities is None:
-        return [], []
-    matrix = [_row(r) for r in columns.probabilities]
-    width = max((len(r) for r in matrix), default=0)
-    if not matrix or any(len(r) != width for r in matrix):
-        return [], []
-    scores, labels = row_scores(task, np.asarray(matrix, dtype=np.float64))
-    return scores.tolist(), labels.tolist()
-
-
-def _row(row: object) -> Sequence[float]:
-    """A probability row as a list: a dict keyed by class (in class order) or a plain list; nulls are NaN."""
-    values = list(row.values()) if isinstance(row, dict) else list(row) if isinstance(row, list) else []
-    return [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]

@@ -9,6 +9,7 @@ timeout fails the check with a cause; the server is always stopped and its lefto
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def served_matrix(
             return None, f"expected {rows} predictions with a `value` in the answer"
         if any(v is None for v in values):
             return None, "the server returned non-finite values (null)"
+        if not all(_finite_number(v) for v in values):
+            return None, "every `value` must be a finite number"
         return np.asarray(values, dtype=np.float64), None
     probs = columns.probabilities
     if probs is None or len(probs) != rows:
@@ -156,8 +159,14 @@ def served_matrix(
             return None, f"probabilities must be keyed by the classes {names} in that order"
         if any(v is None for v in row.values()):
             return None, "the server returned non-finite probabilities (null)"
+        if not all(_finite_number(v) for v in row.values()):
+            return None, "every probability must be a finite number"
         matrix.append([float(v) for v in row.values()])
     return np.asarray(matrix, dtype=np.float64), None
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _compare(
@@ -197,8 +206,10 @@ def _compare(
         facts["max_abs_diff"] = max(facts["max_abs_diff"], diff)
         if classification:
             got = answer_columns(doc).labels or []
+            if len(got) != stop - start:
+                return facts, f"{where}: expected {stop - start} labels in the answer, got {len(got)}"
             facts["label_mismatches"] += sum(
-                1 for a, b in zip(got, want_labels[start:stop], strict=False) if a != b
+                1 for a, b in zip(got, want_labels[start:stop], strict=True) if a != b
             )
         facts["rows"] = stop
     if facts["max_abs_diff"] > atol or facts["label_mismatches"]:

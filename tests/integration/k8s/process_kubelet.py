@@ -526,18 +526,18 @@ class ServiceProxy:
                 self.refresh()
 
     def forward(self, path: str, body: bytes, content_type: str | None) -> tuple[int, dict[str, str], bytes]:
-        """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 when a pod
-        that took the request did not answer it.
+        """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 when the
+        pod it was sent to did not answer it.
 
-        Like kube-proxy, whose new connection to an endpoint that is already gone never carries the request, a
-        connect failure is tried once more on another endpoint (the list lags a terminating pod by <= 0.1 s)."""
+        The endpoint list is re-read every 0.1 s, so it can still hold a pod that has just been deleted: a
+        connect failure to an address that a fresh read shows has LEFT the endpoints is sent once more to
+        another endpoint (the request never reached a pod). A listed endpoint that refuses stays a 502."""
         client = getattr(self._local, "client", None)
         if client is None:
             # idle pooled connections are dropped well before the server's 5 s keep-alive closes them
             limits = httpx.Limits(keepalive_expiry=UPSTREAM_KEEPALIVE_S)
             client = self._local.client = httpx.Client(timeout=10.0, trust_env=False, limits=limits)
-        failure: httpx.HTTPError | None = None
-        for _ in range(2):
+        for attempt in (1, 2):
             with self._lock:
                 ip = self._rng.choice(self.addresses) if self.addresses else None
             if ip is None:
@@ -548,9 +548,10 @@ class ServiceProxy:
                     content=body,
                     headers={"Content-Type": content_type or "application/json"},
                 )
-            except httpx.ConnectError as exc:  # the request never left: another endpoint may take it
-                failure = exc
-                continue
+            except httpx.ConnectError as exc:
+                if attempt == 1 and self._left_endpoints(ip):
+                    continue
+                return 502, {"Content-Type": "text/plain"}, str(exc).encode()
             except httpx.HTTPError as exc:
                 return 502, {"Content-Type": "text/plain"}, str(exc).encode()
             return (
@@ -558,7 +559,14 @@ class ServiceProxy:
                 {"Content-Type": r.headers.get("content-type", "application/json")},
                 r.content,
             )
-        return 502, {"Content-Type": "text/plain"}, str(failure).encode()
+        return 502, {"Content-Type": "text/plain"}, b"unreachable"
+
+    def _left_endpoints(self, ip: str) -> bool:
+        """Re-reads the endpoints; True if `ip` is no longer one of them."""
+        with contextlib.suppress(httpx.HTTPError):
+            self.refresh()
+        with self._lock:
+            return ip not in self.addresses
 
 
 def wait_for(check: Any, *, timeout_s: float, what: str) -> None:

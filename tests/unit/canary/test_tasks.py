@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,7 @@ from slipway.canary import checks as ck
 from slipway.canary.output import Baselines, OutputSpec, offline_baselines
 from slipway.canary.simulate import SimParams, run_one
 from slipway.config import CanaryConfig, PipelineConfig
-from slipway.serving.answers import NO_LABEL, answer_rows, row_scores
+from slipway.serving.answers import NO_LABEL, row_scores
 
 POLICY = CanaryConfig()
 THREE = OutputSpec(task="multiclass", classes=3)
@@ -31,48 +29,6 @@ def test_rows_are_summarized_per_task() -> None:
     assert scores[0] == 0.7 and labels.tolist() == [1, NO_LABEL] and np.isnan(scores[1])
     values, labels = row_scores("regression", np.array([3.5, -1.0]))
     assert values.tolist() == [3.5, -1.0] and (labels == NO_LABEL).all()
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        {
-            "predictions": [
-                {"label": "b", "probabilities": {"a": 0.1, "b": 0.7, "c": 0.2}},
-                {"label": None, "probabilities": {"a": 0.1, "b": 0.2, "c": None}},
-            ]
-        },
-        {  # the columnar answer of an image built before per-row answers
-            "predictions": ["b", None],
-            "probabilities": [{"a": 0.1, "b": 0.7, "c": 0.2}, {"a": 0.1, "b": 0.2, "c": None}],
-        },
-    ],
-    ids=["rows", "columns"],
-)
-def test_json_answers_keyed_by_class_are_read_in_class_order(answer: dict[str, Any]) -> None:
-    scores, labels = answer_rows("multiclass", answer)
-    assert labels == [1, NO_LABEL] and scores[0] == pytest.approx(0.7)
-
-
-@pytest.mark.parametrize(
-    "answer", [{"predictions": [{"value": 1.5}, {"value": None}]}, {"predictions": [1.5, None]}]
-)
-def test_json_regression_answers_are_read_as_values(answer: dict[str, Any]) -> None:
-    values, labels = answer_rows("regression", answer)
-    assert values[0] == 1.5 and np.isnan(values[1]) and labels == [NO_LABEL, NO_LABEL]
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        {"predictions": [{"label": "a", "probabilities": {"a": 1.0}}, {"value": 2.0}]},  # mixed rows
-        {"detail": "overloaded"},
-        None,
-    ],
-)
-def test_a_malformed_answer_has_no_rows(answer: Any) -> None:
-    assert answer_rows("multiclass", answer) == ([], [])
-    assert answer_rows("regression", answer) == ([], [])
 
 
 def test_a_shifted_label_distribution_fails_and_the_approved_one_passes() -> None:
