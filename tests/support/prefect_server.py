@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from slipway.ports import free_port
+from tests.support.servers import stop
 
 START_TIMEOUT_S = 180.0
 
@@ -50,10 +50,4 @@ def prefect_server(home: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield api
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop(proc)

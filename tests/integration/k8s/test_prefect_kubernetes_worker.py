@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -42,6 +41,7 @@ from tests.integration.k8s.observe import eventually, items, names, watch_until
 from tests.integration.k8s.process_kubelet import ProcessKubelet, ServiceProxy, network_unavailable, wait_for
 from tests.integration.k8s.test_rbac import apply_rbac, service_account_token
 from tests.integration.k8s.test_release_kubernetes import bundle_finder
+from tests.support.servers import stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.slow]
 
@@ -143,17 +143,6 @@ class Team:
             if doc.get("flow_run_id") == str(run_id):
                 return doc
         raise AssertionError(f"no release report for flow run {run_id}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL after 30 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _release_config(path: Path, *, namespace: str, kubeconfig: Path) -> Path:
@@ -283,7 +272,7 @@ def team(
             tmp=tmp,
         )
     finally:
-        _stop(worker)
+        stop(worker)
         kubelet.stop()
         admin.delete(f"/api/v1/namespaces/{namespace}")
     assert not kubelet.errors, f"process kubelet errors: {kubelet.errors[:3]}"
