@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-12)
 DEMO_DIR ?= .slipway/demo
+# The demo's batch seeds: fixed while the state folder has no release yet (every new machine sees the same story:
+# version 1 promoted, the NaN canary of version 2 rolled back), the clock's on later runs (a fresh batch each time)
+DEMO_SEED ?= $(shell test -d "$${SLIPWAY_HOME:-.slipway}/reports" && date +%s || echo 1)
 
 # Embedded defaults that matter on small machines (see shared api notes): a fresh ephemeral
 # Prefect server needs up to ~30 s on 2 cores; nothing phones home.
@@ -41,9 +44,9 @@ install: $(STAMP) $(NPM_STAMP) ## create .venv and install the project with its 
 demo: install ## a good release promoted, then a faulty canary rolled back (ephemeral Prefect, SQLite MLflow, local target)
 	@# a machine set up by `make images-setup`: make sure its loopback registry runs (idempotent, ~2 s)
 	@test ! -f $(SLIPWAY_IMAGES_MK) || bash infra/ci/images.sh >/dev/null || echo "warning: infra/ci/images.sh failed; the image stage may fail"
-	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $$(date +%s)
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $(DEMO_SEED)
 	$(BIN)/slipway release --data $(DEMO_DIR)/batch.csv
-	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch-2.csv --rows 400 --seed $$(( $$(date +%s) + 1 ))
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch-2.csv --rows 400 --seed $$(( $(DEMO_SEED) + 1 ))
 	@echo "== the same kind of release, but the canary answers NaN: it must be rolled back"
 	$(BIN)/slipway release --data $(DEMO_DIR)/batch-2.csv --canary-fault nan; test $$? -eq 1
 	$(BIN)/slipway deploy status

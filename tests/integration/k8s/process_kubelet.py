@@ -463,6 +463,7 @@ class ServiceProxy:
             skip_pods  # endpoints of pods whose name contains it get nothing (a route that misses them)
         )
         self.addresses: list[str] = []
+        self.failures: list[str] = []  # the cause of every 502 answered
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -527,20 +528,23 @@ class ServiceProxy:
 
     def forward(self, path: str, body: bytes, content_type: str | None) -> tuple[int, dict[str, str], bytes]:
         """One request to a random ready endpoint: (status, headers, body); 503 without endpoints, 502 when the
-        pod it was sent to did not answer it.
+        pod it was sent to did not answer it (each 502's cause is kept in `failures`).
 
-        The endpoint list is re-read every 0.1 s, so it can still hold a pod that has just been deleted: a
-        connect failure to an address that a fresh read shows has LEFT the endpoints is sent once more to
-        another endpoint (the request never reached a pod). A listed endpoint that refuses stays a 502."""
+        A connect failure never carried the request to a pod (e.g. one just deleted, still listed for up to
+        0.1 s): it is sent once more, to another endpoint. Any failure after the request left is a 502."""
         client = getattr(self._local, "client", None)
         if client is None:
             # idle pooled connections are dropped well before the server's 5 s keep-alive closes them
             limits = httpx.Limits(keepalive_expiry=UPSTREAM_KEEPALIVE_S)
             client = self._local.client = httpx.Client(timeout=10.0, trust_env=False, limits=limits)
-        for attempt in (1, 2):
+        tried: set[str] = set()
+        while True:
             with self._lock:
-                ip = self._rng.choice(self.addresses) if self.addresses else None
+                left = [a for a in self.addresses if a not in tried]
+                ip = self._rng.choice(left) if left else None
             if ip is None:
+                if tried:
+                    return self._failed(f"no other endpoint after a connect failure to {sorted(tried)}")
                 return 503, {"Content-Type": "text/plain"}, b"no ready endpoints"
             try:
                 r = client.post(
@@ -549,24 +553,22 @@ class ServiceProxy:
                     headers={"Content-Type": content_type or "application/json"},
                 )
             except httpx.ConnectError as exc:
-                if attempt == 1 and self._left_endpoints(ip):
+                if not tried:
+                    tried.add(ip)
                     continue
-                return 502, {"Content-Type": "text/plain"}, str(exc).encode()
+                return self._failed(f"{ip}: {type(exc).__name__}: {exc}")
             except httpx.HTTPError as exc:
-                return 502, {"Content-Type": "text/plain"}, str(exc).encode()
+                return self._failed(f"{ip}: {type(exc).__name__}: {exc}")
             return (
                 r.status_code,
                 {"Content-Type": r.headers.get("content-type", "application/json")},
                 r.content,
             )
-        return 502, {"Content-Type": "text/plain"}, b"unreachable"
 
-    def _left_endpoints(self, ip: str) -> bool:
-        """Re-reads the endpoints; True if `ip` is no longer one of them."""
-        with contextlib.suppress(httpx.HTTPError):
-            self.refresh()
+    def _failed(self, cause: str) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
-            return ip not in self.addresses
+            self.failures.append(cause)
+        return 502, {"Content-Type": "text/plain"}, cause.encode()
 
 
 def wait_for(check: Any, *, timeout_s: float, what: str) -> None:

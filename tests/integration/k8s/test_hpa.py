@@ -132,7 +132,7 @@ def test_the_hpa_scales_the_stable_up_on_the_pods_request_rate_and_back_down_aft
         assert condition(status, "ScalingLimited") == ("True", "TooManyReplicas")
         # every request that reached a pod was answered while it scaled (the proxy's 502 = a pod lost mid-request;
         # client transport errors are this loaded test machine's local proxy falling behind, not the pods)
-        assert set(stats.statuses) == {200} and stats.statuses[200] > 0, stats
+        assert set(stats.statuses) == {200} and stats.statuses[200] > 0, (stats, proxy.failures[:5])
 
         # When the load stops, the HPA scales the stable back to its floor
         back = watch.wait(lambda s: s[STABLE].replicas == 2, timeout_s=SCALE_S, what="scale-down to 2")
@@ -224,7 +224,8 @@ def test_a_canary_while_the_hpa_grows_the_stable(
     assert outcome.result == "promoted", outcome.reason
     assert max(canary_sizes) == 3, canary_sizes  # 1 pod next to 3 stable; 3 next to 8 (27%)
     assert not any(c is not None and c.failed for c in shares), [c for c in shares if c is not None]
-    assert set(stats.statuses) == {200} and stats.statuses[200] > 0, stats  # no pod lost mid-request
+    # no pod lost mid-request
+    assert set(stats.statuses) == {200} and stats.statuses[200] > 0, (stats, proxy.failures[:5])
     assert names(admin, namespace)["Deployment"] == {STABLE}
     stable = get(admin, f"/apis/apps/v1/namespaces/{namespace}/deployments/{STABLE}")
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == process_image("2")

@@ -116,7 +116,7 @@ def test_windows_count_what_each_arm_answered_and_a_silent_pod_makes_them_stale(
         # Then the window holds exactly what the servers answered, by arm
         assert not obs.stale, obs.source_error
         n = obs.stable.requests + obs.canary.requests
-        assert n == stats.sent == stats.statuses.get(200, 0) and n > 150
+        assert n == stats.sent == stats.statuses.get(200, 0) and n > 150, (n, stats, proxy.failures[:5])
         assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
         low, high = binom.interval(0.999, n, 0.25)
         assert low <= obs.canary.requests <= high
