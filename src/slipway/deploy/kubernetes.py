@@ -160,6 +160,22 @@ def _rollout_blocker(obj: Manifest) -> str | None:
     return None
 
 
+def canary_serving(obj: Manifest) -> bool:
+    """Pure; Ready as the canary analysis means it: rolled out, or only growing (every pod of the current template,
+    at least one of them Ready, no progress-deadline failure). Pods being added next to Ready ones (the canary
+    following an HPA-grown stable) are not a canary that dropped out of Ready."""
+    if _rollout_blocker(obj) is None:
+        return True
+    status = obj.get("status", {})
+    if any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions", [])
+    ):
+        return False
+    one_template: bool = status.get("replicas", 0) == status.get("updatedReplicas", 0)
+    return one_template and int(status.get("readyReplicas", 0)) >= 1
+
+
 def _release_of(obj: Manifest) -> ModelRelease:
     """The release a Deployment serves, read from its annotations, labels and pod template."""
     meta = obj["metadata"]
@@ -261,8 +277,9 @@ class KubernetesTarget(DeployTarget):
             weight = m.weight_of(stable=_replicas(stable_obj), canary=_replicas(canary_obj))
         elif canary_obj:
             weight = 100 if _replicas(canary_obj) else 0
-        # Ready = rolled out at its current size (at weight 0 that size is 0: start_canary checked it at 1 pod)
-        ready = canary_obj is not None and _rollout_blocker(canary_obj) is None
+        # Ready = rolled out at its current size (at weight 0 that size is 0: start_canary checked it at 1 pod), or
+        # growing next to pods that are Ready
+        ready = canary_obj is not None and canary_serving(canary_obj)
         return DeploymentState(stable=stable, canary=canary, weight=weight, shadow=0, canary_ready=ready)
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:

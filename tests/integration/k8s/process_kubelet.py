@@ -5,8 +5,11 @@ pod's /metrics through the API server's pod proxy, which refuses loopback pod IP
 gives each pod its own non-loopback address (10.77.X.N/32 on a dummy interface, or on `lo` where the
 kernel has no dummy driver: needs root and `ip`), starts the server of the pod's image (a bundle
 folder registered per image digest) bound to that address and the container port with the pod's
-env, and reports Ready from the server's own /readyz (3 failed probes in a row = not Ready, like a
-readinessProbe with failureThreshold 3). A server that exits is restarted (restartCount + 1); a
+env, and reports Ready from the server's own /readyz as the pod's readinessProbe says: until the pod is
+first Ready it is probed every tick; after that every `periodSeconds` (k8s default 10), and it turns not Ready
+after `failureThreshold` (default 3) failed probes in a row, each failing past `timeoutSeconds` (default 1). So a
+server starved of CPU for a moment on a loaded test machine stays Ready, as it would on a real node. A server
+that exits is restarted (restartCount + 1); a
 terminating pod's process gets SIGTERM, then the pod is deleted.
 
 A pod with `restartPolicy: Never` (a Job's) runs its container's command and args instead (the
@@ -33,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,16 @@ class PodNetwork:
             subprocess.run(["ip", "link", "del", self.device], capture_output=True)
 
 
+class Probe:
+    """A container's readinessProbe timing (Kubernetes defaults where the manifest is silent)."""
+
+    def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
+        spec = spec or {}
+        self.period_s = float(spec.get("periodSeconds", 10))
+        self.timeout_s = float(spec.get("timeoutSeconds", 1))
+        self.failure_threshold = int(spec.get("failureThreshold", 3))
+
+
 @dataclass
 class _Pod:
     """One running pod: its address, process, restarts and what was last reported."""
@@ -112,6 +125,8 @@ class _Pod:
     restarts: int = 0
     failures: int = 0
     reported: bool | None = None  # last Ready value patched into the status
+    probe: Probe = field(default_factory=lambda: Probe())
+    next_probe: float = 0.0  # monotonic time of the next readiness probe once Ready
     job: bool = False  # restartPolicy Never: runs once, its exit is the pod's end
     started_at: str = ""
     finished: int | None = None  # the exit code reported (job pods)
@@ -128,7 +143,6 @@ class ProcessKubelet:
         bundles: Mapping[str, Path] | Callable[[dict[str, Any]], Path | None],
         workdir: Path,
         tick_s: float = 0.2,
-        failure_threshold: int = 3,
     ) -> None:
         self.http = http
         self.namespace = namespace
@@ -137,7 +151,6 @@ class ProcessKubelet:
         self.workdir = workdir
         self.node = f"process-node-{namespace}"
         self.tick_s = tick_s
-        self.failure_threshold = failure_threshold
         self.errors: list[str] = []
         self.pods: dict[str, _Pod] = {}  # by uid
         self.net = PodNetwork()
@@ -240,14 +253,20 @@ class ProcessKubelet:
             self._kill(self.pods.pop(uid))
 
     def _ready(self, pod: _Pod) -> bool:
-        """The server's /readyz, with failureThreshold: Ready until that many probes in a row failed."""
+        """The server's /readyz: probed every tick until first Ready, then every period; Ready until
+        failureThreshold probes in a row failed."""
+        now = time.monotonic()
+        if pod.reported and now < pod.next_probe:
+            return True
+        pod.next_probe = now + pod.probe.period_s
         try:
-            ok = self._probe.get(f"http://{pod.ip}:{SERVER_PORT}/readyz").status_code == 200
+            url = f"http://{pod.ip}:{SERVER_PORT}/readyz"
+            ok = self._probe.get(url, timeout=pod.probe.timeout_s).status_code == 200
         except httpx.HTTPError:
             ok = False
         pod.failures = 0 if ok else pod.failures + 1
         if pod.reported:
-            return pod.failures < self.failure_threshold
+            return pod.failures < pod.probe.failure_threshold
         return ok
 
     def _tick_job(self, pod: dict[str, Any], running: _Pod, path: str) -> None:
@@ -268,7 +287,8 @@ class ProcessKubelet:
         name = pod["metadata"]["name"]
         if pod["spec"].get("restartPolicy") == "Never":
             return _Pod(name=name, ip=ip, proc=self._run_command(pod), job=True, started_at=_now())
-        return _Pod(name=name, ip=ip, proc=self._spawn(pod, ip), started_at=_now())
+        probe = Probe(pod["spec"]["containers"][0].get("readinessProbe"))
+        return _Pod(name=name, ip=ip, proc=self._spawn(pod, ip), started_at=_now(), probe=probe)
 
     def _run_command(self, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
         """The container's command + args as a process: only the container's env (over PATH, HOME, LANG), own folder."""

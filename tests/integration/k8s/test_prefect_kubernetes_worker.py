@@ -364,10 +364,13 @@ def test_releases_run_as_kubernetes_jobs_and_a_killed_one_is_reconciled_by_the_n
             done = team.final(third)
         finally:
             load.stop(timeout_s=15)
-    assert done.state.name == "Completed", done.state.message
+    # it ran to its end: promoted (Completed) or, its own canary judged on this loaded machine, rolled back
+    assert (done.state.name, team.report(third)["decision"]) in (
+        ("Completed", "promoted"),
+        ("RolledBack", "rolled_back"),
+    ), done.state.message
     result = team.report(third)
     assert result["deploy"]["reconciled_orphan"] is True, result["deploy"]
-    assert result["decision"] in ("promoted", "rolled_back"), result["reasons"]
     assert names(admin, ns)["Deployment"] == {STABLE}  # no canary left: neither the orphan nor the third's
     eventually(team.serving_arms, ["stable"] * TOTAL, timeout_s=60)
     print(f"\nrelease as a Kubernetes Job: Job start to Complete {job_s:.0f} s (flow run {run_s:.1f} s)")
