@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.servers import stop
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 """Debian's chromium first; GitHub's Ubuntu runners ship Google Chrome (the same DevTools protocol)."""
@@ -160,13 +161,7 @@ def headless_chromium(binary: str, *, log: Path) -> Iterator[Page]:
             tab.call("Runtime.enable")
             yield tab
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop(proc, grace_s=10)
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -34,12 +34,12 @@ def wait_http(url: str, *, timeout_s: float, proc: subprocess.Popen[bytes], log:
     raise AssertionError(f"{url}: not up after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (server.sh also stops MLflow), SIGKILL after 30 s."""
+def stop(proc: subprocess.Popen[bytes], *, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group (server.sh also stops MLflow), SIGKILL after `grace_s`."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)

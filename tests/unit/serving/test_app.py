@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,22 +18,16 @@ from slipway.errors import UsageError
 from slipway.serving.app import create_app
 from slipway.serving.model import softmax
 from slipway.serving.settings import ServeSettings
-from tests.unit.serving.conftest import ClientFactory, LiveServer, live_server, offline_logits, started
+from tests.unit.serving.conftest import (
+    ClientFactory,
+    LiveServer,
+    live_server,
+    metric,
+    offline_logits,
+    started,
+)
 
 JSON = {"content-type": "application/json"}
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        sample, _, label_text = head.partition("{")
-        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
-        if sample == name and all(found.get(k) == v for k, v in labels.items()):
-            return float(value)
-    return 0.0
 
 
 def probs(doc: dict[str, Any], classes: tuple[str, ...] = ("0", "1")) -> np.ndarray:
@@ -248,22 +241,22 @@ def test_metrics_count_requests_latency_scores_and_classes(
     resp = client.get("/metrics")
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
-    assert _metric(text, "slipway_requests_total", status="200", model_version="3") == 4
-    assert _metric(text, "slipway_requests_total", status="422", model_version="3") == 1
-    assert _metric(text, "slipway_request_latency_seconds_count", model_version="3") == 5
-    assert _metric(text, "slipway_prediction_score_count", model_version="3") == 40
+    assert metric(text, "slipway_requests_total", status="200", model_version="3") == 4
+    assert metric(text, "slipway_requests_total", status="422", model_version="3") == 1
+    assert metric(text, "slipway_request_latency_seconds_count", model_version="3") == 5
+    assert metric(text, "slipway_prediction_score_count", model_version="3") == 40
     classes = [
-        _metric(text, "slipway_predictions_total", model_version="3", **{"class": c}) for c in ("0", "1")
+        metric(text, "slipway_predictions_total", model_version="3", **{"class": c}) for c in ("0", "1")
     ]
     assert sum(classes) == 40
-    assert _metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 0
+    assert metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 0
 
 
 def test_every_app_has_its_own_registry(client_for: ClientFactory) -> None:
     first, second = client_for(), client_for()
     first.post("/predict", json={"instances": [_row()]})
-    assert _metric(first.get("/metrics").text, "slipway_requests_total", status="200") == 1
-    assert _metric(second.get("/metrics").text, "slipway_requests_total", status="200") == 0
+    assert metric(first.get("/metrics").text, "slipway_requests_total", status="200") == 1
+    assert metric(second.get("/metrics").text, "slipway_requests_total", status="200") == 0
 
 
 def test_micro_batching_gives_the_same_answers(
@@ -297,7 +290,7 @@ def test_injected_errors_are_503_with_the_fault_header(client_for: ClientFactory
     codes = [client.post("/predict", json={"instances": [_row()]}).status_code for _ in range(40)]
     assert set(codes) == {200, 503} and 8 <= codes.count(503) <= 32
     text = client.get("/metrics").text
-    assert _metric(text, "slipway_requests_total", status="503") == codes.count(503)
+    assert metric(text, "slipway_requests_total", status="503") == codes.count(503)
 
 
 def test_injected_latency_delays_every_prediction(client_for: ClientFactory) -> None:
@@ -320,8 +313,8 @@ def test_corrupted_outputs(client_for: ClientFactory, rows: np.ndarray) -> None:
     assert resp.status_code == 200
     assert resp.json()["predictions"] == [{"label": None, "probabilities": {"0": None, "1": None}}] * 10
     text = nan_client.get("/metrics").text
-    assert _metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 10
-    assert _metric(text, "slipway_prediction_score_count", model_version="3") == 0
+    assert metric(text, "slipway_nonfinite_outputs_total", model_version="3") == 10
+    assert metric(text, "slipway_prediction_score_count", model_version="3") == 0
 
 
 def test_never_ready_still_serves_but_readyz_stays_503(client_for: ClientFactory) -> None:
