@@ -140,13 +140,25 @@ def _path(*, api_version: str, kind: str, namespace: str, name: str | None = Non
     return path if name is None else f"{path}/{name}"
 
 
+def _deadline_exceeded(status: Manifest) -> Manifest | None:
+    """The Progressing condition of a rollout that ran past its progress deadline, if any."""
+    return next(
+        (
+            c
+            for c in status.get("conditions", [])
+            if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        ),
+        None,
+    )
+
+
 def _rollout_blocker(obj: Manifest) -> str | None:
     """Why a Deployment is not rolled out and Ready yet (kubectl rollout status rules); None when it is."""
     spec_n = obj.get("spec", {}).get("replicas", 1)
     status = obj.get("status", {})
-    for cond in status.get("conditions", []):
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return f"progress deadline exceeded: {cond.get('message', '')}"
+    failed = _deadline_exceeded(status)
+    if failed is not None:
+        return f"progress deadline exceeded: {failed.get('message', '')}"
     if status.get("observedGeneration", 0) < obj["metadata"].get("generation", 0):
         return "the controller has not seen the new spec yet"
     updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
@@ -167,10 +179,7 @@ def canary_serving(obj: Manifest) -> bool:
     if _rollout_blocker(obj) is None:
         return True
     status = obj.get("status", {})
-    if any(
-        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in status.get("conditions", [])
-    ):
+    if _deadline_exceeded(status) is not None:
         return False
     one_template: bool = status.get("replicas", 0) == status.get("updatedReplicas", 0)
     return one_template and int(status.get("readyReplicas", 0)) >= 1
