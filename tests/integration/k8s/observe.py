@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from slipway.deploy import k8s_manifests as m
+from slipway.deploy.k8s_metrics import parse_metrics
+
 T = TypeVar("T")
 HPA = "/apis/autoscaling/v2beta2"  # the newest HPA API 1.20 offers
 
@@ -53,6 +56,23 @@ def serving_pods(admin: httpx.Client, namespace: str) -> Counter[str]:
     return Counter(
         p["metadata"]["labels"].get("arm", "?") for p in pods if not p["metadata"].get("deletionTimestamp")
     )
+
+
+def pod_requests(admin: httpx.Client, namespace: str) -> list[tuple[str, str, bool, bool, int, int]]:
+    """Every pod as (name, arm, Ready, terminating, restarts, /predict requests its server counted since it
+    started, -1 if unreadable): what a window of a fresh namespace should add up to, for failure messages."""
+    out = []
+    for pod in items(admin, f"/api/v1/namespaces/{namespace}/pods"):
+        meta, status = pod["metadata"], pod.get("status", {})
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        restarts = sum(int(c.get("restartCount", 0)) for c in status.get("containerStatuses") or [])
+        r = admin.get(f"/api/v1/namespaces/{namespace}/pods/{meta['name']}:{m.CONTAINER_PORT}/proxy/metrics")
+        requests = parse_metrics(r.text).requests if r.status_code == 200 else -1
+        arm = (meta.get("labels") or {}).get(m.LABEL_ARM, "?")
+        out.append((meta["name"], arm, ready, bool(meta.get("deletionTimestamp")), restarts, requests))
+    return out
 
 
 def endpoint_arms(admin: httpx.Client, namespace: str, service: str) -> Counter[str]:

@@ -29,7 +29,7 @@ from slipway.deploy.k8s_metrics import PodMetricsSource
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.deploy.loadgen import LoadGenerator, LoadStats
 from tests.integration.k8s.conftest import process_image
-from tests.integration.k8s.observe import endpoint_arms, eventually, get, names, serving_pods
+from tests.integration.k8s.observe import endpoint_arms, eventually, get, names, pod_requests, serving_pods
 from tests.integration.k8s.process_kubelet import ProcessKubelet, ServiceProxy, wait_for
 
 if TYPE_CHECKING:
@@ -116,7 +116,12 @@ def test_windows_count_what_each_arm_answered_and_a_silent_pod_makes_them_stale(
         # Then the window holds exactly what the servers answered, by arm
         assert not obs.stale, obs.source_error
         n = obs.stable.requests + obs.canary.requests
-        assert n == stats.sent == stats.statuses.get(200, 0) and n > 150, (n, stats, proxy.failures[:5])
+        assert n == stats.sent == stats.statuses.get(200, 0) and n > 150, (
+            n,
+            stats,
+            proxy.failures[:5],
+            pod_requests(admin, namespace),
+        )
         assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
         low, high = binom.interval(0.999, n, 0.25)
         assert low <= obs.canary.requests <= high
