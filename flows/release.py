@@ -33,14 +33,18 @@ from tasks.run_labels import current_trigger, label_flow_run
 from tasks.train import train
 from tasks.validate import validate
 
+from slipway.errors import DeployError
+from slipway.locks.base import LockHeld
 from slipway.names import Stage
 from slipway.orchestration.remote import flow_run_url
 from slipway.orchestration.run_labels import end_tags, final_state, is_labelled, run_name, start_tags
 from slipway.release.context import ReleaseContext
+from slipway.release.lease import release_lease
 from slipway.release.ledger import Evidence, Ledger
 from slipway.release.outcome import StageOutcome
 from slipway.release.pipeline import Step, run_stages
 from slipway.release.result import ReleaseResult
+from slipway.settings import Settings
 
 STAGES: tuple[tuple[Stage, Step], ...] = (
     ("validation", validate),
@@ -80,15 +84,23 @@ def release(
     ctx = _prepare(ledger, config_path, data, model_uri, commit, canary_fault)
     if ctx is not None:
         _label_start(ctx.model_name, ctx.commit, trigger)
-        run_stages(
-            ledger,
-            ctx,
-            STAGES,
-            runner=_as_task,
-            on_outcome=lambda o: publish_artifacts(o.artifacts),
-            log=get_run_logger().info,
-        )
-        _conclude(ledger, ctx, run_id)
+        log = get_run_logger().info
+        try:
+            with release_lease(ctx, settings=Settings(), log=log):  # one release at a time per environment
+                run_stages(
+                    ledger,
+                    ctx,
+                    STAGES,
+                    runner=_as_task,
+                    on_outcome=lambda o: publish_artifacts(o.artifacts),
+                    log=log,
+                )
+                _conclude(ledger, ctx, run_id)
+        except (LockHeld, DeployError) as exc:  # not taken (held, or its backend unreachable): nothing ran
+            if ledger.failure is None and not ledger.outcomes:
+                ledger.fail("prepare", exc)
+            else:
+                raise
     result = ledger.result(flow_run_id=run_id)
     publish_decision(result)
     label_flow_run(tags=end_tags(result))

@@ -336,6 +336,12 @@ class CanaryConfig(BaseModel):
         gt=1,
         description="Canary/stable tail latency ratio (p99; 1-1/n below 100 samples) that fails.",
     )
+    max_added_latency_ms: float = Field(
+        default=10.0,
+        ge=0,
+        description="Added-latency budget in ms: a latency check fails only if the canary adds more than this "
+        "(live: canary tail minus stable tail; shadow: the median of canary minus stable on the same requests).",
+    )
     min_latency_samples: int = Field(
         default=5, ge=1, description="Canary requests at a weight before the latency check can judge."
     )

@@ -85,6 +85,18 @@ class Settings(BaseSettings):
         default="python:3.11-slim",
         description="BASE_IMAGE of the serving image: python:3.11-slim, a TensorRT base for GPU images, or a local base.",
     )
+    release_lock_wait_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a release waits for another live release of the same environment to finish "
+        "before it exits 2 naming the holder (0: refuse at once).",
+    )
+    release_lock_ttl_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A release renews its lease every third of this; a holder silent this long (or whose "
+        "process is dead, on the same host) is broken by the next release.",
+    )
 
     def buildah_root_path(self) -> Path:
         """The buildah storage root (not created)."""

@@ -25,6 +25,7 @@ from slipway.deploy.local import LocalTarget
 from slipway.deploy.podman import container_prefix
 from slipway.deploy.processes import alive
 from slipway.errors import DeployError
+from slipway.locks.base import Holder
 from slipway.serving.bundle import write_bundle
 from slipway.settings import Settings
 from tests.support.images import Podman, builder, settings
@@ -93,6 +94,18 @@ class DeployTargetContract(ABC):
     @pytest.fixture
     def v2(self, make_release: ReleaseFactory) -> ModelRelease:
         return make_release("2")
+
+    def test_every_target_on_one_deployment_shares_one_release_lock(self, make_target: TargetFactory) -> None:
+        first, second = make_target(), make_target()
+        mine = Holder(what="release A")
+        lock = first.release_lock()
+        assert lock.try_acquire(mine) is None
+        try:
+            other = second.release_lock().try_acquire(Holder(what="release B"))
+            assert other is not None and other.id == mine.id
+        finally:
+            lock.release(mine)
+        assert second.release_lock().holder() is None
 
     def test_nothing_is_deployed_before_the_first_release(self, target: DeployTarget) -> None:
         assert target.state() == DeploymentState(None, None, weight=0, shadow=0, canary_ready=False)

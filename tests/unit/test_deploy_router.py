@@ -107,6 +107,25 @@ def test_shadow_copies_are_paired_and_never_answer_the_client(state: Path) -> No
     assert win["shadow"]["pairs"] == [[0.1, 0.9]] * 10
 
 
+def test_each_shadowed_request_pairs_the_two_arms_latency_when_both_answered(state: Path) -> None:
+    write(state, generation=1, weight=0, shadow=100)
+    plain = answers()
+
+    async def slow_canary(request: httpx.Request) -> httpx.Response:
+        if request.url.port != STABLE:
+            await asyncio.sleep(0.05)
+        return plain.handler(request)  # type: ignore[no-any-return]
+
+    router = Router(state, client=httpx.AsyncClient(transport=httpx.MockTransport(slow_canary)))
+    run(router, 4)
+    latencies = window(router)["shadow"]["latency_pairs"]
+    assert len(latencies) == 4 and all(canary - stable >= 45 for stable, canary in latencies)
+
+    failing = Router(state, client=httpx.AsyncClient(transport=answers(canary_status=500)))
+    run(failing, 3)
+    assert window(failing)["shadow"]["latency_pairs"] == []  # an error is no latency evidence
+
+
 def test_upstream_failures_are_the_arms_errors(state: Path) -> None:
     write(state, generation=1, weight=100)
     router = Router(state, client=httpx.AsyncClient(transport=answers(canary_status=0)))

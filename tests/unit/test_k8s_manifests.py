@@ -202,11 +202,13 @@ def test_the_role_is_namespaced_and_grants_no_secrets_or_rbac() -> None:
         ("autoscaling", "horizontalpodautoscalers"),
         ("", "pods"),
         ("", "pods/proxy"),  # canary analysis scrapes each pod's /metrics through the API server
+        ("coordination.k8s.io", "leases"),  # the release lease: one release at a time
     }
     verbs = {r: set(rule["verbs"]) for rule in role["rules"] for r in rule["resources"]}
     assert verbs["pods"] == {"get", "list", "watch"}
     assert verbs["pods/proxy"] == {"get"}  # read only: no POST/PUT through the proxy
-    assert "update" not in set().union(*verbs.values())
+    assert verbs["leases"] == {"get", "create", "update", "delete"}  # compare-and-swap on resourceVersion
+    assert "update" not in set().union(*(v for r, v in verbs.items() if r != "leases"))
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "slipway-deployer", "namespace": "ns"}]
 
 

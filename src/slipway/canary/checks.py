@@ -473,9 +473,13 @@ def error_rate(
 
 
 def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
-    """Pure; fails if canary latencies exceed the stable's p95 significantly often AND the tail ratio > `max_p99_ratio`."""
+    """Pure; fails if canary latencies exceed the stable's p95 significantly often AND the tail ratio > `max_p99_ratio`
+    AND the canary's tail is more than `max_added_latency_ms` above the stable's (2 ms vs 4 ms is no failure)."""
     n_c, n_s = int(canary.size), int(stable.size)
-    threshold = f"p < {policy.alpha:g} and tail ratio > {policy.max_p99_ratio:g}"
+    threshold = (
+        f"p < {policy.alpha:g} and tail ratio > {policy.max_p99_ratio:g} "
+        f"and canary tail > stable tail + {policy.max_added_latency_ms:g} ms"
+    )
     if n_c < policy.min_latency_samples or n_s < max(MIN_REFERENCE_SAMPLES, policy.min_latency_samples):
         return CheckResult(
             "latency",
@@ -486,11 +490,13 @@ def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> 
             n_stable=n_s,
         )
     q = min(0.99, 1.0 - 1.0 / n_c)
-    reference, tail_s = (float(v) for v in np.quantile(stable, [LATENCY_REFERENCE_QUANTILE, q]))
+    reference, stable_tail = (float(v) for v in np.quantile(stable, [LATENCY_REFERENCE_QUANTILE, q]))
     above = int((canary > reference).sum())
     p = 1.0 if above == 0 else stats.binom_sf(above - 1, n_c, 1.0 - LATENCY_REFERENCE_QUANTILE)
-    ratio = float(np.quantile(canary, q)) / tail_s if tail_s > 0 else math.inf
-    failed = p < policy.alpha and ratio > policy.max_p99_ratio
+    canary_tail = float(np.quantile(canary, q))
+    ratio = canary_tail / stable_tail if stable_tail > 0 else math.inf
+    added = canary_tail - stable_tail
+    failed = p < policy.alpha and ratio > policy.max_p99_ratio and added > policy.max_added_latency_ms
     return CheckResult(
         "latency",
         CheckStatus.FAILED if failed else CheckStatus.PASSED,
@@ -501,7 +507,8 @@ def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> 
         threshold=threshold,
         n_canary=n_c,
         n_stable=n_s,
-        detail=f"p{q * 100:.4g} canary/stable {ratio:.3g}; {above}/{n_c} canary above stable p95 {reference:.4g} ms",
+        detail=f"p{q * 100:.4g} canary/stable {ratio:.3g} (+{added:.3g} ms); "
+        f"{above}/{n_c} canary above stable p95 {reference:.4g} ms",
     )
 
 
@@ -768,6 +775,43 @@ def shadow_shift(
         n_canary=n,
         n_stable=n,
         detail=f"median paired difference {median:+.4g} over {n} pairs",
+    )
+
+
+def shadow_latency(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig) -> CheckResult:
+    """Pure; Wilcoxon signed-rank on the latency each shadowed request took on both arms (canary - stable ms,
+    sent at the same moment, so the machine's load cancels out): fails if p < alpha AND the median added
+    latency > `max_added_latency_ms`."""
+    arr = _finite_pairs(pairs)
+    n = int(arr.shape[0])
+    threshold = (
+        f"signed-rank p < {policy.alpha:g} and median added latency > {policy.max_added_latency_ms:g} ms"
+    )
+    if n < policy.min_shadow_pairs:
+        return CheckResult(
+            "shadow_latency",
+            CheckStatus.INSUFFICIENT,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n,
+            n_stable=n,
+        )
+    diff = arr[:, 1] - arr[:, 0]
+    median = float(np.median(diff))
+    nonzero = diff[np.abs(diff) > 1e-9]
+    p = 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
+    failed = p < policy.alpha and median > policy.max_added_latency_ms
+    return CheckResult(
+        "shadow_latency",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=median,
+        p_value=p,
+        effect=median,
+        threshold=threshold,
+        n_canary=n,
+        n_stable=n,
+        detail=f"median added latency {median:+.3g} ms over {n} shadowed requests",
     )
 
 

@@ -234,6 +234,7 @@ def _shadow_checks(
     else:
         checks.append(ck.shadow_divergence(pairs, policy=policy, baseline=base.paired_spread))
     checks.append(ck.shadow_shift(pairs, policy=policy, spec=spec, baseline=base.paired_median))
+    checks.append(ck.shadow_latency([p for o in windows for p in o.shadow_latencies], policy=policy))
     return checks
 
 

@@ -28,6 +28,11 @@ healthy retrain, i.e. logit + N(0, retrain_noise) per request):
   F9  metrics backend down from window 1..10 on: every later window stale.
   F10 routing wrong: the canary gets a tenth of its weight, or the analysis reads the stable for both arms.
   F11 a blip on BOTH arms for one window in 1..10: 5xx U(20%, 60%) and latency x3: must NOT roll back.
+  F12 on a noisy machine (below), the canary adds `f12_added_ms` to every request.
+  noisy    a healthy retrain on a noisy machine: must promote.
+A noisy machine slows both arms by a heavy-tailed per-request factor (lognormal, median `noisy_factor`,
+sigma `noisy_sigma`): live requests draw it independently, a shadowed request's two copies share it
+(sent at the same moment), so the paired comparison cancels the machine's noise and the live one cannot.
 """
 
 from __future__ import annotations
@@ -52,11 +57,13 @@ from slipway.deploy.base import (
     Observation,
 )
 from slipway.errors import DeployError
+from slipway.locks.base import ReleaseLock
+from slipway.locks.fake import FakeReleaseLock
 from slipway.serving.answers import row_scores
 
-FAULT_CLASSES = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10")
-CONTROL_CLASSES = ("aa", "retrain", "F11")  # must not roll back
-CLASSES = ("aa", "retrain", *FAULT_CLASSES, "F11")
+FAULT_CLASSES = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F12")
+CONTROL_CLASSES = ("aa", "retrain", "F11", "noisy")  # must not roll back
+CLASSES = ("aa", "retrain", *FAULT_CLASSES, "F11", "noisy")
 ScoreMode = Literal["identity", "retrain", "shift", "constant", "collapsed", "flip", "misconfig"]
 Routing = Literal["ok", "tenth", "reads_stable"]
 
@@ -76,6 +83,9 @@ class SimParams:
     ready_s: tuple[float, float] = (1.0, 5.0)
     f6_error_rate: float = 0.02
     f5_latency_factor: float = 2.0
+    f12_added_ms: float = 50.0  # the latency fault on a noisy machine: ms added to every canary request
+    noisy_factor: float = 3.0  # a noisy machine's median slow-down of every request (both arms)
+    noisy_sigma: float = 0.6  # ... and its lognormal sigma (heavy tail: p99 ~ 4x the median)
     f7_shift_sd: float = 0.3  # in sd of the stable's logit mixture
     f7_multiclass_bump: float = 1.2  # class 0's logit (predicted-label TVD ~0.14 with 3 classes)
     task: str = "binary"  # binary | multiclass | regression
@@ -98,6 +108,8 @@ class Fault:
     never_ready: bool = False
     error_rate: float | None = None  # canary 5xx rate (None = the baseline)
     latency_factor: float = 1.0
+    added_ms: float = 0.0  # canary latency added to every request
+    noisy: bool = False  # the machine slows both arms (SimParams.noisy_factor, noisy_sigma)
     score_mode: ScoreMode = "retrain"
     shift_logit: float = 0.0
     nan_share: float = 0.0
@@ -170,6 +182,11 @@ def make_fault(name: str, rng: np.random.Generator, params: SimParams) -> Fault:
         case "F10":
             routing: Routing = "tenth" if pick < 0.5 else "reads_stable"
             return Fault(name, routing, routing=routing)
+        case "F12":
+            added = params.f12_added_ms
+            return Fault(name, f"+{added:g} ms on a noisy machine", added_ms=added, noisy=True)
+        case "noisy":
+            return Fault(name, "healthy retrain on a noisy machine", noisy=True)
         case "F11":
             return Fault(
                 name,
@@ -212,6 +229,10 @@ class FakeSimTarget(DeployTarget, MetricsSource):
     def metrics_source(self) -> MetricsSource:
         """Non-blocking; itself (windows are synthesized)."""
         return self
+
+    def release_lock(self) -> ReleaseLock:
+        """Instant; an in-memory lease (one simulated release per run)."""
+        return FakeReleaseLock()
 
     def state(self) -> DeploymentState:
         """Non-blocking; what is deployed."""
@@ -283,9 +304,19 @@ class FakeSimTarget(DeployTarget, MetricsSource):
             )
         pairs: list[tuple[float, float]] = []
         labels: list[tuple[int, int]] = []
+        latencies: list[tuple[float, float]] = []
         if live and self._shadow > 0:
-            pairs, labels = self._pairs(stable_latent, (stable_scores, stable_labels), blip=blip)
-        return Observation(start, now, weight, stable, canary, shadow_pairs=pairs, shadow_labels=labels)
+            pairs, labels, latencies = self._pairs(stable_latent, (stable_scores, stable_labels), blip=blip)
+        return Observation(
+            start,
+            now,
+            weight,
+            stable,
+            canary,
+            shadow_pairs=pairs,
+            shadow_labels=labels,
+            shadow_latencies=latencies,
+        )
 
     def _error_rate(self, *, canary: bool, blip: bool) -> float:
         f = self.fault
@@ -387,10 +418,9 @@ class FakeSimTarget(DeployTarget, MetricsSource):
     def _arm(
         self, n: int, *, canary: bool, blip: bool
     ) -> tuple[ArmWindow, np.ndarray, np.ndarray, np.ndarray]:
-        p, f = self.params, self.fault
+        f = self.fault
         errors = int(self.rng.binomial(n, self._error_rate(canary=canary, blip=blip)))
-        factor = (f.latency_factor if canary else 1.0) * (f.blip_latency if blip else 1.0)
-        latencies = p.latency_median_ms * factor * np.exp(self.rng.normal(0.0, p.latency_sigma, n))
+        latencies = self._latencies(self._machine(n), canary=canary, blip=blip)
         latent = self._latent(n - errors)
         scores, labels = self._summarize(
             self._outputs(latent, f.score_mode if canary else "identity"), corrupt=canary
@@ -409,9 +439,23 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         )
         return arm, latent, scores, labels
 
+    def _machine(self, n: int) -> np.ndarray:
+        """Per-request slow-down by the machine: 1, or a noisy machine's heavy-tailed factor."""
+        p = self.params
+        if not self.fault.noisy:
+            return np.ones(n)
+        return np.asarray(p.noisy_factor * np.exp(self.rng.normal(0.0, p.noisy_sigma, n)))
+
+    def _latencies(self, machine: np.ndarray, *, canary: bool, blip: bool) -> np.ndarray:
+        """Per-request ms of one arm under the machine's per-request slow-down."""
+        p, f = self.params, self.fault
+        factor = (f.latency_factor if canary else 1.0) * (f.blip_latency if blip else 1.0)
+        own = np.exp(self.rng.normal(0.0, p.latency_sigma, machine.size))
+        return np.asarray(p.latency_median_ms * factor * machine * own + (f.added_ms if canary else 0.0))
+
     def _pairs(
         self, latent: np.ndarray, stable: tuple[np.ndarray, np.ndarray], *, blip: bool
-    ) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
+    ) -> tuple[list[tuple[float, float]], list[tuple[int, int]], list[tuple[float, float]]]:
         n = latent.shape[0]
         mirrored = self.rng.random(n) < self._shadow / 100.0
         answered = self.rng.random(n) >= self._error_rate(canary=True, blip=blip)
@@ -423,7 +467,13 @@ class FakeSimTarget(DeployTarget, MetricsSource):
             if self.spec().classification
             else []
         )
-        return pairs, label_pairs
+        machine = self._machine(int(np.count_nonzero(keep)))  # both copies of a request meet the same machine
+        latencies = zip(
+            self._latencies(machine, canary=False, blip=blip).tolist(),
+            self._latencies(machine, canary=True, blip=blip).tolist(),
+            strict=True,
+        )
+        return pairs, label_pairs, list(latencies)
 
 
 @dataclass(frozen=True)

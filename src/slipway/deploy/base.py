@@ -12,7 +12,10 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from slipway.locks.base import ReleaseLock
 
 Arm = Literal["stable", "canary"]
 
@@ -91,6 +94,8 @@ class Observation:
     shadow_pairs: list[tuple[float, float]] = field(default_factory=list)
     # classification: (stable label, canary label) for the same shadowed requests
     shadow_labels: list[tuple[int, int]] = field(default_factory=list)
+    # (stable ms, canary ms) of the same shadowed request, sent to both arms at once, both answered 200
+    shadow_latencies: list[tuple[float, float]] = field(default_factory=list)
     stale: bool = False  # the metrics source could not give fresh data for this window
     source_error: str | None = None
     # (low, high) share of live traffic the routing gave the canary during the window, when the source
@@ -159,6 +164,10 @@ class DeployTarget(ABC):
         """Non-blocking; a URL the release replays holdout traffic at during a canary (a local router), or None
         when real clients drive the traffic (default)."""
         return None
+
+    @abstractmethod
+    def release_lock(self) -> ReleaseLock:
+        """Non-blocking; the lease that lets one release at a time drive this target (kept where its state is)."""
 
     @abstractmethod
     def state(self) -> DeploymentState:

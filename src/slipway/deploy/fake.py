@@ -24,6 +24,8 @@ from slipway.deploy.base import (
     Observation,
 )
 from slipway.errors import DeployError
+from slipway.locks.base import ReleaseLock
+from slipway.locks.fake import FakeReleaseLock
 
 FAULT = "SLIPWAY_SERVE_FAULT_"
 
@@ -40,6 +42,7 @@ class FakeWorld:
     metrics_down: bool = False
     clock_s: float = 0.0
     calls: list[str] = field(default_factory=list)
+    lock: FakeReleaseLock = field(default_factory=FakeReleaseLock)
 
 
 def _knob(release: ModelRelease, name: str, default: str) -> str:
@@ -80,6 +83,10 @@ class FakeTarget(DeployTarget, MetricsSource):
     def metrics_source(self) -> MetricsSource:
         """Non-blocking; the target itself (it simulates every window)."""
         return self
+
+    def release_lock(self) -> ReleaseLock:
+        """Instant; the world's in-memory lease (shared by every FakeTarget on the world)."""
+        return self.world.lock
 
     def state(self) -> DeploymentState:
         """Non-blocking; the shared world's deployment."""
@@ -153,12 +160,22 @@ class FakeTarget(DeployTarget, MetricsSource):
         stable = self._arm(w.stable, base[:n_stable]) if w.stable else ArmWindow()
         canary = self._arm(w.canary, base[:n_canary]) if w.canary else ArmWindow()
         pairs: list[tuple[float, float]] = []
+        latencies: list[tuple[float, float]] = []
         if w.canary is not None and w.stable is not None and w.shadow:
             mirrored = base[:n_stable][self._rng.random(n_stable) < w.shadow / 100]
             for s, c in zip(_scores(w.stable, mirrored), _scores(w.canary, mirrored), strict=True):
                 if math.isfinite(s) and math.isfinite(c):
                     pairs.append((s, c))
-        obs = Observation(start, w.clock_s, weight, stable, canary, shadow_pairs=pairs)
+            latencies = list(
+                zip(
+                    self._latencies(w.stable, len(mirrored)).tolist(),
+                    self._latencies(w.canary, len(mirrored)).tolist(),
+                    strict=True,
+                )
+            )
+        obs = Observation(
+            start, w.clock_s, weight, stable, canary, shadow_pairs=pairs, shadow_latencies=latencies
+        )
         if weight != w.weight:
             obs.stale, obs.source_error = True, f"routes {w.weight}% to the canary, not the {weight}% asked"
         return obs
@@ -168,7 +185,7 @@ class FakeTarget(DeployTarget, MetricsSource):
         if release is None or n == 0:
             return ArmWindow()
         errors = self._rng.random(n) < float(_knob(release, "ERROR_RATE", "0"))
-        latency = self._rng.lognormal(np.log(2.0), 0.3, size=n) + float(_knob(release, "LATENCY_MS", "0"))
+        latency = self._latencies(release, n)
         scores = _scores(release, base[~errors])
         finite = np.isfinite(scores)
         return ArmWindow(
@@ -177,6 +194,12 @@ class FakeTarget(DeployTarget, MetricsSource):
             latencies_ms=latency.tolist(),
             scores=scores[finite].tolist(),
             nonfinite=int((~finite).sum()),
+        )
+
+    def _latencies(self, release: ModelRelease, n: int) -> np.ndarray:
+        """n request latencies (ms) of a release: lognormal around 2 ms plus its LATENCY_MS fault."""
+        return np.asarray(
+            self._rng.lognormal(np.log(2.0), 0.3, size=n) + float(_knob(release, "LATENCY_MS", "0"))
         )
 
 

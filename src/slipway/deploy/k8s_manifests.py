@@ -63,6 +63,12 @@ DEPLOYER_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     # canary analysis scrapes each serving pod's /metrics through the API server's pod proxy
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
+    # one release at a time: the release lease (slipway.locks.kubernetes)
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update", "delete"],
+    },
 ]
 
 

@@ -42,6 +42,7 @@ from slipway.deploy.base import (
     require_digest,
 )
 from slipway.errors import DeployError
+from slipway.locks.base import ReleaseLock
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -91,6 +92,18 @@ class _Rest:
         if not 200 <= status <= 299:
             raise DeployError(f"kubernetes: {method} {what}: HTTP {status}: {data.get('message') or reason}")
         return data
+
+    def request(
+        self, method: str, path: str, *, what: str, body: Manifest | None = None
+    ) -> tuple[int, Manifest]:
+        """Blocking (timeout_s); (HTTP status, decoded JSON answer) whatever the status (callers that branch on
+        404/409); DeployError naming `what` only on a transport failure."""
+        status, _, raw = self._send(method, path, what=what, body=body, accept="application/json")
+        try:
+            data: Manifest = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {"message": raw[:200].decode(errors="replace")}
+        return status, data
 
     def text(self, path: str, *, what: str) -> str:
         """Blocking (timeout_s); GET `path` as text (e.g. a pod's /metrics through the proxy); DeployError unless 2xx."""
@@ -275,6 +288,12 @@ class KubernetesTarget(DeployTarget):
         return cls(api_client=client, namespace=namespace, owns_client=True, **kwargs)
 
     # --- DeployTarget ---------------------------------------------------------------------------
+
+    def release_lock(self) -> ReleaseLock:
+        """Non-blocking; the Lease `<app>-release` in the target's namespace (the deployer Role may use leases)."""
+        from slipway.locks.kubernetes import KubernetesReleaseLock
+
+        return KubernetesReleaseLock(self._rest, namespace=self.namespace, name=f"{self.app}-release")
 
     def state(self) -> DeploymentState:
         """Non-blocking read of both Deployments; weight from their replica counts, shadow always 0."""

@@ -48,6 +48,7 @@ from slipway.deploy.state import (
     write_state,
 )
 from slipway.errors import DeployError
+from slipway.locks.base import ReleaseLock
 from slipway.settings import Settings
 
 if TYPE_CHECKING:
@@ -112,6 +113,12 @@ class LocalTarget(DeployTarget, MetricsSource):
         return cls(settings=settings, podman=podman)
 
     # ---- reads -------------------------------------------------------------------------------
+
+    def release_lock(self) -> ReleaseLock:
+        """Non-blocking; the lease file `release.lease` in the state folder the releases share."""
+        from slipway.locks.file import FileReleaseLock
+
+        return FileReleaseLock(self.state_dir / "release.lease")
 
     def state(self) -> DeploymentState:
         """Non-blocking (probes take ms); stable = alive and /readyz 200; a dead canary counts as absent."""
@@ -291,6 +298,7 @@ class LocalTarget(DeployTarget, MetricsSource):
                 shadow_pairs=[
                     (float(a), math.nan if b is None else float(b)) for a, b in win["shadow"]["pairs"]
                 ],
+                shadow_latencies=[(float(a), float(b)) for a, b in win["shadow"].get("latency_pairs", [])],
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             return Observation.unavailable(

@@ -110,6 +110,7 @@ class Entry:
     outcome: Outcome
     pairs: list[tuple[float, float | None]] = field(default_factory=list)  # canary None: NaN/invalid
     label_pairs: list[tuple[int, int]] = field(default_factory=list)  # classification: both argmax labels
+    latency_pair: tuple[float, float] | None = None  # (stable ms, canary ms) when both copies answered 200
 
 
 def score_rows(doc: Any) -> tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]:
@@ -172,6 +173,7 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
         "invalid": 0,
         "pairs": [],
         "label_pairs": [],
+        "latency_pairs": [],
     }
     for entry in entries:
         out = entry.outcome
@@ -183,6 +185,8 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
             shadow["invalid"] += out.invalid
             shadow["pairs"].extend([a, b] for a, b in entry.pairs)
             shadow["label_pairs"].extend([a, b] for a, b in entry.label_pairs)
+            if entry.latency_pair is not None:
+                shadow["latency_pairs"].append([round(v, 4) for v in entry.latency_pair])
             continue
         arm = arms[entry.arm]
         arm["requests"] += 1
@@ -460,6 +464,9 @@ class Router:
         out = await copy
         pairs: list[tuple[float, float | None]] = []
         label_pairs: list[tuple[int, int]] = []
+        latency_pair = None
+        if live.status == 200 and out.status == 200:
+            latency_pair = (live.latency_ms, out.latency_ms)  # sent at the same moment: the load cancels out
         if live.status == 200 and out.status == 200 and len(live.rows) == len(out.rows):
             # a canary row that answered NaN/invalid stays a pair (canary side None, NaN for the analysis)
             pairs = [(a, b) for a, b in zip(live.rows, out.rows, strict=True) if a is not None]
@@ -478,6 +485,7 @@ class Router:
                 outcome=out,
                 pairs=pairs,
                 label_pairs=label_pairs,
+                latency_pair=latency_pair,
             )
         )
 

@@ -16,6 +16,7 @@ import pytest
 from slipway.deploy.base import DeploymentState, DeployTarget, ModelRelease
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.errors import DeployError
+from slipway.locks.base import ReleaseLock
 from tests.contract.test_deploy_targets import (
     NEVER_READY,
     NEVER_READY_DEADLINE_S,
@@ -23,6 +24,7 @@ from tests.contract.test_deploy_targets import (
     DeployTargetContract,
     TargetFactory,
 )
+from tests.contract.test_release_locks import ReleaseLockContract
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -134,3 +136,15 @@ class TestKubernetesTarget(DeployTargetContract):
         assert second.state() == DeploymentState(v1, v2, weight=25, shadow=0, canary_ready=True)
         second.rollback()
         assert make_target().state() == DeploymentState(v1, None, weight=0, shadow=0, canary_ready=False)
+
+
+@pytest.mark.integration
+@pytest.mark.k8s
+class TestKubernetesReleaseLock(ReleaseLockContract):
+    """The release lease as a coordination.k8s.io Lease on the real API server (resourceVersion arbitrates)."""
+
+    @pytest.fixture
+    def lock(self, admin_api_client: ApiClient, namespace: str) -> Iterator[ReleaseLock]:
+        target = KubernetesTarget(api_client=admin_api_client, namespace=namespace)
+        yield target.release_lock()
+        target.close()

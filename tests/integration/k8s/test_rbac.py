@@ -20,6 +20,7 @@ from slipway.data.reference import Reference
 from slipway.deploy.k8s_metrics import PodMetricsSource
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.errors import DeployError
+from slipway.locks.base import Holder
 from tests.integration.k8s.conftest import api_client, create_namespace
 from tests.integration.k8s.control_plane import ControlPlane
 from tests.integration.k8s.observe import names
@@ -96,6 +97,8 @@ def test_the_role_is_enough_for_the_whole_release_flow(
         poll_s=0.1,
     )
     try:
+        lease, holder = target.release_lock(), Holder(what="rbac test release")
+        assert lease.try_acquire(holder) is None and lease.renew(holder)  # one release at a time
         target.deploy_stable(V1, ready_timeout_s=30)
         assert target.start_canary(V2, ready_timeout_s=30)
         target.set_traffic(weight=50, shadow=0)
@@ -108,6 +111,8 @@ def test_the_role_is_enough_for_the_whole_release_flow(
         target.promote()
         expect_only_stable(admin, NAMESPACE, V2)
         assert target.state().stable == V2
+        lease.release(holder)
+        assert lease.holder() is None
     finally:
         client.close()
 
@@ -187,10 +192,13 @@ def test_the_role_is_enough_to_scrape_every_pod_for_the_canary_analysis(
             stats = load_through(proxy, ref.holdout_xy()[0], seconds=3.0)
         obs = source.observe(weight=50)
 
-        # Then every Ready pod was read: the windows hold all the answers, by arm
+        # Then every Ready pod was read: the windows hold every answer the client saw, by arm, and no more
+        # requests than were sent (a request a server counted may still reach the client as a 502 or a
+        # timeout on a loaded machine; test_pod_metrics checks the exact count)
         assert not obs.stale, obs.source_error
-        assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
-        assert obs.stable.requests > 0 and obs.canary.requests > 0
+        assert obs.stable.requests >= stats.versions.get("1", 0) > 0, (stats, proxy.failures[:5])
+        assert obs.canary.requests >= stats.versions.get("2", 0) > 0, (stats, proxy.failures[:5])
+        assert obs.stable.requests + obs.canary.requests <= stats.sent, (stats, proxy.failures[:5])
         target.rollback()
     finally:
         client.close()

@@ -50,13 +50,28 @@ def window(
     canary: dict[str, object] | None = None,
     stable: dict[str, object] | None = None,
     pairs: list[tuple[float, float]] | None = None,
+    added_ms: float = 0.0,
     stale: bool = False,
     interval: float = 10.0,
 ) -> Observation:
-    """Window i (ends at (i + 1) * interval) with healthy arms unless told otherwise."""
+    """Window i (ends at (i + 1) * interval) with healthy arms unless told otherwise; each shadow pair's
+    request took the same lognormal time on both arms (20 ms median) plus `added_ms` on the canary."""
     c = arm(n_c, seed=7 * i + 1, **(canary or {}))  # type: ignore[arg-type]
     s = arm(n_s, seed=7 * i + 3, **(stable or {}))  # type: ignore[arg-type]
-    return Observation(i * interval, (i + 1) * interval, weight, s, c, shadow_pairs=pairs or [], stale=stale)
+    rng = np.random.default_rng(7 * i + 5)
+    shared = 20.0 * np.exp(rng.normal(0.0, 0.5, len(pairs or [])))
+    own = np.exp(rng.normal(0.0, 0.1, (2, shared.size)))
+    latencies = list(zip((shared * own[0]).tolist(), (shared * own[1] + added_ms).tolist(), strict=True))
+    return Observation(
+        i * interval,
+        (i + 1) * interval,
+        weight,
+        s,
+        c,
+        shadow_pairs=pairs or [],
+        shadow_latencies=latencies,
+        stale=stale,
+    )
 
 
 def pairs(n: int, *, seed: int = 0, canary: str = "same") -> list[tuple[float, float]]:

@@ -64,6 +64,37 @@ def test_latency_needs_samples_and_fails_on_a_doubled_tail() -> None:
     assert slow.failed and slow.statistic is not None and slow.statistic > POLICY.max_p99_ratio
 
 
+def test_latency_needs_more_added_tail_than_the_budget() -> None:
+    rng = np.random.default_rng(1)
+    stable = 2 * np.exp(rng.normal(0, 0.25, 2000))
+    fast_doubled = ck.latency(4 * np.exp(rng.normal(0, 0.25, 500)), stable, policy=POLICY)
+    assert (
+        fast_doubled.p_value is not None and fast_doubled.p_value < POLICY.alpha
+    )  # significant and > 1.5x...
+    assert fast_doubled.statistic is not None and fast_doubled.statistic > POLICY.max_p99_ratio
+    assert fast_doubled.status is CheckStatus.PASSED  # ...but 2 ms more is within the budget
+    plus_50 = ck.latency(2 * np.exp(rng.normal(0, 0.25, 500)) + 50, stable, policy=POLICY)
+    assert plus_50.failed
+
+
+def test_shadow_latency_cancels_a_noisy_machine_and_catches_added_ms() -> None:
+    rng = np.random.default_rng(2)
+    machine = 60 * np.exp(rng.normal(0, 0.8, 300))  # both copies of a request meet the same machine
+
+    def paired(added_ms: float) -> list[tuple[float, float]]:
+        own = np.exp(rng.normal(0, 0.1, (2, machine.size)))
+        return list(zip((machine * own[0]).tolist(), (machine * own[1] + added_ms).tolist(), strict=True))
+
+    assert ck.shadow_latency(paired(0.0)[:10], policy=POLICY).status is CheckStatus.INSUFFICIENT
+    assert ck.shadow_latency(paired(0.0), policy=POLICY).status is CheckStatus.PASSED
+    assert ck.shadow_latency(paired(5.0), policy=POLICY).status is CheckStatus.PASSED  # within the budget
+    slow = ck.shadow_latency(paired(50.0), policy=POLICY)
+    assert slow.failed and slow.statistic == pytest.approx(50.0, abs=10.0)
+    # the same +50 ms judged unpaired (live) is lost in the machine's noise
+    live = ck.latency(machine * np.exp(rng.normal(0, 0.1, 300)) + 50, machine[::-1].copy(), policy=POLICY)
+    assert live.status is CheckStatus.PASSED
+
+
 def test_collapse_by_std_and_by_a_single_label() -> None:
     rng = np.random.default_rng(0)
     stable = 1 / (1 + np.exp(-(np.where(rng.random(500) < 0.4, 2.5, -2.5) + rng.normal(0, 1.5, 500))))

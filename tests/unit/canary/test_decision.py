@@ -321,6 +321,16 @@ def test_nan_flipped_or_shifted_shadow_outputs_roll_back_before_any_live_traffic
         assert d.check(check).failed, (kind, d.checks)  # type: ignore[union-attr]
 
 
+def test_a_canary_slower_on_the_same_shadowed_requests_rolls_back_before_any_live_traffic() -> None:
+    policy = small_policy(shadow_intervals=1, shadow_percent=50)
+    state = initial_state(policy, canary_ready=True)
+    slow = window(0, weight=0, n_c=0, n_s=200, pairs=pairs(100), added_ms=50.0)
+    d = decide([slow], state=state, policy=policy)
+    assert d.outcome is Outcome.ROLLBACK and d.check("shadow_latency").failed  # type: ignore[union-attr]
+    within = window(0, weight=0, n_c=0, n_s=200, pairs=pairs(100), added_ms=2.0)
+    assert decide([within], state=state, policy=policy).outcome is Outcome.PROMOTE_STEP
+
+
 def test_missing_shadow_pairs_mean_the_canary_fails_its_copies() -> None:
     policy = small_policy(shadow_intervals=1, shadow_percent=50)
     d = decide([_shadow(pairs(20))], state=initial_state(policy, canary_ready=True), policy=policy)

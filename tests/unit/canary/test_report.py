@@ -32,7 +32,7 @@ def test_png_of_an_empty_timeline_still_renders() -> None:
 
 
 def test_rows_markdown_and_tags_carry_the_decision() -> None:
-    outcome, _ = simulate("F5", seed=0, policy=CanaryConfig())
+    outcome, _ = simulate("F5", seed=0, policy=CanaryConfig(shadow_intervals=0))  # caught live, not in shadow
     rows = decision_rows(outcome.decisions)
     assert len(rows) == len(outcome.decisions) and rows[-1]["outcome"] == "rollback"
     assert "latency" in rows[-1]["failed"] and rows[-1]["n_canary"] > 0
@@ -48,7 +48,7 @@ def test_rows_markdown_and_tags_carry_the_decision() -> None:
 
 
 def test_decision_rows_put_the_deciding_columns_first_and_keep_cut_reasons_whole() -> None:
-    outcome, _ = simulate("F5", seed=0, policy=CanaryConfig())
+    outcome, _ = simulate("F5", seed=0, policy=CanaryConfig(shadow_intervals=0))  # caught live, not in shadow
     rows = decision_rows(outcome.decisions)
     assert list(rows[0])[:5] == ["window", "weight", "outcome", "next_weight", "reason"]
     assert list(rows[0])[-1] == "reason_full"
