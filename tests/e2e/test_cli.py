@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from slipway.deploy.local import LocalTarget
+from slipway.locks.base import Holder
+from slipway.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 SLIPWAY = str(Path(sys.executable).parent / "slipway")
 
@@ -21,9 +25,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e") / "home"
 
 
-def cli(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
-    env["SLIPWAY_HOME"] = str(home)
+def cli(
+    *args: str, home: Path, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    env = base | (env or {}) | {"SLIPWAY_HOME": str(home)}
     return subprocess.run(
         [SLIPWAY, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -171,6 +177,39 @@ def test_bad_config_key_is_named(home: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "quality_gat" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_mistyped_training_param_stops_the_release_before_it_starts_and_is_reported(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    batch = tmp_path / "batch.csv"
+    assert cli("data", "batch", "--out", str(batch), "--seed", "1", home=home).returncode == 0
+    config = tmp_path / "slipway.yaml"
+    text = (REPO / "slipway.yaml").read_text().replace("expectations/", f"{REPO}/expectations/")
+    config.write_text(text.replace("    epochs: 80", '    epochs: "eighty"'))
+    proc = cli("release", "--data", str(batch), "--config", str(config), home=home)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "training.params.epochs" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    [report] = [json.loads(p.read_text()) for p in (home / "reports").glob("release-*.json")]
+    assert report["decision"] == "error" and report["stage"] == "prepare"
+    assert not (home / "mlflow.db").exists()  # nothing was registered or started
+
+
+def test_a_second_release_on_the_same_state_waits_then_exits_2_naming_the_first(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    batch = tmp_path / "batch.csv"
+    assert cli("data", "batch", "--out", str(batch), "--seed", "1", home=home).returncode == 0
+    lock = LocalTarget(settings=Settings(home=home)).release_lock()
+    first = Holder(what="release of breast-cancer-mlp from batch-0.csv")  # a live release: this process
+    assert lock.try_acquire(first) is None
+    try:
+        proc = cli("release", "--data", str(batch), home=home, env={"SLIPWAY_RELEASE_LOCK_WAIT_S": "2"})
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert first.what in proc.stderr and str(os.getpid()) in proc.stderr, proc.stderr
+        [report] = [json.loads(p.read_text()) for p in (home / "reports").glob("release-*.json")]
+        assert (report["decision"], report["stage"], report["model_version"]) == ("error", "prepare", None)
+        assert lock.holder() is not None and lock.holder().id == first.id  # type: ignore[union-attr]
+    finally:
+        lock.release(first)
 
 
 def test_help_describes_every_option(home: Path) -> None:

@@ -12,18 +12,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
 from slipway.training.base import TrainedModel, TrainingRequest
 
-DEFAULTS: dict[str, Any] = {
-    "hidden": [64, 32],
-    "epochs": 80,
-    "lr": 3e-3,
-    "batch_size": 64,
-    "weight_decay": 1e-4,
-    "dropout": 0.1,
-}
+
+class Params(BaseModel):
+    """`training.params` of this entrypoint: a key it does not know, or a value of the wrong type, is a
+    config error naming the key before the release starts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    hidden: list[PositiveInt] = Field(default=[64, 32], description="Width of each hidden layer.")
+    epochs: PositiveInt = Field(default=80, description="Passes over the batch.")
+    lr: PositiveFloat = Field(default=3e-3, description="Adam's learning rate.")
+    batch_size: PositiveInt = Field(default=64, description="Rows per gradient step.")
+    weight_decay: NonNegativeFloat = Field(default=1e-4, description="Adam's L2 penalty.")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout after each hidden layer.")
+
+
+DEFAULTS: dict[str, Any] = Params().model_dump()
 
 
 class MLP(nn.Module):
@@ -61,9 +69,9 @@ class MLP(nn.Module):
         return out  # type: ignore[no-any-return]
 
 
-def train(request: TrainingRequest) -> TrainedModel:
-    """Mini-batch Adam training; deterministic for a seed on CPU."""
-    params = {**DEFAULTS, **request.params}
+def train(request: TrainingRequest, params: Params | None = None) -> TrainedModel:
+    """Mini-batch Adam training; deterministic for a seed on CPU (`params`: request.params, checked)."""
+    p = params if params is not None else Params.model_validate(request.params)
     torch.manual_seed(request.seed)
     x, y = request.x(), request.y()
     std = x.std(axis=0)
@@ -73,15 +81,13 @@ def train(request: TrainingRequest) -> TrainedModel:
     model = MLP(
         mean=x.mean(axis=0),
         std=np.where(std > 0, std, 1.0),
-        hidden=list(params["hidden"]),
+        hidden=list(p.hidden),
         n_out=len(request.target.classes) if classification else 1,
-        dropout=float(params["dropout"]),
+        dropout=p.dropout,
         y_mean=y_mean,
         y_std=y_std,
     )
-    opt = torch.optim.Adam(
-        model.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"])
-    )
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     xt = torch.from_numpy(x)
     yt = (
         torch.from_numpy(y) if classification else torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
@@ -89,10 +95,10 @@ def train(request: TrainingRequest) -> TrainedModel:
     gen = torch.Generator().manual_seed(request.seed)
     loss = torch.tensor(0.0)
     model.train()
-    for _ in range(int(params["epochs"])):
+    for _ in range(p.epochs):
         order = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), int(params["batch_size"])):
-            idx = order[start : start + int(params["batch_size"])]
+        for start in range(0, len(xt), p.batch_size):
+            idx = order[start : start + p.batch_size]
             opt.zero_grad()
             net_out = model.net((xt[idx] - model.get_buffer("mean")) / model.get_buffer("std"))
             if classification:
@@ -102,4 +108,4 @@ def train(request: TrainingRequest) -> TrainedModel:
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     model.eval()
-    return TrainedModel(module=model, params=params, metrics={"train_loss": float(loss.detach())})
+    return TrainedModel(module=model, params=p.model_dump(), metrics={"train_loss": float(loss.detach())})

@@ -17,7 +17,8 @@ from slipway.errors import ConfigError
 from slipway.hashing import file_sha256
 from slipway.lineage.collect import check_commit, git_state, json_hash
 from slipway.settings import Settings
-from slipway.training.entrypoint import code_hash
+from slipway.training.entrypoint import code_hash, load_entrypoint
+from slipway.training.params import check_params
 from slipway.validation.suite import SuiteSpec, load_suite, suite_hash
 
 
@@ -105,6 +106,9 @@ def prepare(
     problems = config.quality_gate.problems_for(ref.target.task)
     if problems:
         raise ConfigError(f"{config_path}: {'; '.join(problems)} ({ref.how})")
+    if not model_uri:  # a typed entrypoint's params are checked before anything runs
+        spec = config.training.entrypoint
+        check_params(load_entrypoint(spec, project_dir=config.base_dir), config.training.params, spec=spec)
     suite = load_suite(config.suite_path())
     data_path = resolve_batch(config=config, data=data)
     read_batch(data_path)  # fail early, with the reader's message, on an unreadable batch

@@ -10,6 +10,7 @@ from slipway.release.context import ReleaseContext
 from slipway.release.outcome import StageOutcome, table
 from slipway.training.base import TrainedModel, TrainingRequest
 from slipway.training.entrypoint import load_entrypoint
+from slipway.training.params import call_entrypoint
 
 
 def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOutcome[TrainedModel]:
@@ -32,7 +33,9 @@ def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOut
             seed=ctx.config.training.seed,
             target=ref.target,
         )
-        trained = load_entrypoint(ctx.config.training.entrypoint, project_dir=ctx.config.base_dir)(request)
+        spec = ctx.config.training.entrypoint
+        fn = load_entrypoint(spec, project_dir=ctx.config.base_dir)
+        trained = call_entrypoint(fn, request, spec=spec)
         how = f"trained by {ctx.config.training.entrypoint}"
     rows = [{"kind": "param", "name": k, "value": str(v)} for k, v in sorted(trained.params.items())]
     rows += [
