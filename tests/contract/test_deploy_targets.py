@@ -33,6 +33,7 @@ from tests.support.onnx_models import linear_onnx
 from tests.support.podman import containers, push_images, runtime
 
 READY_S = 60.0
+LEASE_S = 2.0  # a canary lease short enough to run out within a test
 NEVER_READY_DEADLINE_S = 3.0
 NEVER_READY = {"SLIPWAY_SERVE_FAULT_NEVER_READY": "true"}
 
@@ -159,6 +160,38 @@ class DeployTargetContract(ABC):
             state = target.state()
             assert (state.weight, state.shadow, state.canary) == (25, 50, v2)
 
+    @pytest.fixture
+    def pass_time(self) -> Callable[[DeployTarget, float], None]:
+        """How `seconds` pass for the target (real time; the fake's own clock)."""
+        return lambda _target, seconds: time.sleep(seconds)
+
+    def test_a_canary_whose_lease_runs_out_gets_no_more_traffic(
+        self,
+        target: DeployTarget,
+        v1: ModelRelease,
+        v2: ModelRelease,
+        pass_time: Callable[[DeployTarget, float], None],
+    ) -> None:
+        target.deploy_stable(v1, ready_timeout_s=READY_S)
+        assert target.start_canary(v2, ready_timeout_s=READY_S)
+        target.hold_canary(ttl_s=LEASE_S)
+        shadow = 50 if target.capabilities().shadow else 0
+        target.set_traffic(weight=50, shadow=shadow)
+        pass_time(target, LEASE_S / 2)
+        target.hold_canary(ttl_s=LEASE_S)  # renewed: still routed
+        state = target.state()
+        assert (state.weight, state.shadow, state.canary_unattended) == (50, shadow, False)
+        pass_time(target, LEASE_S + 0.5)
+        state = target.state()
+        if not target.capabilities().canary_lease:  # documented no-op: the canary keeps its share
+            assert (state.weight, state.canary, state.canary_unattended) == (50, v2, False)
+            return
+        # its release stopped renewing: the target sends the canary nothing, and says so
+        assert (state.canary, state.weight, state.shadow, state.canary_unattended) == (v2, 0, 0, True)
+        target.rollback()
+        state = target.state()
+        assert (state.stable, state.canary, state.canary_unattended) == (v1, None, False)
+
     def test_set_traffic_refuses_bad_weights_and_a_missing_canary(
         self, target: DeployTarget, v1: ModelRelease
     ) -> None:
@@ -223,9 +256,19 @@ class DeployTargetContract(ABC):
 
 class TestFakeTarget(DeployTargetContract):
     @pytest.fixture
-    def make_target(self) -> Iterator[TargetFactory]:
-        world = FakeWorld()
+    def world(self) -> FakeWorld:
+        return FakeWorld()
+
+    @pytest.fixture
+    def make_target(self, world: FakeWorld) -> Iterator[TargetFactory]:
         yield lambda: FakeTarget(world)
+
+    @pytest.fixture
+    def pass_time(self, world: FakeWorld) -> Callable[[DeployTarget, float], None]:
+        def advance(_target: DeployTarget, seconds: float) -> None:
+            world.clock_s += seconds
+
+        return advance
 
 
 def processes_mentioning(*needles: Path | str) -> list[int]:

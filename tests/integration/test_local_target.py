@@ -233,6 +233,42 @@ def test_a_killed_orchestrator_leaves_no_canary_behind(
     assert again.state().canary is None
 
 
+def test_a_canary_whose_release_was_killed_falls_back_to_the_stable_when_its_lease_runs_out(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    """The release is SIGKILLed while its canary takes all the traffic; the router alone stops sending it any."""
+    lease_s = 4.0
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from slipway.deploy.base import ModelRelease
+        from slipway.deploy.local import LocalTarget
+        target = LocalTarget(state_dir=Path({str(target.state_dir)!r}))
+        assert target.start_canary(ModelRelease("tiny", "2", Path({str(bundles["2"])!r})), ready_timeout_s=60)
+        target.hold_canary(ttl_s={lease_s})
+        target.set_traffic(weight=100, shadow=0)
+        print("canary live", flush=True)
+        while True:
+            time.sleep(1)  # a controller would renew here; this one is killed first
+        """
+    )
+    release = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert release.stdout is not None and release.stdout.readline().strip() == "canary live"
+    killed_at = time.monotonic()
+    os.killpg(release.pid, signal.SIGKILL)
+    release.wait()
+    assert probe(target, rows, n=20) == {"2": 20}  # the lease still runs
+    time.sleep(max(0.0, lease_s - (time.monotonic() - killed_at)) + 0.5)
+    assert probe(target, rows, n=50) == {"1": 50}  # no release renewed it: the stable answers everything
+    state = LocalTarget(state_dir=target.state_dir).state()
+    assert (state.canary is not None, state.weight, state.canary_unattended) == (True, 0, True)
+    target.rollback()  # what `slipway rollback` (or the next release's reconcile) does with it
+    assert target.state().canary is None
+
+
 def test_a_dead_router_makes_windows_stale_and_is_restarted(
     target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from slipway.deploy.fake import FakeTarget
 from slipway.errors import DeployError, RegistryError, UsageError
+from slipway.locks.base import Holder
 from slipway.names import CHAMPION
 from slipway.ops.audit import read_records
 from slipway.ops.rollback import RollbackRefused, RollbackResult, rollback_serving
@@ -175,10 +176,28 @@ def test_a_failed_redeploy_moves_no_alias_and_writes_nothing(tmp_path: Path) -> 
 def test_a_canary_in_flight_is_refused(tmp_path: Path) -> None:
     reg = history()
     target = serving(reg)
+    running = Holder(what="release of version 4")
+    assert target.release_lock().try_acquire(running) is None  # its release is alive
     target.start_canary(release_of(reg.get_version(model_name=MODEL, version="4")), ready_timeout_s=1)
     with pytest.raises(DeployError, match="canary in flight \\(version 4"):
         run(reg, target, tmp_path / "audit.jsonl")
-    assert champion(reg) == "2"
+    assert champion(reg) == "2" and target.state().canary is not None
+
+
+@pytest.mark.parametrize("to", ["2", None])  # the champion already (a no-op), and a real rollback
+def test_a_canary_left_by_a_dead_release_is_removed(tmp_path: Path, to: str | None) -> None:
+    reg = history()
+    target = serving(reg)
+    target.start_canary(release_of(reg.get_version(model_name=MODEL, version="4")), ready_timeout_s=1)
+    target.hold_canary(ttl_s=30)
+    target.set_traffic(weight=25, shadow=0)
+    target.world.clock_s += 60  # its release stopped renewing the lease, and holds no release lock
+
+    result = run(reg, target, tmp_path / "audit.jsonl", to=to)
+
+    assert result.removed_canary == "4" and target.state().canary is None
+    assert target.state().stable is not None
+    assert target.state().stable.model_version == ("2" if to == "2" else result.to_version)
 
 
 class BrokenAlias(InMemoryRegistry):

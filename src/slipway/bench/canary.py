@@ -143,6 +143,11 @@ def catalogue_targets(table: dict[str, dict[str, Any]], *, policy: CanaryConfig)
         "F9": ("never promote", row("F9")["promotions"] == 0),
         "F10": ("never promote", row("F10")["promotions"] == 0),
         "F11": (f"no rollback (rate <= {AA_TARGET:g})", le(row("F11")["rollback_rate"], AA_TARGET)),
+        "F12": (
+            "0 promotions (the shadow phase pairs latency on the same requests)",
+            row("F12")["promotions"] == 0,
+        ),
+        "noisy": (f"no rollback (rate <= {AA_TARGET:g})", le(row("noisy")["rollback_rate"], AA_TARGET)),
         "F14": (
             ">= 99% of the next window answered by the stable after every rollback",
             all((row(c)["post_rollback_stable_share_min"] or 1.0) >= 0.99 for c in FAULT_CLASSES),
@@ -181,6 +186,7 @@ def _section(results: list[RunResult], policy: CanaryConfig) -> dict[str, Any]:
         "aa_false_rollback_ci95_upper": table["aa"]["rollback_rate_ci95_upper"],
         "retrain_false_rollback_rate": table["retrain"]["rollback_rate"],
         "f11_false_rollback_rate": table["F11"]["rollback_rate"],
+        "noisy_false_rollback_rate": table["noisy"]["rollback_rate"],
         "worst_p95_rollback_intervals": table[worst]["rollback_intervals_p95"],
         "worst_p95_rollback_class": worst,
         "worst_p95_rollback_windows": max(row["rollback_windows_p95"] or 0.0 for row in faults),
@@ -306,7 +312,7 @@ def _class_table(section: dict[str, Any], names: list[str]) -> list[str]:
 def render_markdown(doc: dict[str, Any]) -> str:
     """Pure; the canary benchmark document as markdown: headline, catalogue targets, per-class tables."""
     f7 = doc["sim"]["f7"]
-    names = ["aa", "retrain", *doc["fault_classes"], "F11"]
+    names = ["aa", "retrain", *doc["fault_classes"], "F11", "noisy"]
     lines = [
         "# Canary analysis benchmark (seeded simulator, the production controller and decision)",
         "",
@@ -314,12 +320,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{doc['sim']['rate_rps']:g} rps, {doc['policy']['interval_s']:g} s windows, steps {doc['policy']['steps']}; "
         f"wall {doc['wall_s']} s on {doc['workers']} worker(s){' (quick)' if doc['quick'] else ''}.",
         "",
-        f"- false promotions over F1–F10: **{doc['false_promotions']}** (target 0)",
+        f"- false promotions over F1–F12: **{doc['false_promotions']}** (target 0)",
         f"- A/A false rollback rate: **{doc['aa_false_rollback_rate']:.2%}** "
         f"(95% upper {doc['aa_false_rollback_ci95_upper']:.2%}; target ≤ 2%)",
         f"- healthy retrain false rollback rate: {doc['retrain_false_rollback_rate']:.2%}; "
-        f"F11 (blip on both arms): {doc['f11_false_rollback_rate']:.2%}",
-        f"- every healthy run pooled (A/A, retrain, F11; both policies): {doc['control_false_rollbacks']['rollbacks']} "
+        f"F11 (blip on both arms): {doc['f11_false_rollback_rate']:.2%}; "
+        f"noisy machine: {doc['noisy_false_rollback_rate']:.2%}",
+        f"- every healthy run pooled (A/A, retrain, F11, noisy; both policies): {doc['control_false_rollbacks']['rollbacks']} "
         f"false rollbacks in {doc['control_false_rollbacks']['runs']} runs "
         f"({doc['control_false_rollbacks']['rate']:.2%}, 95% upper {doc['control_false_rollbacks']['ci95_upper']:.2%})",
         f"- worst p95 time to rollback: {doc['worst_p95_rollback_intervals']} intervals ({doc['worst_p95_rollback_class']})",
@@ -328,7 +335,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
         "## Per task (configured policy)",
         "",
-        "| task | runs per class | false promotions (F1–F10) | A/A false rollback rate | worst p95 rollback intervals |",
+        "| task | runs per class | false promotions (F1–F12) | A/A false rollback rate | worst p95 rollback intervals |",
         "|---|---|---|---|---|",
         *(
             f"| {task} | {row['runs_per_class']} | {row['false_promotions']} | {row['aa_false_rollback_rate']:.2%} | "
@@ -352,7 +359,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "## Per class, live-only variant (`shadow_intervals: 0`)",
         "",
         f"False promotions {doc['live_only']['false_promotions']}, A/A false rollback "
-        f"{doc['live_only']['aa_false_rollback_rate']:.2%}, F11 {doc['live_only']['f11_false_rollback_rate']:.2%}.",
+        f"{doc['live_only']['aa_false_rollback_rate']:.2%}, F11 {doc['live_only']['f11_false_rollback_rate']:.2%}, "
+        f"noisy {doc['live_only']['noisy_false_rollback_rate']:.2%}. Without a shadow phase (Kubernetes), F12's "
+        f"+{doc['sim']['f12_added_ms']:g} ms on a noisy machine is promoted in "
+        f"{doc['live_only']['classes']['F12']['promotions']} of {doc['live_only']['classes']['F12']['runs']} runs: "
+        "live windows draw the machine's noise independently per arm, and only the paired shadow copies cancel it.",
         "",
         *_class_table(doc["live_only"], names),
         "",

@@ -6,7 +6,9 @@ fails closed through `stale_limit`), calls `decide`, and does what the decision 
 `set_traffic` for a step, `promote()` for the final step, `rollback()` for ROLLBACK/ERROR. A
 deploy call that raises a `SlipwayError` ends the canary as ERROR with a rollback; any other
 exception (including KeyboardInterrupt) rolls back and re-raises. A SIGKILL cannot be caught:
-the next run calls `reconcile(target)` first.
+the next run calls `reconcile(target)` first. Meanwhile the canary does not go on unattended: the
+controller renews its traffic lease (`hold_canary`, `canary_lease_s`: two windows + LEASE_SLACK_S)
+every window, and a target that can (the local router) sends it nothing once the lease runs out.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from slipway.errors import SlipwayError
 
 Result = Literal["promoted", "rolled_back"]
 SHIFT_CHECKS = ("shift", "shadow_shift")
+LEASE_SLACK_S = 15.0  # a late window or a slow router confirmation must not let a live canary lapse
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,13 @@ class _Run:
             baselines=asdict(state.baselines),
         )
 
+    def hold(self) -> None:
+        """The canary's traffic lease for two more windows (+ slack): if this run dies, the target falls back."""
+        self.target.hold_canary(ttl_s=canary_lease_s(self.policy))
+
     def loop(self, state: ControllerState) -> CanaryOutcome:
         """Windows until a terminal or final decision; applies each decision to the target."""
+        self.hold()
         self.target.set_traffic(weight=state.weight, shadow=state.shadow)
         self.peak = state.weight
         self.observe(state.weight)  # primes the source (the first window starts now); failures ignored here
@@ -176,6 +184,7 @@ class _Run:
             self.state = state
             self.clock.sleep(self.policy.interval_s)
             obs, ready = self.observe(state.weight)
+            self.hold()
             self.history.append(obs)
             state = replace(state, elapsed_s=self.elapsed(), canary_ready=ready)
             d = self.record(decide(self.history, state=state, policy=self.policy))
@@ -189,6 +198,11 @@ class _Run:
                 self.target.set_traffic(weight=d.next_weight, shadow=d.state.shadow)
                 self.peak = max(self.peak, d.next_weight)
             state = d.state
+
+
+def canary_lease_s(policy: CanaryConfig) -> float:
+    """Pure; how long the canary's traffic lasts without the controller: two windows plus LEASE_SLACK_S."""
+    return 2 * policy.interval_s + LEASE_SLACK_S
 
 
 def run_canary(

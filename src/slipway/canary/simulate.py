@@ -230,6 +230,9 @@ class FakeSimTarget(DeployTarget, MetricsSource):
         """Non-blocking; itself (windows are synthesized)."""
         return self
 
+    def hold_canary(self, *, ttl_s: float) -> None:
+        """Instant; no-op (a simulated controller never dies)."""
+
     def release_lock(self) -> ReleaseLock:
         """Instant; an in-memory lease (one simulated release per run)."""
         return FakeReleaseLock()

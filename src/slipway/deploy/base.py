@@ -63,6 +63,8 @@ class DeploymentState:
     weight: int  # percent of live traffic to the canary, 0..100
     shadow: int  # percent of stable traffic mirrored to the canary, 0..100
     canary_ready: bool
+    # a canary whose release stopped renewing its traffic lease (`hold_canary`): the target sends it nothing
+    canary_unattended: bool = False
 
 
 @dataclass
@@ -123,6 +125,9 @@ class Capabilities:
     shadow: bool  # can mirror stable traffic to the canary (a shadow phase)
     weights: tuple[int, ...] | None  # the live canary weights it can produce; None: any of 1..99
     requires_digest: bool  # deploys only images pinned by digest (`repo@sha256:...`)
+    canary_lease: bool = (
+        False  # falls back to the stable by itself when the canary's lease runs out (hold_canary)
+    )
     why: str = ""  # what limits it, naming the config field (appended to each problem)
 
     def problems(self, *, steps: list[int], shadow_intervals: int, image_ref: str | None) -> list[str]:
@@ -184,6 +189,12 @@ class DeployTarget(ABC):
     @abstractmethod
     def set_traffic(self, *, weight: int, shadow: int) -> None:
         """Blocking (seconds at most); idempotent; routes `weight`% to the canary, mirrors `shadow`% of the rest."""
+
+    @abstractmethod
+    def hold_canary(self, *, ttl_s: float) -> None:
+        """Blocking (one write); idempotent; the canary keeps its traffic for `ttl_s` more, after which the target
+        falls back to the stable on its own unless renewed (the controller renews every window); no canary:
+        no-op; a target that cannot fall back by itself: no-op (documented per target)."""
 
     @abstractmethod
     def promote(self) -> None:

@@ -43,6 +43,17 @@ class FakeWorld:
     clock_s: float = 0.0
     calls: list[str] = field(default_factory=list)
     lock: FakeReleaseLock = field(default_factory=FakeReleaseLock)
+    canary_lease_until: float | None = (
+        None  # fake clock time the canary's traffic lasts until (None: no lease)
+    )
+
+    def lapsed(self) -> bool:
+        """Non-blocking; a canary whose traffic lease expired (its release stopped renewing it)."""
+        return (
+            self.canary is not None
+            and self.canary_lease_until is not None
+            and self.clock_s >= self.canary_lease_until
+        )
 
 
 def _knob(release: ModelRelease, name: str, default: str) -> str:
@@ -71,7 +82,9 @@ class FakeTarget(DeployTarget, MetricsSource):
         capabilities: Capabilities | None = None,
     ) -> None:
         self.world = world if world is not None else FakeWorld()
-        self._capabilities = capabilities or Capabilities(shadow=True, weights=None, requires_digest=False)
+        self._capabilities = capabilities or Capabilities(
+            shadow=True, weights=None, requires_digest=False, canary_lease=True
+        )
         self.requests_per_window = requests_per_window
         self.window_s = window_s
         self._rng = np.random.default_rng(seed)
@@ -91,8 +104,14 @@ class FakeTarget(DeployTarget, MetricsSource):
     def state(self) -> DeploymentState:
         """Non-blocking; the shared world's deployment."""
         w = self.world
+        lapsed = w.lapsed()
         return DeploymentState(
-            stable=w.stable, canary=w.canary, weight=w.weight, shadow=w.shadow, canary_ready=w.canary_ready
+            stable=w.stable,
+            canary=w.canary,
+            weight=0 if lapsed else w.weight,
+            shadow=0 if lapsed else w.shadow,
+            canary_ready=w.canary_ready,
+            canary_unattended=lapsed,
         )
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
@@ -126,9 +145,15 @@ class FakeTarget(DeployTarget, MetricsSource):
         self.world.calls.append(f"set_traffic {weight} {shadow}")
         self.world.weight, self.world.shadow = weight, shadow
 
+    def hold_canary(self, *, ttl_s: float) -> None:
+        """Instant; idempotent; the canary's traffic lasts ttl_s more on the fake clock; no canary: no-op."""
+        if self.world.canary is not None:
+            self.world.canary_lease_until = self.world.clock_s + ttl_s
+
     def promote(self) -> None:
         """Instant; idempotent (no-op without a canary); the canary becomes the stable."""
         w = self.world
+        w.canary_lease_until = None
         if w.canary is None:
             w.weight = w.shadow = 0
             return
@@ -138,6 +163,7 @@ class FakeTarget(DeployTarget, MetricsSource):
     def rollback(self) -> None:
         """Instant; idempotent (no-op without a canary); all traffic to the stable, canary removed."""
         w = self.world
+        w.canary_lease_until = None
         if w.canary is not None:
             w.calls.append(f"rollback {w.canary.model_version}")
         w.canary, w.canary_ready, w.weight, w.shadow = None, False, 0, 0
@@ -154,14 +180,15 @@ class FakeTarget(DeployTarget, MetricsSource):
             return Observation.unavailable(
                 start_s=start, end_s=w.clock_s, weight=weight, why="fake metrics down"
             )
-        n_canary = int(self._rng.binomial(self.requests_per_window, w.weight / 100)) if w.canary else 0
+        routed = 0 if w.lapsed() else w.weight  # an expired lease: the stable only
+        n_canary = int(self._rng.binomial(self.requests_per_window, routed / 100)) if w.canary else 0
         n_stable = self.requests_per_window - n_canary if w.stable else 0
         base = self._rng.beta(2.0, 2.0, size=max(n_stable, n_canary, 1))
         stable = self._arm(w.stable, base[:n_stable]) if w.stable else ArmWindow()
         canary = self._arm(w.canary, base[:n_canary]) if w.canary else ArmWindow()
         pairs: list[tuple[float, float]] = []
         latencies: list[tuple[float, float]] = []
-        if w.canary is not None and w.stable is not None and w.shadow:
+        if w.canary is not None and w.stable is not None and w.shadow and not w.lapsed():
             mirrored = base[:n_stable][self._rng.random(n_stable) < w.shadow / 100]
             for s, c in zip(_scores(w.stable, mirrored), _scores(w.canary, mirrored), strict=True):
                 if math.isfinite(s) and math.isfinite(c):

@@ -416,6 +416,10 @@ class KubernetesTarget(DeployTarget):
             self._apply_arm("canary", _release_of(canary_obj), want, weight=weight)
         return want != have or stable_n != have_stable
 
+    def hold_canary(self, *, ttl_s: float) -> None:
+        """No-op: the canary's replicas carry its share until a release or `slipway rollback` removes them (the
+        cluster runs nothing of Slipway's that could take them away on its own)."""
+
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
         canary_obj = self._get_arm("canary")

@@ -121,16 +121,23 @@ class LocalTarget(DeployTarget, MetricsSource):
         return FileReleaseLock(self.state_dir / "release.lease")
 
     def state(self) -> DeploymentState:
-        """Non-blocking (probes take ms); stable = alive and /readyz 200; a dead canary counts as absent."""
+        """Non-blocking (probes take ms); stable = alive and /readyz 200; a dead canary counts as absent; a canary
+        whose traffic lease expired is unattended, at weight and shadow 0 (what the router does)."""
         doc = read_state(self.state_file)
         stable = doc.stable if doc.stable and alive(doc.stable) and self._ready(doc.stable) else None
         canary = doc.canary if doc.canary and alive(doc.canary) else None
+        lapsed = (
+            canary is not None
+            and doc.canary_lease_until is not None
+            and time.time() >= doc.canary_lease_until
+        )
         return DeploymentState(
             stable=stable.release.release() if stable and stable.release else None,
             canary=canary.release.release() if canary and canary.release else None,
-            weight=doc.weight,
-            shadow=doc.shadow,
+            weight=0 if lapsed else doc.weight,
+            shadow=0 if lapsed else doc.shadow,
             canary_ready=canary is not None and self._ready(canary),
+            canary_unattended=lapsed,
         )
 
     @property
@@ -147,13 +154,14 @@ class LocalTarget(DeployTarget, MetricsSource):
     # ---- DeployTarget ------------------------------------------------------------------------
 
     def capabilities(self) -> Capabilities:
-        """Pure; shadow and any weight (the router); images by digest only in podman mode."""
+        """Pure; shadow, any weight and the canary lease (the router); images by digest only in podman mode."""
         if self.podman is None:
-            return Capabilities(shadow=True, weights=None, requires_digest=False)
+            return Capabilities(shadow=True, weights=None, requires_digest=False, canary_lease=True)
         return Capabilities(
             shadow=True,
             weights=None,
             requires_digest=True,
+            canary_lease=True,
             why="deploy.local.runtime: podman runs images by digest",
         )
 
@@ -218,6 +226,16 @@ class LocalTarget(DeployTarget, MetricsSource):
                 raise DeployError("local target: no canary is running; cannot route traffic to it")
             self._apply(doc, weight=weight, shadow=shadow)
 
+    def hold_canary(self, *, ttl_s: float) -> None:
+        """Blocking (one write under the lock); idempotent; the router sends the canary traffic until now + ttl_s
+        (`canary_lease_until`), then the stable only, on its own; no canary: no-op."""
+        with self._locked():
+            doc = read_state(self.state_file)
+            if doc.canary is None:
+                return
+            doc.canary_lease_until = time.time() + ttl_s
+            write_state(self.state_file, doc)
+
     def promote(self) -> None:
         """Blocking; idempotent (no-op without a canary); the canary becomes the stable, the old stable drains and stops."""
         with self._locked():
@@ -234,6 +252,7 @@ class LocalTarget(DeployTarget, MetricsSource):
             if old is not None:
                 doc.leftovers.append(old)
             doc.stable, doc.canary = canary.model_copy(update={"role": "stable"}), None
+            doc.canary_lease_until = None
             self._apply(doc, weight=0, shadow=0, force=True)  # the router re-points before anything stops
             if old is not None:
                 self._retire(doc, old)
@@ -465,7 +484,7 @@ class LocalTarget(DeployTarget, MetricsSource):
         canary = doc.canary
         if canary is not None:
             doc.leftovers.append(canary)
-        doc.canary = None
+        doc.canary, doc.canary_lease_until = None, None
         self._apply(doc, weight=0, shadow=0, force=True)
         if canary is not None:
             self._retire(doc, canary)

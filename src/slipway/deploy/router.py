@@ -62,6 +62,11 @@ class RouteConfig:
     shadow: int = 0
     seed: int = 0
     timeout_s: float = 5.0
+    canary_until: float | None = None  # the canary's traffic lease (wall clock); past it, the stable only
+
+    def canary_live(self, *, now: float) -> bool:
+        """Pure; whether the canary gets traffic now: it exists and its lease (if any) has not expired."""
+        return self.canary is not None and (self.canary_until is None or now < self.canary_until)
 
     @classmethod
     def of(cls, doc: DeploymentFile) -> RouteConfig:
@@ -74,6 +79,7 @@ class RouteConfig:
             shadow=doc.shadow,
             seed=doc.seed,
             timeout_s=doc.upstream_timeout_s,
+            canary_until=doc.canary_lease_until,
         )
 
 
@@ -324,6 +330,8 @@ class Router:
             "shadow": cfg.shadow,
             "stable": cfg.stable,
             "canary": cfg.canary,
+            "canary_live": cfg.canary_live(now=time.time()),
+            "canary_lease_until": cfg.canary_until,
             "seq": self._seq,
         }
 
@@ -389,14 +397,15 @@ class Router:
             await _respond(send, 503, _json_body({"detail": "router: no stable upstream deployed"}))
             return
         route_draw, shadow_draw = self._rng.random() * 100, self._rng.random() * 100
-        arm = "canary" if cfg.canary is not None and route_draw < cfg.weight else "stable"
+        canary_live = cfg.canary_live(now=time.time())  # an expired lease: its release is gone, stable only
+        arm = "canary" if canary_live and route_draw < cfg.weight else "stable"
         headers = {
             name.decode(): value.decode()
             for name, value in scope["headers"]
             if name in (b"content-type", b"x-request-id")
         }
         copy: asyncio.Task[Outcome] | None = None
-        if arm == "stable" and cfg.canary is not None and shadow_draw < cfg.shadow:
+        if arm == "stable" and canary_live and cfg.canary is not None and shadow_draw < cfg.shadow:
             copy = asyncio.create_task(self._forward(cfg.canary, body, headers, cfg.timeout_s))
         url = cfg.stable if arm == "stable" or cfg.canary is None else cfg.canary
         out = await self._forward(url, body, headers, cfg.timeout_s)

@@ -93,6 +93,11 @@ class DeploymentFile(BaseModel):
     seed: int = Field(default=0, description="Router RNG seed (re-seeded per generation).")
     weight: int = Field(default=0, ge=0, le=100)
     shadow: int = Field(default=0, ge=0, le=100)
+    canary_lease_until: float | None = Field(
+        default=None,
+        description="Wall-clock time after which the router sends the canary nothing (weight and shadow 0) "
+        "unless the release renews it; None: no lease (the canary keeps its weight).",
+    )
     upstream_timeout_s: float = Field(default=5.0, gt=0, description="Router → server request timeout.")
     router: ProcessRecord | None = None
     stable: ProcessRecord | None = None

@@ -60,6 +60,9 @@ class RollbackResult(BaseModel):
     rollback_id: str | None = None
     at: str | None = None
     actor: str | None = None
+    removed_canary: str | None = Field(
+        default=None, description="The version of a canary its release had left behind, removed first."
+    )
     message: str
 
 
@@ -223,10 +226,12 @@ def rollback_serving(
         requested=to_version,
         lookup=lambda v: _lookup(registry, model_name=model_name, version=v),
     )
+    orphan = _remove_orphan_canary(target) if target is not None else None
+    left = f"; removed canary version {orphan}, which a release that is gone left behind" if orphan else ""
     if plan.noop:
         assert champion is not None  # a no-op needs a champion
         _reconcile_audit(champion, audit_path=audit_path, target=target_name)
-        message, redeployed = plan.message, False
+        message, redeployed = plan.message + left, False
         stable = target.state().stable if target is not None else None
         if target is not None and (stable is None or stable.model_version != champion.version):
             # the registry already says so, but the target does not serve it (stopped, or a crash): reconcile
@@ -243,6 +248,7 @@ def rollback_serving(
             noop=True,
             redeployed=redeployed,
             target=target_name,
+            removed_canary=orphan,
             message=message,
         )
     wanted = registry.get_version(model_name=model_name, version=plan.to_version)
@@ -299,8 +305,26 @@ def rollback_serving(
         rollback_id=rid,
         at=at,
         actor=actor,
-        message=f"champion {plan.from_version or 'none'} -> version {plan.to_version}; {where}",
+        removed_canary=orphan,
+        message=f"champion {plan.from_version or 'none'} -> version {plan.to_version}; {where}{left}",
     )
+
+
+def _remove_orphan_canary(target: DeployTarget) -> str | None:
+    """Blocking; the version of a canary no live release drives (its lease ran out, or nobody holds the release
+    lock), after rolling it back; None without one; DeployError (nothing changed) while a release runs it."""
+    state = target.state()
+    if state.canary is None:
+        return None
+    holder = target.release_lock().holder()
+    if holder is not None and not state.canary_unattended:
+        raise DeployError(
+            f"the {target.name} target has a canary in flight (version {state.canary.model_version}, weight "
+            f"{state.weight}%) driven by {holder.describe()}: let it finish (it promotes or rolls back), then roll "
+            "back; nothing changed"
+        )
+    target.rollback()
+    return state.canary.model_version
 
 
 def _redeploy(

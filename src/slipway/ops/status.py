@@ -25,6 +25,11 @@ class DeployView(BaseModel):
     weight: int = Field(default=0, description="Percent of live traffic on the canary.")
     shadow: int = Field(default=0, description="Percent of stable traffic mirrored to the canary.")
     canary_ready: bool = False
+    canary_unattended: bool = Field(
+        default=False,
+        description="The canary's release stopped renewing its traffic lease: nothing analyses it and it gets "
+        "no traffic; `slipway rollback` (or the next release) removes it.",
+    )
     router_url: str | None = None
     note: str | None = Field(default=None, description="Why the state is missing, when it is.")
 
@@ -57,6 +62,7 @@ def deploy_view(
         weight=state.weight,
         shadow=state.shadow,
         canary_ready=state.canary_ready,
+        canary_unattended=state.canary_unattended,
         router_url=router_url,
         note=note,
     )
@@ -125,6 +131,11 @@ def render_status(status: ServingStatus) -> list[str]:
         lines.append(f"deploy target {d.target}: stable serves {_version(d.stable_version)}")
         if d.canary_version is None:
             lines.append("  canary: none in flight")
+        elif d.canary_unattended:
+            lines.append(
+                f"  canary: version {d.canary_version} left by a release that is gone (its lease ran out): "
+                "no traffic, nothing analyses it; `slipway rollback` removes it"
+            )
         else:
             ready = "ready" if d.canary_ready else "not ready"
             lines.append(
