@@ -182,6 +182,9 @@ def release_cmd(
     with _reported(settings, stage="prepare", model_name=ctx.model_name, data_path=ctx.data_path):
         from flows.release import run_release
 
+        from slipway.orchestration.ephemeral import tethered_ephemeral_server
+
+        tethered_ephemeral_server()  # without PREFECT_API_URL: a temporary server that dies with this command
         result = run_release(
             data=ctx.data_path,
             model_uri=model_uri,

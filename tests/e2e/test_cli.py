@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,59 @@ def test_a_second_release_on_the_same_state_waits_then_exits_2_naming_the_first(
         assert lock.holder() is not None and lock.holder().id == first.id  # type: ignore[union-attr]
     finally:
         lock.release(first)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z":
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_release_takes_its_temporary_prefect_server_with_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    batch = tmp_path / "batch.csv"
+    assert cli("data", "batch", "--out", str(batch), "--seed", "1", home=home).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    proc = subprocess.Popen(
+        [SLIPWAY, "release", "--data", str(batch)],
+        cwd=REPO,
+        env=env | {"SLIPWAY_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, server = time.monotonic() + 120, None
+        while server is None and time.monotonic() < deadline and proc.poll() is None:
+            server = next((p for p, cmd in _children(proc.pid) if "prefect.server.api.server" in cmd), None)
+            time.sleep(0.2)
+        assert server is not None, "the release started no Prefect server of its own"
+        proc.kill()  # SIGKILL: no exit handler runs
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while _alive(server) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(server), f"Prefect server {server} outlived its release"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_help_describes_every_option(home: Path) -> None:

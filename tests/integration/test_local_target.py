@@ -269,6 +269,18 @@ def test_a_canary_whose_release_was_killed_falls_back_to_the_stable_when_its_lea
     assert target.state().canary is None
 
 
+def test_the_router_keeps_its_url_across_deploy_stop_and_redeploy(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
+) -> None:
+    before = target.router_url
+    assert before is not None
+    target.stop_all()
+    assert target.router_url is None
+    target.deploy_stable(release(bundles, "1"), ready_timeout_s=READY_S)
+    assert target.router_url == before  # clients configured with the old URL keep working
+    assert probe(target, rows, n=20) == {"1": 20}
+
+
 def test_a_dead_router_makes_windows_stale_and_is_restarted(
     target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
 ) -> None:

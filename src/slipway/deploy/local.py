@@ -279,7 +279,11 @@ class LocalTarget(DeployTarget, MetricsSource):
             for proc in (doc.router, doc.canary, doc.stable, *doc.leftovers):
                 if proc is not None:
                     stop(proc, grace_s=self.stop_grace_s)
-            write_state(self.state_file, DeploymentFile(generation=doc.generation + 1, seed=doc.seed))
+            port = doc.router.port if doc.router is not None else doc.router_port  # the next deploy reuses it
+            write_state(
+                self.state_file,
+                DeploymentFile(generation=doc.generation + 1, seed=doc.seed, router_port=port),
+            )
 
     # ---- MetricsSource -----------------------------------------------------------------------
 
@@ -440,9 +444,10 @@ class LocalTarget(DeployTarget, MetricsSource):
             if self._router_applied(router, doc.generation, timeout_s=APPLY_TIMEOUT_S):
                 return
             stop(router, grace_s=self.stop_grace_s)  # alive but deaf: replace it
-        from slipway.ports import free_port
+        from slipway.ports import free_port, port_free
 
-        port = self.router_port or (router.port if router else None) or free_port()
+        kept = router.port if router else doc.router_port  # clients keep the router's URL across restarts
+        port = self.router_port or (kept if kept and port_free(kept) else None) or free_port()
         cmd = [
             self.python,
             "-m",
@@ -454,6 +459,7 @@ class LocalTarget(DeployTarget, MetricsSource):
         ]
         log = self.state_dir / "logs" / "router.log"
         doc.router = spawn(cmd, role="router", port=port, log_path=log, env=self._env({}), release=None)
+        doc.router_port = port
         write_state(self.state_file, doc)
         ok, why = wait_http_ok(
             doc.router, client=self._http(), path="/router/healthz", timeout_s=ROUTER_START_S

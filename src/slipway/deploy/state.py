@@ -99,6 +99,10 @@ class DeploymentFile(BaseModel):
         "unless the release renews it; None: no lease (the canary keeps its weight).",
     )
     upstream_timeout_s: float = Field(default=5.0, gt=0, description="Router → server request timeout.")
+    router_port: int | None = Field(
+        default=None,
+        description="The router's port, kept across restarts and `deploy stop` so clients' URL stays the same.",
+    )
     router: ProcessRecord | None = None
     stable: ProcessRecord | None = None
     canary: ProcessRecord | None = None
