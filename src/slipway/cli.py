@@ -439,9 +439,12 @@ def history_cmd(
 ) -> None:
     """Releases, newest first: registered versions and gate-rejected attempts, with decisions and reasons."""
     from slipway.ops.history import release_history, render_history
+    from slipway.ops.status import read_deploy_view
 
     ctx = _ops(config)
-    entries = release_history(registry=ctx.reader(), model_name=ctx.model_name, limit=limit)
+    entries = release_history(
+        registry=ctx.reader(), model_name=ctx.model_name, limit=limit, deploy=read_deploy_view(ctx)
+    )
     payload = {"model_name": ctx.model_name, "releases": [e.model_dump(mode="json") for e in entries]}
     _emit(payload, render_history(entries, model_name=ctx.model_name), as_json=as_json)
 

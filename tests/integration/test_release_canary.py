@@ -1,8 +1,11 @@
 """The deploy stage on the local target: first release promoted, a good challenger canaried and promoted,
-every `--canary-fault` kind rolled back with the champion still serving. Real processes, real router."""
+every `--canary-fault` kind rolled back with the champion still serving. Real processes, real router, and a
+CPU hog beside them the whole time."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,18 @@ from tests.integration.conftest import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "breast-cancer-mlp"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu_hog() -> Iterator[None]:
+    """A busy process on one of the 2 cores for the whole module: a team's nodes are loaded too, and the canary
+    must still promote the good challenger and roll back every fault (the latency one included)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from slipway.ops.history import release_history, render_history
 from slipway.ops.rollback import rollback_serving
+from slipway.ops.status import DeployView
 from tests.unit.ops_world import MODEL, history, release_of
 
 
@@ -26,6 +27,18 @@ def test_newest_first_with_every_kind_of_decision() -> None:
     assert [e.created_at for e in entries][-1] == "2027-01-15T08:00:00+00:00"  # epoch 1_800_000_000, UTC
     assert [e.version for e in release_history(registry=history(), model_name=MODEL, limit=2)] == ["4", "3"]
     assert release_history(registry=history(), model_name="other", limit=5) == []
+
+
+def test_an_undecided_version_that_is_the_canary_says_so() -> None:
+    running = DeployView(target="local", stable_version="2", canary_version="4", weight=25)
+    left = running.model_copy(update={"weight": 0, "canary_unattended": True})
+    in_flight, orphan, elsewhere = (
+        release_history(registry=history(), model_name=MODEL, limit=20, deploy=d)[0]
+        for d in (running, left, running.model_copy(update={"canary_version": None}))
+    )
+    assert (in_flight.version, in_flight.decision, in_flight.stage) == ("4", "registered", "canary")
+    assert orphan.stage == "canary" and orphan.reason != in_flight.reason  # a dead release's canary, told apart
+    assert (elsewhere.version, elsewhere.stage) == ("4", "register")
 
 
 def test_a_rollback_shows_on_both_versions(tmp_path: Path) -> None:

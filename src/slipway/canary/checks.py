@@ -694,6 +694,13 @@ def shadow_errors(windows: Sequence[Observation], *, shadow: int, policy: Canary
     )
 
 
+def _signed_rank(arr: np.ndarray) -> tuple[float, float]:
+    """Pure; the median of canary - stable over finite (stable, canary) pairs and its two-sided signed-rank p."""
+    diff = arr[:, 1] - arr[:, 0]
+    nonzero = diff[np.abs(diff) > 1e-12]
+    return float(np.median(diff)), 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
+
+
 def _finite_pairs(pairs: Sequence[tuple[float, float]]) -> np.ndarray:
     arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
     return np.asarray(arr[np.isfinite(arr).all(axis=1)])
@@ -759,10 +766,7 @@ def shadow_shift(
             n_canary=n,
             n_stable=n,
         )
-    diff = arr[:, 1] - arr[:, 0]
-    median = float(np.median(diff))
-    nonzero = diff[np.abs(diff) > 1e-12]
-    p = 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
+    median, p = _signed_rank(arr)
     failed = p < policy.alpha and abs(median) > floor
     return CheckResult(
         "shadow_shift",
@@ -796,10 +800,7 @@ def shadow_latency(pairs: Sequence[tuple[float, float]], *, policy: CanaryConfig
             n_canary=n,
             n_stable=n,
         )
-    diff = arr[:, 1] - arr[:, 0]
-    median = float(np.median(diff))
-    nonzero = diff[np.abs(diff) > 1e-9]
-    p = 1.0 if nonzero.size == 0 else stats.wilcoxon_p(nonzero)
+    median, p = _signed_rank(arr)
     failed = p < policy.alpha and median > policy.max_added_latency_ms
     return CheckResult(
         "shadow_latency",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from slipway.names import CHAMPION, Tag
+from slipway.ops.status import DeployView
 from slipway.registry.base import RejectedAttempt, VersionInfo, VersionReader
 
 
@@ -85,12 +86,27 @@ def attempt_entry(r: RejectedAttempt) -> HistoryEntry:
     )
 
 
-def release_history(*, registry: VersionReader, model_name: str, limit: int) -> list[HistoryEntry]:
-    """Non-blocking reads (two registry queries); versions and rejected attempts, newest first, at most `limit`."""
-    entries = [version_entry(v) for v in registry.list_versions(model_name=model_name)]
+def release_history(
+    *, registry: VersionReader, model_name: str, limit: int, deploy: DeployView | None = None
+) -> list[HistoryEntry]:
+    """Non-blocking reads (two registry queries); versions and rejected attempts, newest first, at most `limit`;
+    `deploy` (the target's view) tells an undecided version that is the canary now from one never deployed."""
+    entries = [_as_canary(version_entry(v), deploy) for v in registry.list_versions(model_name=model_name)]
     entries += [attempt_entry(r) for r in registry.list_rejections(model_name=model_name)]
     entries.sort(key=lambda e: e.sort_key, reverse=True)
     return entries[: max(limit, 0)]
+
+
+def _as_canary(entry: HistoryEntry, deploy: DeployView | None) -> HistoryEntry:
+    """Pure; an undecided version the target runs as its canary, said so (in flight, or left by a dead release)."""
+    if deploy is None or entry.decision != "registered" or entry.version != deploy.canary_version:
+        return entry
+    reason = (
+        "canary left by a release that is gone (its lease ran out): no traffic; `slipway rollback` removes it"
+        if deploy.canary_unattended
+        else f"canary in flight on the {deploy.target} target (weight {deploy.weight}%, shadow {deploy.shadow}%)"
+    )
+    return entry.model_copy(update={"stage": "canary", "reason": reason})
 
 
 def render_history(entries: list[HistoryEntry], *, model_name: str) -> list[str]:
