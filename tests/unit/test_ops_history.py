@@ -37,7 +37,9 @@ def test_an_undecided_version_that_is_the_canary_says_so() -> None:
         for d in (running, left, running.model_copy(update={"canary_version": None}))
     )
     assert (in_flight.version, in_flight.decision, in_flight.stage) == ("4", "registered", "canary")
-    assert orphan.stage == "canary" and orphan.reason != in_flight.reason  # a dead release's canary, told apart
+    assert (
+        orphan.stage == "canary" and orphan.reason != in_flight.reason
+    )  # a dead release's canary, told apart
     assert (elsewhere.version, elsewhere.stage) == ("4", "register")
 
 
