@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # Namespaces whose pods a ProcessKubelet runs as real server processes (the fake kubelet skips them).
 PROCESS_NAMESPACES: set[str] = set()
+# Of those, the namespaces whose pods' request rates the test metrics adapter serves (the HPA tests'): elsewhere an
+# HPA has no metric and holds still, so a test that counts requests per pod never sees the HPA move its pods.
+METERED_NAMESPACES: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +57,11 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def metrics_adapter(
     control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MetricsAdapter]:
-    """The test metrics adapter, registered as custom.metrics.k8s.io: the request rate of process-kubelet pods."""
+    """The test metrics adapter, registered as custom.metrics.k8s.io: the request rate of the pods of the
+    namespaces in METERED_NAMESPACES (a test adds its own)."""
     adapter = MetricsAdapter(
         control_plane.http(),
-        namespaces=PROCESS_NAMESPACES,
+        namespaces=METERED_NAMESPACES,
         workdir=tmp_path_factory.mktemp("metrics-adapter"),
     )
     adapter.start()

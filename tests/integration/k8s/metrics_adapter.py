@@ -6,8 +6,8 @@ Service is an ExternalName `localhost` (the aggregator resolves those to https:/
 Endpoints refuse loopback addresses). The HPA controller then reads it like any metrics API.
 
 A scraper thread reads, every `scrape_s`, the /metrics of each Running slipway pod (label
-`app.kubernetes.io/managed-by=slipway`) in the namespaces it serves (the process kubelets'; other
-pods have no server behind their IP), straight from the pod IP as Prometheus would. A pod's rate is
+`app.kubernetes.io/managed-by=slipway`) in the namespaces it serves (the HPA tests' process-kubelet
+namespaces; other pods have no server behind their IP, or belong to tests whose HPA must hold still), straight from the pod IP as Prometheus would. A pod's rate is
 the increase of its `slipway_requests_total` over the samples of the last `window_s` seconds (a
 counter that went down is a restarted server: its history starts again). A pod with fewer than two
 samples has no rate yet and is left out of the answer (the HPA treats it as missing).
@@ -57,7 +57,7 @@ class MetricsAdapter:
         window_s: float = 4.0,
     ) -> None:
         self.http = http
-        self.namespaces = namespaces  # shared with the fixtures: grows as process namespaces are made
+        self.namespaces = namespaces  # shared with the fixtures: a test adds its namespace while it runs
         self.scrape_s = scrape_s
         self.window_s = window_s
         self.errors: list[str] = []

@@ -29,7 +29,7 @@ from slipway.deploy.k8s_manifests import REQUEST_RATE_METRIC, Autoscaling
 from slipway.deploy.k8s_metrics import PodMetricsSource
 from slipway.deploy.kubernetes import KubernetesTarget
 from slipway.deploy.loadgen import LoadGenerator
-from tests.integration.k8s.conftest import process_image
+from tests.integration.k8s.conftest import METERED_NAMESPACES, process_image
 from tests.integration.k8s.control_plane import HPA_DOWNSCALE_STABILIZATION_S, ControlPlane
 from tests.integration.k8s.metrics_adapter import MetricsAdapter
 from tests.integration.k8s.observe import HPA, DeploymentWatch, Sizes, eventually, get, names
@@ -75,8 +75,12 @@ def rows(ref: Reference) -> np.ndarray:
 
 @pytest.fixture()
 def hpa_namespace(process_kubelet: ProcessKubelet, metrics_adapter: MetricsAdapter) -> Iterator[str]:
-    """A process-kubelet namespace whose pods' request rates the HPA can read."""
-    yield process_kubelet.namespace
+    """A process-kubelet namespace whose pods' request rates the HPA can read (only while the test runs)."""
+    METERED_NAMESPACES.add(process_kubelet.namespace)
+    try:
+        yield process_kubelet.namespace
+    finally:
+        METERED_NAMESPACES.discard(process_kubelet.namespace)
 
 
 def hpa_status(admin: httpx.Client, namespace: str) -> dict[str, Any]:
