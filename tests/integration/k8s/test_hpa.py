@@ -234,8 +234,10 @@ def test_a_canary_while_the_hpa_grows_the_stable(
     assert outcome.result == "promoted", outcome.reason
     assert max(canary_sizes) == 3, canary_sizes  # 1 pod next to 3 stable; 3 next to 8 (27%)
     assert not any(c is not None and c.failed for c in shares), [c for c in shares if c is not None]
-    # no pod lost mid-request
-    assert set(stats.statuses) == {200} and stats.statuses[200] > 0, (stats, proxy.failures[:5])
+    # no pod lost mid-request (the proxy's 502); a server may refuse a request for load during the surge
+    # (503 + Retry-After, issue 17's bounded queue), but rarely
+    assert 502 not in stats.statuses and stats.statuses.get(200, 0) > 0, (stats, proxy.failures[:5])
+    assert stats.statuses.get(503, 0) <= 0.01 * stats.answered, stats
     assert names(admin, namespace)["Deployment"] == {STABLE}
     stable = get(admin, f"/apis/apps/v1/namespaces/{namespace}/deployments/{STABLE}")
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == process_image("2")
