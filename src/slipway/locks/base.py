@@ -125,7 +125,7 @@ class ReleaseLock(ABC):
             if not told and on_wait is not None:
                 on_wait(other)
                 told = True
-            time.sleep(min(poll_s, max(0.0, wait_s - (time.monotonic() - start))) or poll_s)
+            time.sleep(max(0.0, min(poll_s, wait_s - (time.monotonic() - start))))  # never past the wait
 
 
 @contextlib.contextmanager
