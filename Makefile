@@ -76,13 +76,14 @@ test: lint ## lint, types, then every test tier (unit, contract, integration, e2
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)
 	$(BIN)/pytest -m "not integration and not slow and not e2e"
 
-bench: install ## benchmarks on this machine; results in bench/results/ (optimize, image, serving, canary, ops: .json + .md)
+bench: install ## benchmarks on this machine; results in bench/results/ (optimize, image, serving, canary, ops, validation, chaos: .json + .md)
 	$(BIN)/python bench/optimize.py --out bench/results
 	$(BIN)/python bench/image.py --out bench/results
 	$(BIN)/python bench/serving.py --out bench/results
 	$(BIN)/python bench/canary.py --out bench/results
 	$(BIN)/python bench/ops.py --out bench/results
 	$(BIN)/python bench/validation.py --out bench/results
+	$(BIN)/python bench/chaos.py --out bench/results
 
 # A team's setup: Prefect server + UI and MLflow server (make server), a process worker (make worker),
 # the deployments of prefect.yaml (make deploy). Point worker/deploy at another API with PREFECT_API_URL.

@@ -17,6 +17,7 @@ and tagged with them; it ends `Completed` (promoted, registered), `Rejected`, `R
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import State, flow, get_run_logger
@@ -28,7 +29,7 @@ from tasks.optimize import optimize, tensorrt
 from tasks.package import build_image, check_servable, smoke_test
 from tasks.prepare import prepare_release
 from tasks.quality_gate import gate
-from tasks.register import conclude_release, publish_decision, register
+from tasks.register import conclude_release, mark_interrupted_versions, publish_decision, register
 from tasks.run_labels import current_trigger, label_flow_run
 from tasks.train import train
 from tasks.validate import validate
@@ -86,7 +87,15 @@ def release(
         _label_start(ctx.model_name, ctx.commit, trigger)
         log = get_run_logger().info
         try:
-            with release_lease(ctx, settings=Settings(), log=log):  # one release at a time per environment
+            with release_lease(
+                ctx, settings=Settings(), log=log
+            ) as lease:  # one release at a time per environment
+                ctx = replace(ctx, lease_key=lease.key)
+                marked = mark_interrupted_versions(ctx, lease.holder.describe())
+                if marked:
+                    log(
+                        f"marked version(s) {', '.join(marked)} interrupted: their release ended without a decision"
+                    )
                 run_stages(
                     ledger,
                     ctx,

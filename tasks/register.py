@@ -3,12 +3,14 @@ rejection in the registry); publish the decision (artifacts and the report JSON)
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from slipway.errors import SlipwayError
 from slipway.registry.base import VersionInfo
 from slipway.registry.factory import make_registry, tracking_uri
 from slipway.release.context import ReleaseContext
+from slipway.release.interrupted import mark_interrupted
 from slipway.release.ledger import Evidence, Ledger, conclude
 from slipway.release.outcome import StageOutcome
 from slipway.release.report import decision_artifacts, write_report
@@ -33,6 +35,23 @@ def register(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[VersionInf
     return register_version(
         ctx, evidence, registry=make_registry(settings, ctx.config), tracking_uri=tracking_uri(settings)
     )
+
+
+@task(name="mark-interrupted-versions", cache_policy=NO_CACHE)
+def mark_interrupted_versions(ctx: ReleaseContext, found_by: str) -> list[str]:
+    """Versions registered under this release's lease with no decision (their release was killed) are marked
+    interrupted; the ones marked. Called once the lease is held; a registry that fails here fails nothing."""
+    assert ctx.lease_key is not None, "mark_interrupted_versions needs the lease held"
+    try:
+        return mark_interrupted(
+            make_registry(Settings(), ctx.config),
+            model_name=ctx.model_name,
+            lease_key=ctx.lease_key,
+            found_by=found_by,
+        )
+    except SlipwayError as exc:
+        get_run_logger().warning("could not look for interrupted versions: %s", exc)
+        return []
 
 
 @task(

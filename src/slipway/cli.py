@@ -242,6 +242,8 @@ def deploy_status() -> None:
     canary = f"version {state.canary.model_version}" if state.canary else "none"
     typer.echo(f"canary: {canary} (weight {state.weight}%, shadow {state.shadow}%)")
     typer.echo(f"router: {target.router_url or 'not running'}")
+    for part in target.health():
+        typer.echo(f"  {part.line()}")
     target.close()
 
 

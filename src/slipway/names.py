@@ -72,6 +72,9 @@ class Tag:
     HOLDOUT_SHA256: Final = "slipway.holdout_sha256"
     MODEL_SOURCE: Final = "slipway.model_source"
     RELEASE_KEY: Final = "slipway.release_key"
+    RELEASE_LEASE: Final = (
+        "slipway.release_lease"  # the environment's release lock the release held (its key)
+    )
     VERSION_PREFIX: Final = "slipway.version."  # + python, torch, onnx, ... (package versions)
     MODEL_NAME: Final = "slipway.model_name"  # on rejected-attempt runs (they have no model version)
     MODEL_LOGGED: Final = "slipway.model_logged"  # "false: why" when the model flavour could not be logged
@@ -120,6 +123,9 @@ class Tag:
     REJECTION_REASON: Final = "slipway.rejection_reason"
     ERROR_AT: Final = "slipway.error_at"
     ERROR_REASON: Final = "slipway.error_reason"
+    INTERRUPTED: Final = (
+        "slipway.interrupted"  # who found the version's release gone before its decision, when
+    )
     PROMOTION_REASON: Final = "slipway.promotion_reason"
     PREVIOUS_CHAMPION: Final = "slipway.previous_champion"
     PROMOTED_AT: Final = "slipway.promoted_at"  # UTC ISO time of the version's first promotion

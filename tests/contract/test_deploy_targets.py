@@ -104,6 +104,7 @@ class DeployTargetContract(ABC):
         try:
             other = second.release_lock().try_acquire(Holder(what="release B"))
             assert other is not None and other.id == mine.id
+            assert second.release_lock().key == lock.key  # the key versions are registered under
         finally:
             lock.release(mine)
         assert second.release_lock().holder() is None
@@ -119,6 +120,15 @@ class DeployTargetContract(ABC):
         assert (first.stable, first.canary, first.weight, first.shadow) == (v1, None, 0, 0)
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         assert target.state() == first
+
+    def test_health_names_what_runs_or_says_nothing(
+        self, target: DeployTarget, v1: ModelRelease, v2: ModelRelease
+    ) -> None:
+        assert [h for h in target.health() if h.name in ("stable", "canary")] == []
+        target.deploy_stable(v1, ready_timeout_s=READY_S)
+        assert target.start_canary(v2, ready_timeout_s=READY_S)
+        health = {h.name: h.state for h in target.health()}
+        assert health == {} or (health["stable"], health["canary"]) == ("ready", "ready")  # [] = cannot tell
 
     def test_deploy_stable_replaces_the_stable(
         self, target: DeployTarget, v1: ModelRelease, v2: ModelRelease
@@ -319,7 +329,7 @@ class TestLocalTarget(DeployTargetContract):
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         target.start_canary(v2, ready_timeout_s=READY_S)
         assert {p.role: p.pid for p in target.processes()} == before
-        assert set(before) == {"router", "stable", "canary"}
+        assert set(before) == {"router", "stable", "canary", "supervisor"}
 
     def test_a_dead_canary_counts_as_absent(
         self, make_target: TargetFactory, v1: ModelRelease, v2: ModelRelease
@@ -395,7 +405,7 @@ class TestLocalTargetPodman(TestLocalTarget):
         assert isinstance(target, LocalTarget)
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         target.start_canary(v2, ready_timeout_s=READY_S)
-        servers = {p.role: p for p in target.processes() if p.role != "router"}
+        servers = {p.role: p for p in target.processes() if p.role in ("stable", "canary")}
         assert {role: p.container is not None for role, p in servers.items()} == {
             "stable": True,
             "canary": True,

@@ -7,6 +7,7 @@ shadow pairs and the faults where they belong, and rollback/promote move every a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from slipway.deploy.base import DeploymentState, Observation
 from slipway.deploy.loadgen import LoadGenerator, LoadStats
 from slipway.deploy.local import LocalTarget
 from slipway.deploy.processes import alive
+from slipway.deploy.state import ProcessRecord
 from tests.contract.test_deploy_targets import bundles, processes_mentioning, release
 
 pytestmark = pytest.mark.integration
@@ -281,18 +283,75 @@ def test_the_router_keeps_its_url_across_deploy_stop_and_redeploy(
     assert probe(target, rows, n=20) == {"1": 20}
 
 
-def test_a_dead_router_makes_windows_stale_and_is_restarted(
+def restarted(target: LocalTarget, old: ProcessRecord, *, timeout_s: float = 20.0) -> ProcessRecord:
+    """The live record of `old`'s role once the supervisor started it again (a new pid)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = next((p for p in target.processes() if p.role == old.role), None)
+        if now is not None and now.pid != old.pid and alive(now):
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"the {old.role} (pid {old.pid}) was not restarted within {timeout_s} s")
+
+
+def answered(target: LocalTarget, rows: np.ndarray, *, version: str, timeout_s: float = 30.0) -> float:
+    """Seconds until the router answers from `version` again."""
+    start = time.monotonic()
+    while True:
+        with contextlib.suppress(httpx.TransportError):  # the router itself may not listen yet
+            if probe(target, rows, n=1) == {version: 1}:
+                break
+        assert time.monotonic() - start < timeout_s, f"no answer from version {version} within {timeout_s} s"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_a_killed_router_is_restarted_on_its_port_without_anyone_calling(
     target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray
 ) -> None:
     start_canary(target, bundles)
     router = next(p for p in target.processes() if p.role == "router")
     os.kill(router.pid, signal.SIGKILL)
-    while alive(router):
-        time.sleep(0.05)
-    obs: Observation = target.observe(weight=0)
-    assert obs.stale and obs.source_error and "router" in obs.source_error
-    target.set_traffic(weight=10, shadow=0)  # brings a new router up on the same port
-    assert target.router_url == router.url
+    new = restarted(target, router)
+    assert (new.port, new.restarts) == (router.port, 1)  # clients keep the router's URL
+    print(f"\nrouter answers again {answered(target, rows, version='1'):.2f} s after its restart was seen")
+    target.set_traffic(weight=10, shadow=0)
     assert sum(probe(target, rows, n=50).values()) == 50
     assert not target.observe(weight=10).stale
     assert target.observe(weight=30).stale  # the router routes 10%, not the 30% asked
+    health = {h.name: h for h in target.health()}
+    assert (health["router"].state, health["router"].restarts) == ("ready", 1)
+
+
+def test_a_killed_stable_is_restarted_on_its_port_and_serves_again(
+    target: LocalTarget, rows: np.ndarray
+) -> None:
+    stable = next(p for p in target.processes() if p.role == "stable")
+    os.kill(stable.pid, signal.SIGKILL)
+    new = restarted(target, stable)
+    assert (new.port, new.restarts, new.release) == (stable.port, 1, stable.release)
+    print(f"\nstable answers again {answered(target, rows, version='1'):.2f} s after its restart was seen")
+    assert probe(target, rows, n=50) == {"1": 50}
+    health = {h.name: (h.state, h.restarts) for h in target.health()}
+    assert health == {"router": ("ready", 0), "stable": ("ready", 1), "supervisor": ("running", 0)}
+
+
+def test_a_killed_supervisor_is_restarted_by_the_router_and_heals_again(
+    target: LocalTarget, rows: np.ndarray
+) -> None:
+    supervisor = next(p for p in target.processes() if p.role == "supervisor")
+    os.kill(supervisor.pid, signal.SIGKILL)
+    restarted(target, supervisor)  # the router saw it gone and started another, which recorded itself
+    stable = next(p for p in target.processes() if p.role == "stable")
+    os.kill(stable.pid, signal.SIGKILL)
+    assert restarted(target, stable).port == stable.port
+    answered(target, rows, version="1")
+
+
+def test_a_dead_canary_is_not_restarted(target: LocalTarget, bundles: dict[str, Path]) -> None:
+    start_canary(target, bundles)
+    canary = next(p for p in target.processes() if p.role == "canary")
+    os.kill(canary.pid, signal.SIGKILL)
+    with pytest.raises(AssertionError, match="not restarted"):
+        restarted(target, canary, timeout_s=3.0)  # its death is evidence for its release, not hidden
+    assert target.state().canary is None

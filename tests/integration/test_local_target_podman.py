@@ -34,9 +34,11 @@ from slipway.deploy.processes import alive
 from slipway.settings import Settings
 from tests.contract.test_deploy_targets import bundles, podman_images, podman_root
 from tests.integration.test_local_target import (
+    answered,
     assert_live_split,
     probe,
     promote_under_load,
+    restarted,
     run_load,
 )
 from tests.support.images import REPO, Podman, builder, settings
@@ -187,7 +189,7 @@ def test_stop_all_is_graceful_and_leaves_no_container(
     target: LocalTarget, images: dict[str, ModelRelease], podman: Podman
 ) -> None:
     assert target.start_canary(images["2"], ready_timeout_s=READY_S)
-    servers = [p for p in target.processes() if p.role != "router"]
+    servers = [p for p in target.processes() if p.role in ("stable", "canary")]
     start = time.monotonic()
     target.stop_all()
     stop_s = time.monotonic() - start
@@ -298,7 +300,20 @@ def test_an_image_that_was_not_pushed_fails_before_any_canary_starts(
     version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(
         FLOW_MODEL, result["model_version"]
     )
-    assert version.tags["slipway.error_at"] == "canary" and "slipway.decision" not in version.tags
+    assert (version.tags["slipway.error_at"], version.tags["slipway.decision"]) == ("canary", "error")
     target = flow_world["target"]
     stable = next(p for p in target.processes() if p.role == "stable")
     assert containers(Podman(podman_root), state_dir=target.state_dir) == [stable.container]
+
+
+def test_a_killed_stable_container_is_started_again_on_its_port(
+    target: LocalTarget, images: dict[str, ModelRelease], rows: np.ndarray, podman: Podman
+) -> None:
+    stable = next(p for p in target.processes() if p.role == "stable")
+    os.kill(stable.pid, signal.SIGKILL)  # its `podman run`: the container would run on, unrecorded
+    new = restarted(target, stable, timeout_s=60)
+    assert (new.port, new.container, new.restarts) == (stable.port, stable.container, 1)
+    print(
+        f"\nthe stable container answers again {answered(target, rows, version='1', timeout_s=60):.1f} s later"
+    )
+    assert containers(podman, state_dir=target.state_dir) == [stable.container]  # the old one was removed

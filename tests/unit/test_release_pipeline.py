@@ -3,6 +3,7 @@ leaves in the registry (InMemoryRegistry) and in the result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from pydantic import ValidationError
 from slipway.errors import DeployError
 from slipway.gate.quality import GateDecision
 from slipway.names import CHAMPION, Stage, Tag, Verdict, exit_code
+from slipway.ops.history import version_entry
 from slipway.registry.fake import InMemoryRegistry
 from slipway.registry.links import RunLinks
 from slipway.release.context import ReleaseContext
+from slipway.release.interrupted import mark_interrupted
 from slipway.release.ledger import Evidence, GateEvidence, Ledger, conclude
 from slipway.release.outcome import StageOutcome
 from slipway.release.pipeline import Step, run_stages
@@ -182,7 +185,7 @@ def test_an_error_after_registration_marks_the_version_and_keeps_the_champion(
     result, registry = release(other, {stage: failure}, registry)
     assert (result.decision, result.stage) == ("error", stage)
     v2 = registry.get_version(model_name=ctx.model_name, version="2")
-    assert v2.tags[Tag.ERROR_AT] == stage and Tag.DECISION not in v2.tags
+    assert (v2.tags[Tag.ERROR_AT], v2.tags[Tag.DECISION]) == (stage, "error")
     assert registry.get_alias(model_name=ctx.model_name, alias=CHAMPION).version == "1"  # type: ignore[union-attr]
 
 
@@ -261,3 +264,47 @@ def test_the_conclusion_leaves_the_record_a_description_and_links_on_the_version
     assert result.links["Prefect run"] == prefect
     assert result.links["MLflow version"] == f"http://mlflow.example/#/models/{ctx.model_name}/versions/1"
     assert result.links["release record (JSON)"].endswith("artifactPath/slipway/release.json")
+
+
+def killed_after_registration(ctx: ReleaseContext, registry: InMemoryRegistry) -> str:
+    """A release that registered its version and was then killed: no conclude ran; the version's number."""
+    ledger = Ledger()
+    ledger.begin(ctx)
+    run_stages(ledger, ctx, pipeline(registry, {})[:6])
+    assert ledger.evidence.version is not None
+    return ledger.evidence.version.version
+
+
+def test_a_finished_release_leaves_its_decision_on_its_version(ctx: ReleaseContext) -> None:
+    for script, decision in (({"canary": "skipped"}, "registered"), ({"image": "error"}, "error")):
+        result, registry = release(replace(ctx, lease_key="fake:1"), script)
+        version = registry.get_version(model_name=ctx.model_name, version=str(result.model_version))
+        assert version.tags[Tag.DECISION] == decision
+        assert (
+            mark_interrupted(registry, model_name=ctx.model_name, lease_key="fake:1", found_by="next") == []
+        )
+
+
+def test_versions_a_killed_release_left_under_the_lease_are_marked_interrupted_once(
+    ctx: ReleaseContext,
+) -> None:
+    registry = crowned(ctx)
+    mine = replace(prepared(Path(ctx.config_path).parent / "killed", seed=5), lease_key="file:h:/a")
+    elsewhere = replace(prepared(Path(ctx.config_path).parent / "other-env", seed=6), lease_key="file:h:/b")
+    killed = killed_after_registration(mine, registry)
+    running = killed_after_registration(elsewhere, registry)  # another environment's release, still running
+    found = "release of m from b.csv (pid 7 on h)"
+    assert mark_interrupted(registry, model_name=ctx.model_name, lease_key="file:h:/a", found_by=found) == [
+        killed
+    ]
+    tags = registry.get_version(model_name=ctx.model_name, version=killed).tags
+    assert (
+        tags[Tag.DECISION] == "error"
+        and found in tags[Tag.INTERRUPTED]
+        and "file:h:/a" in tags[Tag.ERROR_REASON]
+    )
+    assert Tag.DECISION not in registry.get_version(model_name=ctx.model_name, version=running).tags
+    assert registry.get_alias(model_name=ctx.model_name, alias=CHAMPION).version == "1"  # type: ignore[union-attr]
+    assert mark_interrupted(registry, model_name=ctx.model_name, lease_key="file:h:/a", found_by=found) == []
+    entry = version_entry(registry.get_version(model_name=ctx.model_name, version=killed))
+    assert (entry.decision, entry.stage) == ("error", "unknown (interrupted)")

@@ -67,6 +67,23 @@ class DeploymentState:
     canary_unattended: bool = False
 
 
+@dataclass(frozen=True)
+class ComponentHealth:
+    """One part of what a target runs (router, stable, canary, supervisor), as it answers now."""
+
+    name: str
+    state: str  # ready | not ready | down | running (a process without a health endpoint)
+    detail: str = ""  # where it runs (pid and port, or pods ready of wanted)
+    restarts: int = 0  # how often it was started again after it died
+
+    def line(self) -> str:
+        """Pure; `name: state (detail, restarted N times)`."""
+        extra = [self.detail] if self.detail else []
+        if self.restarts:
+            extra.append(f"restarted {self.restarts}x")
+        return f"{self.name}: {self.state}" + (f" ({', '.join(extra)})" if extra else "")
+
+
 @dataclass
 class ArmWindow:
     """One arm's measurements over one analysis window (live traffic only; shadow copies excluded)."""
@@ -164,6 +181,10 @@ class DeployTarget(ABC):
     @abstractmethod
     def metrics_source(self) -> MetricsSource:
         """Non-blocking; where this target's canary windows come from (the target itself, or a scraper of its pods)."""
+
+    def health(self) -> list[ComponentHealth]:
+        """Non-blocking (probes take ms); each part it runs and whether it answers; [] when it cannot tell."""
+        return []
 
     def replay_url(self) -> str | None:
         """Non-blocking; a URL the release replays holdout traffic at during a canary (a local router), or None

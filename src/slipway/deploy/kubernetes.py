@@ -35,6 +35,7 @@ from slipway.deploy import k8s_manifests as m
 from slipway.deploy.base import (
     Arm,
     Capabilities,
+    ComponentHealth,
     DeploymentState,
     DeployTarget,
     MetricsSource,
@@ -309,6 +310,20 @@ class KubernetesTarget(DeployTarget):
         # growing next to pods that are Ready
         ready = canary_obj is not None and canary_serving(canary_obj)
         return DeploymentState(stable=stable, canary=canary, weight=weight, shadow=0, canary_ready=ready)
+
+    def health(self) -> list[ComponentHealth]:
+        """Non-blocking read of both Deployments; each arm's Ready pods of those wanted, and their restarts
+        (the kubelet restarts a dead container; the ReplicaSet replaces a lost pod)."""
+        found = []
+        for arm in ("stable", "canary"):
+            obj = self._get_arm(arm)
+            if obj is None:
+                continue
+            wanted, ready = _replicas(obj), int(obj.get("status", {}).get("readyReplicas") or 0)
+            state = "ready" if ready >= wanted else ("not ready" if ready == 0 and wanted else "degraded")
+            detail = f"{ready}/{wanted} pods ready, model version {_release_of(obj).model_version}"
+            found.append(ComponentHealth(name=arm, state=state, detail=detail))
+        return found
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
         """Blocking until ready or timeout (DeployError, the previous stable re-applied); idempotent; weight 0."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
-import os
 import re
 import sys
 import threading
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from slipway.deploy.base import (
     ArmWindow,
     Capabilities,
+    ComponentHealth,
     DeploymentState,
     DeployTarget,
     MetricsSource,
@@ -38,7 +38,7 @@ from slipway.deploy.base import (
     require_digest,
 )
 from slipway.deploy.podman import PodmanRuntime, container_name
-from slipway.deploy.processes import alive, log_tail, spawn, stop, wait_http_ok
+from slipway.deploy.processes import alive, log_tail, server_env, spawn, stop, wait_http_ok
 from slipway.deploy.state import (
     STATE_FILE,
     DeploymentFile,
@@ -140,6 +140,31 @@ class LocalTarget(DeployTarget, MetricsSource):
             canary_unattended=lapsed,
         )
 
+    def health(self) -> list[ComponentHealth]:
+        """Non-blocking (one probe per process, ms); router, stable, canary and supervisor: up and answering,
+        or down (the supervisor restarts a dead router or stable on its port), with pid, port and restarts."""
+        doc = read_state(self.state_file)
+        found = []
+        for role, proc in (
+            ("router", doc.router),
+            ("stable", doc.stable),
+            ("canary", doc.canary),
+            ("supervisor", doc.supervisor),
+        ):
+            if proc is None:
+                continue
+            where = f"pid {proc.pid}" + (f", {proc.url}" if proc.port else "")
+            if not alive(proc):
+                state = "down"
+            elif role == "supervisor":
+                state = "running"
+            elif role == "router":
+                state = "ready" if self._router_applied(proc, doc.generation, timeout_s=0) else "not ready"
+            else:
+                state = "ready" if self._ready(proc) else "not ready"
+            found.append(ComponentHealth(name=role, state=state, detail=where, restarts=proc.restarts))
+        return found
+
     @property
     def router_url(self) -> str | None:
         """Non-blocking; where clients send `POST /predict` (None while no router runs)."""
@@ -149,7 +174,8 @@ class LocalTarget(DeployTarget, MetricsSource):
     def processes(self) -> list[ProcessRecord]:
         """Non-blocking; every process this deployment has recorded (running or not)."""
         doc = read_state(self.state_file)
-        return [p for p in (doc.router, doc.stable, doc.canary, *doc.leftovers) if p is not None]
+        procs = (doc.supervisor, doc.router, doc.stable, doc.canary, *doc.leftovers)
+        return [p for p in procs if p is not None]
 
     # ---- DeployTarget ------------------------------------------------------------------------
 
@@ -276,6 +302,12 @@ class LocalTarget(DeployTarget, MetricsSource):
         """Blocking (graceful stops); idempotent; stops router, canary, stable and leftovers; empties the state."""
         with self._locked():
             doc = read_state(self.state_file)
+            if (
+                doc.supervisor is not None
+            ):  # first, and unrecorded first: neither it nor the router restarts anything
+                supervisor, doc.supervisor = doc.supervisor, None
+                write_state(self.state_file, doc)
+                stop(supervisor, grace_s=self.stop_grace_s)
             for proc in (doc.router, doc.canary, doc.stable, *doc.leftovers):
                 if proc is not None:
                     stop(proc, grace_s=self.stop_grace_s)
@@ -375,11 +407,6 @@ class LocalTarget(DeployTarget, MetricsSource):
     def _wait_ready(self, proc: ProcessRecord, *, timeout_s: float) -> tuple[bool, str]:
         return wait_http_ok(proc, client=self._http(), path="/readyz", timeout_s=timeout_s)
 
-    def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        # only the release's env sets server knobs: a fault knob in the orchestrator's env must not leak in
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_SERVE_")}
-        return base | extra
-
     def _spawn_server(self, record: ReleaseRecord, *, role: str) -> ProcessRecord:
         from slipway.ports import free_port
 
@@ -397,7 +424,7 @@ class LocalTarget(DeployTarget, MetricsSource):
         cmd = [self.python, "-m", "slipway.serving", "--model", record.bundle_dir]
         cmd += ["--port", str(port), "--host", "127.0.0.1"]
         log = self.state_dir / "logs" / f"{slug}.log"
-        return spawn(cmd, role=role, port=port, log_path=log, env=self._env(record.env), release=record)
+        return spawn(cmd, role=role, port=port, log_path=log, env=server_env(record.env), release=record)
 
     def _spawn_container(self, record: ReleaseRecord, *, role: str, podman: PodmanRuntime) -> ProcessRecord:
         """Pull by digest (deadline), then a foreground `podman run` whose pid is the record's."""
@@ -415,7 +442,7 @@ class LocalTarget(DeployTarget, MetricsSource):
             role=role,
             port=port,
             log_path=log,
-            env=self._env({}),
+            env=server_env({}),
             release=record,
             container=name,
             podman=podman.base(),
@@ -433,7 +460,17 @@ class LocalTarget(DeployTarget, MetricsSource):
             doc.upstream_timeout_s = self.upstream_timeout_s
             write_state(self.state_file, doc)
         self._ensure_router(doc)
+        self._ensure_supervisor(doc)
         self._min_generation, self._window_start = doc.generation, time.time()
+
+    def _ensure_supervisor(self, doc: DeploymentFile) -> None:
+        """Non-blocking; a supervisor runs for this deployment (started and recorded if not)."""
+        if doc.stable is None or (doc.supervisor is not None and alive(doc.supervisor)):
+            return
+        from slipway.deploy.supervisor import start_supervisor
+
+        doc.supervisor = start_supervisor(self.state_file)
+        write_state(self.state_file, doc)
 
     def _ensure_router(self, doc: DeploymentFile) -> None:
         """Blocking; the router runs and has applied `doc.generation` (started or restarted if needed)."""
@@ -458,7 +495,7 @@ class LocalTarget(DeployTarget, MetricsSource):
             str(port),
         ]
         log = self.state_dir / "logs" / "router.log"
-        doc.router = spawn(cmd, role="router", port=port, log_path=log, env=self._env({}), release=None)
+        doc.router = spawn(cmd, role="router", port=port, log_path=log, env=server_env({}), release=None)
         doc.router_port = port
         write_state(self.state_file, doc)
         ok, why = wait_http_ok(

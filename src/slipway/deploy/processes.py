@@ -97,6 +97,7 @@ def spawn(
         )
     _CHILDREN[popen.pid] = popen
     return ProcessRecord(
+        argv=list(cmd),
         role=role,
         pid=popen.pid,
         start_ticks=start_ticks(popen.pid),
@@ -106,6 +107,34 @@ def spawn(
         container=container,
         podman=podman,
     )
+
+
+def respawn(proc: ProcessRecord, *, env: dict[str, str]) -> ProcessRecord:
+    """Non-blocking (plus `podman rm` of the record's container first); `proc`'s command again, same port and
+    log; the new record (restarts + 1). ValueError if the record has no command."""
+    if not proc.argv:
+        raise ValueError(f"{proc.role} (pid {proc.pid}) was recorded without its command")
+    if proc.container and proc.podman:
+        from slipway.deploy.podman import remove_container
+
+        remove_container(proc.podman, proc.container)  # a container its killed `podman run` left running
+    new = spawn(
+        proc.argv,
+        role=proc.role,
+        port=proc.port,
+        log_path=Path(proc.log),
+        env=env,
+        release=proc.release,
+        container=proc.container,
+        podman=proc.podman,
+    )
+    return proc.restarted(pid=new.pid, start_ticks=new.start_ticks)
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """Pure (reads os.environ); this process's environment for a started process, `extra` on top; the server
+    knobs (`SLIPWAY_SERVE_*`) come only from `extra` (a fault knob of the orchestrator must not leak in)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_SERVE_")} | extra
 
 
 def stop(proc: ProcessRecord, *, grace_s: float = 15.0) -> None:

@@ -47,6 +47,8 @@ TRANSPORT = 0  # recorded status of a request that got no HTTP answer
 # (`ServeSettings.keep_alive_s`, 5 s by default), so a request is never written to a connection the server is
 # closing at that very moment (which would surface as a 502 to the caller).
 UPSTREAM_KEEPALIVE_S = 2.0
+SUPERVISOR_CHECK_S = 1.0  # how often the router looks for a dead supervisor
+SUPERVISOR_RESTART_S = 5.0  # at most one supervisor started per this long
 _PASS_HEADERS = (b"content-type", b"x-request-id", b"x-slipway-fault", b"retry-after", b"x-slipway-shed")
 Scope = dict[str, Any]
 
@@ -272,6 +274,7 @@ class Router:
         self._entries: list[Entry] = []
         self._seq = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
     def config(self) -> RouteConfig:
         """Non-blocking (a stat; a small read when the file changed); the routing config now in force."""
@@ -506,6 +509,30 @@ class Router:
         if len(self._entries) > MAX_ENTRIES:
             del self._entries[: MAX_ENTRIES // 4]
 
+    async def _watch_supervisor(self) -> None:
+        """Each SUPERVISOR_CHECK_S: the deployment records a supervisor but none runs (it was killed) -> start
+        one (at most one per SUPERVISOR_RESTART_S), so the supervisor and the router heal each other."""
+        from slipway.deploy.processes import alive
+        from slipway.deploy.supervisor import start_supervisor, supervisor_running
+
+        started = None
+        last = -math.inf
+        while True:
+            await asyncio.sleep(SUPERVISOR_CHECK_S)
+            if started is not None:
+                alive(started)  # reaps our child once it exits
+            try:
+                doc = read_state(self.state_path)
+            except DeployError:
+                continue
+            if doc.supervisor is None or time.monotonic() - last < SUPERVISOR_RESTART_S:
+                continue
+            if await asyncio.to_thread(supervisor_running, self.state_path.parent):
+                continue
+            last = time.monotonic()
+            started = await asyncio.to_thread(start_supervisor, self.state_path)
+            log.warning("the supervisor (pid %s) was gone: started pid %s", doc.supervisor.pid, started.pid)
+
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
@@ -513,8 +540,11 @@ class Router:
                 if self._client is None:
                     self._client = _new_client()
                 self.config()
+                self._watchdog = asyncio.create_task(self._watch_supervisor())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=self._config.timeout_s)
                 if self._owns_client and self._client is not None:

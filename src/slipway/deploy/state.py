@@ -76,11 +76,21 @@ class ProcessRecord(BaseModel):
         default=None,
         description="Podman mode: the podman command + global flags that can remove `container`.",
     )
+    argv: list[str] = Field(
+        default_factory=list,
+        description="The command it was started with: the supervisor starts it again with the same one "
+        "(same port); empty: not restartable.",
+    )
+    restarts: int = Field(default=0, ge=0, description="How often the supervisor has started it again.")
 
     @property
     def url(self) -> str:
         """The loopback base URL."""
         return f"http://127.0.0.1:{self.port}"
+
+    def restarted(self, *, pid: int, start_ticks: int | None) -> ProcessRecord:
+        """Pure; the record of the same role, command and port, run again as `pid`."""
+        return self.model_copy(update={"pid": pid, "start_ticks": start_ticks, "restarts": self.restarts + 1})
 
 
 class DeploymentFile(BaseModel):
@@ -104,6 +114,10 @@ class DeploymentFile(BaseModel):
         description="The router's port, kept across restarts and `deploy stop` so clients' URL stays the same.",
     )
     router: ProcessRecord | None = None
+    supervisor: ProcessRecord | None = Field(
+        default=None,
+        description="The process that restarts a dead router, stable or canary (see `supervisor.py`).",
+    )
     stable: ProcessRecord | None = None
     canary: ProcessRecord | None = None
     leftovers: list[ProcessRecord] = Field(

@@ -87,6 +87,11 @@ def process_start(pid: int) -> str:
 class ReleaseLock(ABC):
     """The release lease of one environment."""
 
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Pure; which lease this is (two locks with one key guard the same environment)."""
+
     @abstractmethod
     def try_acquire(self, holder: Holder) -> Holder | None:
         """Blocking (one round trip); atomic; takes the lease for `holder` when free or stale and returns None,

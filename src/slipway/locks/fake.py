@@ -18,6 +18,11 @@ class FakeReleaseLock(ReleaseLock):
         self.current: Holder | None = None
         self._mutex = threading.Lock()
 
+    @property
+    def key(self) -> str:
+        """Pure; `fake:<object id>` (one in-memory lease)."""
+        return f"fake:{id(self):x}"
+
     def _live(self) -> Holder | None:
         h = self.current
         return h if h is not None and h.alive(now=self.clock()) else None

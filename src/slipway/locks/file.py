@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,11 @@ class FileReleaseLock(ReleaseLock):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    @property
+    def key(self) -> str:
+        """Pure; `file:<host>:<path>` (a path guards one machine's state)."""
+        return f"file:{socket.gethostname()}:{self.path.resolve()}"
 
     def try_acquire(self, holder: Holder) -> Holder | None:
         """Blocking (an flock); atomic; None when taken (or renewed), else the live holder."""

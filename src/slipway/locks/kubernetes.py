@@ -38,6 +38,11 @@ class KubernetesReleaseLock(ReleaseLock):
         self._collection = LEASES.format(namespace=namespace)
         self._path = f"{self._collection}/{name}"
 
+    @property
+    def key(self) -> str:
+        """Pure; `kubernetes:<namespace>/<name>`."""
+        return f"kubernetes:{self.namespace}/{self.name}"
+
     def try_acquire(self, holder: Holder) -> Holder | None:
         """Blocking (2-3 API calls); atomic (resourceVersion); None when taken (or renewed), else the live holder."""
         status, lease = self.rest.request("GET", self._path, what=f"Lease {self.name}")

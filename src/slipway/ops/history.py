@@ -45,6 +45,9 @@ def version_entry(v: VersionInfo) -> HistoryEntry:
         stage = tags.get(Tag.REJECTED_AT, "unknown")
         decision = "rolled_back" if stage == "canary" else "rejected"
         reason = tags.get(Tag.REJECTION_REASON, "")
+    elif tags.get(Tag.DECISION) == "error":
+        stage = tags.get(Tag.ERROR_AT, "unknown (interrupted)" if Tag.INTERRUPTED in tags else "unknown")
+        decision, reason = "error", tags.get(Tag.ERROR_REASON, "")
     elif tags.get(Tag.IMAGE_STATUS) == "failed":
         decision, stage, reason = "error", "image", tags.get(Tag.IMAGE_REASON, "image build failed")
     notes = []

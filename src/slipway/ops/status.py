@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from slipway.deploy.base import DeploymentState
+from slipway.deploy.base import ComponentHealth, DeploymentState
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import VersionReader
 
@@ -31,6 +31,11 @@ class DeployView(BaseModel):
         "no traffic; `slipway rollback` (or the next release) removes it.",
     )
     router_url: str | None = None
+    health: list[str] = Field(
+        default_factory=list,
+        description="Each part the target runs and whether it answers now (router, stable, canary, supervisor: "
+        "ready, not ready, down), with where it runs and how often it was restarted.",
+    )
     note: str | None = Field(default=None, description="Why the state is missing, when it is.")
 
 
@@ -50,11 +55,17 @@ class ServingStatus(BaseModel):
 
 
 def deploy_view(
-    state: DeploymentState | None, *, target: str, router_url: str | None = None, note: str | None = None
+    state: DeploymentState | None,
+    *,
+    target: str,
+    router_url: str | None = None,
+    health: list[ComponentHealth] | None = None,
+    note: str | None = None,
 ) -> DeployView:
     """Pure; the view of a target's state (None: state unavailable, `note` says why)."""
+    lines = [h.line() for h in health or []]
     if state is None:
-        return DeployView(target=target, router_url=router_url, note=note)
+        return DeployView(target=target, router_url=router_url, health=lines, note=note)
     return DeployView(
         target=target,
         stable_version=state.stable.model_version if state.stable else None,
@@ -64,6 +75,7 @@ def deploy_view(
         canary_ready=state.canary_ready,
         canary_unattended=state.canary_unattended,
         router_url=router_url,
+        health=lines,
         note=note,
     )
 
@@ -143,6 +155,7 @@ def render_status(status: ServingStatus) -> list[str]:
             )
         if d.router_url:
             lines.append(f"  router: {d.router_url}")
+        lines.extend(f"  health: {h}" for h in d.health)
     lines.extend(f"warning: {w}" for w in status.warnings)
     return lines
 
@@ -166,7 +179,8 @@ def read_deploy_view(ctx: OpsContext) -> DeployView:
     assert target is not None
     try:
         url = getattr(target, "router_url", None)
-        return deploy_view(target.state(), target=ctx.target_name, router_url=url)
+        state, health = target.state(), target.health()
+        return deploy_view(state, target=ctx.target_name, router_url=url, health=health)
     except Exception as exc:  # an API or transport error of any client: status still answers
         return DeployView(target=ctx.target_name, note=f"state unavailable: {type(exc).__name__}: {exc}")
     finally:

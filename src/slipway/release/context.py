@@ -37,6 +37,7 @@ class ReleaseContext:
     model_uri: str | None
     git: dict[str, str]
     canary_fault: str | None = None
+    lease_key: str | None = None  # the release lock this release holds (set once it holds it)
 
     @property
     def training_config_sha256(self) -> str:

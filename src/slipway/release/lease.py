@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from slipway.deploy.factory import make_target
@@ -15,8 +16,18 @@ from slipway.release.context import ReleaseContext
 from slipway.settings import Settings
 
 
+@dataclass(frozen=True)
+class HeldLease:
+    """The environment's release lease, held: who holds it (this release) and which lease it is."""
+
+    holder: Holder
+    key: str
+
+
 @contextlib.contextmanager
-def release_lease(ctx: ReleaseContext, *, settings: Settings, log: Callable[[str], None]) -> Iterator[Holder]:
+def release_lease(
+    ctx: ReleaseContext, *, settings: Settings, log: Callable[[str], None]
+) -> Iterator[HeldLease]:
     """Blocking until the environment's lease is taken (waits `release_lock_wait_s`, saying for whom, then
     LockHeld naming the holder); renewed while the block runs, given back on every exit."""
     target = make_target(ctx.config, settings=settings)
@@ -38,7 +49,7 @@ def release_lease(ctx: ReleaseContext, *, settings: Settings, log: Callable[[str
 
     try:
         with held(lock, holder, wait_s=wait_s, on_wait=waiting, on_lost=lost) as mine:
-            yield mine
+            yield HeldLease(holder=mine, key=lock.key)
     finally:
         if target is not None:
             target.close()

@@ -14,6 +14,9 @@ Registry writes on the way out (`conclude`), so that a failed release leaves the
 * rejected after registration (the image smoke test, the canary): the version is tagged rejected at
   that stage; `champion` never moves;
 * an error after registration: the version is tagged with the error and its stage;
+* registered (no canary): the version is tagged with that decision, so every version a release
+  finished carries `slipway.decision`; one without it under a lease nobody holds was interrupted
+  (`slipway.release.interrupted` marks it at the next release);
 * a validation rejection or an error before training touches nothing.
 """
 
@@ -226,7 +229,11 @@ def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:
             "entrypoint": ctx.config.training.entrypoint,
         },
         metrics={**({f"holdout_{k}": v for k, v in gate.metrics.items()} if gate else {}), **trained.metrics},
-        tags={**evidence.tags, Tag.CONFIG_SHA256: ctx.config_sha256},
+        tags={
+            **evidence.tags,
+            Tag.CONFIG_SHA256: ctx.config_sha256,
+            **({Tag.RELEASE_LEASE: ctx.lease_key} if ctx.lease_key else {}),
+        },
         release_key=ctx.release_key(),
         documents=dict(evidence.documents),
         artifacts=dict(evidence.files),
@@ -330,11 +337,19 @@ def _decide_in_registry(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelR
         registry.annotate(
             model_name=ev.version.name,
             version=ev.version.version,
-            tags={Tag.ERROR_AT: stage, Tag.ERROR_REASON: _error_cause(ledger) or f"error at stage {stage}"},
+            tags={
+                Tag.DECISION: "error",
+                Tag.ERROR_AT: stage,
+                Tag.ERROR_REASON: _error_cause(ledger) or f"error at stage {stage}",
+            },
             documents={},
         )
         ledger.note(
             f"the champion is untouched; version {ev.version.version} stays a challenger (error at {stage})"
+        )
+    elif decision == "registered" and ev.version is not None:  # every version carries its release's decision
+        registry.annotate(
+            model_name=ev.version.name, version=ev.version.version, tags={Tag.DECISION: decision}, documents={}
         )
     return ResultPatch()
 
