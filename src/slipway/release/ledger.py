@@ -349,7 +349,10 @@ def _decide_in_registry(ctx: ReleaseContext, ledger: Ledger, *, registry: ModelR
         )
     elif decision == "registered" and ev.version is not None:  # every version carries its release's decision
         registry.annotate(
-            model_name=ev.version.name, version=ev.version.version, tags={Tag.DECISION: decision}, documents={}
+            model_name=ev.version.name,
+            version=ev.version.version,
+            tags={Tag.DECISION: decision},
+            documents={},
         )
     return ResultPatch()
 
