@@ -206,7 +206,7 @@ def test_the_role_is_namespaced_and_grants_no_secrets_or_rbac() -> None:
     }
     verbs = {r: set(rule["verbs"]) for rule in role["rules"] for r in rule["resources"]}
     assert verbs["pods"] == {"get", "list", "watch"}
-    assert verbs["pods/proxy"] == {"get"}  # read only: no POST/PUT through the proxy
+    assert verbs["pods/proxy"] == {"get", "create"}  # scrape /metrics, POST /lease; no PUT/DELETE through it
     assert verbs["leases"] == {"get", "create", "update", "delete"}  # compare-and-swap on resourceVersion
     assert "update" not in set().union(*(v for r, v in verbs.items() if r != "leases"))
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "slipway-deployer", "namespace": "ns"}]
@@ -215,3 +215,24 @@ def test_the_role_is_namespaced_and_grants_no_secrets_or_rbac() -> None:
 def test_yaml_has_no_anchors() -> None:
     text = m.to_yaml(m.example_manifests()["rendered/stable.yaml"])
     assert "&id" not in text and "*id" not in text
+
+
+def test_a_canary_pods_lease_is_the_targets_and_never_reaches_the_stable() -> None:
+    from dataclasses import replace
+
+    from slipway.deploy.kubernetes import _release_of
+
+    leased = replace(RELEASE, env={**RELEASE.env, "SLIPWAY_SERVE_LOG_SAMPLE_RATE": "0.2", m.LEASE_ENV: "135"})
+    canary = m.deployment(
+        app="serve",
+        namespace="ns",
+        arm="canary",
+        release=leased,
+        replicas=1,
+        resources=m.PodResources(),
+        weight=5,
+    )
+    assert _release_of(canary).env == {
+        **RELEASE.env,
+        "SLIPWAY_SERVE_LOG_SAMPLE_RATE": "0.2",
+    }  # promote copies this

@@ -73,6 +73,7 @@ class Point:
     checks: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stable_only_s: float | None = None
+    heal_s: float | None = None  # a killed router or stable: until it answers again on its port
     converge_s: float | None = None
 
     def check(self, name: str, ok: bool, why: str = "") -> None:
@@ -309,6 +310,25 @@ def _stable_only(world: World, *, timeout_s: float) -> float | None:
     return None
 
 
+def _healed(world: World, role: str, old: dict[str, Any], *, timeout_s: float) -> float | None:
+    """Seconds until `role` runs again as a new process on its old port and answers; None if not in time."""
+    import httpx
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        now = world.state().get(role) or {}
+        if int(now.get("pid", old["pid"])) != int(old["pid"]) and int(now.get("port", -1)) == int(
+            old["port"]
+        ):
+            path = "/router/healthz" if role == "router" else "/readyz"
+            with contextlib.suppress(httpx.HTTPError):
+                url = f"http://127.0.0.1:{old['port']}{path}"
+                if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                    return time.monotonic() - start
+        time.sleep(0.05)
+    return None
+
+
 def _champion(status: dict[str, Any]) -> str | None:
     value = status.get("champion_version")
     return None if value is None else str(value)
@@ -332,6 +352,13 @@ def run_point(world: World, point: str, *, seed: int) -> Point:
     result.killed = f"{what if kind == 'process' else 'the release'} at {run.elapsed():.1f} s"
 
     if kind == "process":  # the release goes on: it must end with a decision, the target healed
+        if what in ("router", "stable"):
+            result.heal_s = _healed(world, what, at_kill[what], timeout_s=30.0)
+            result.check(
+                "healed_on_same_port",
+                result.heal_s is not None,
+                f"no new {what} on port {at_kill[what]['port']} within 30 s: {world.state().get(what)}",
+            )
         try:
             code = run.proc.wait(timeout=RELEASE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -349,14 +376,6 @@ def run_point(world: World, point: str, *, seed: int) -> Point:
         )
         if what == "canary":
             result.check("canary_death_rolls_back", code == 1 and _champion(status) == before, f"exit {code}")
-        if what in ("router", "stable"):
-            port = int(at_kill[what]["port"])
-            now = world.state().get(what) or {}
-            result.check(
-                "healed_on_same_port",
-                int(now.get("port", -1)) == port and int(now.get("pid", -1)) != int(at_kill[what]["pid"]),
-                f"{what} now {now.get('pid')} on port {now.get('port')} (was port {port})",
-            )
     else:
         status = world.status()
         after = _champion(status)
@@ -445,6 +464,7 @@ def _document(found: list[Point], *, seconds: float, quick: bool) -> dict[str, A
     violations = [f"{p.name}: {n}" for p in found for n in p.notes if p.reached]
     unreached = [p.name for p in found if not p.reached]
     stable_only = [p.stable_only_s for p in found if p.stable_only_s is not None]
+    healed = [p.heal_s for p in found if p.heal_s is not None]
     return {
         "kill_points": len(found),
         "invariant_checks": checks,
@@ -452,6 +472,7 @@ def _document(found: list[Point], *, seconds: float, quick: bool) -> dict[str, A
         "violation_details": violations,
         "unreached_points": unreached,
         "worst_kill_to_stable_only_s": round(max(stable_only), 2) if stable_only else None,
+        "worst_kill_to_healed_s": round(max(healed), 2) if healed else None,
         "canary_lease_s": 2 * 3 + 15,
         "points": [
             {
@@ -460,6 +481,7 @@ def _document(found: list[Point], *, seconds: float, quick: bool) -> dict[str, A
                 "reached": p.reached,
                 "checks": p.checks,
                 "kill_to_stable_only_s": None if p.stable_only_s is None else round(p.stable_only_s, 2),
+                "kill_to_healed_s": None if p.heal_s is None else round(p.heal_s, 2),
                 "next_release_s": None if p.converge_s is None else round(p.converge_s, 1),
                 "notes": p.notes,
             }
@@ -478,15 +500,17 @@ def _markdown(doc: dict[str, Any]) -> list[str]:
         "",
         f"{doc['kill_points']} kill points, {doc['invariant_checks']} invariant checks, "
         f"**{doc['violations']} violations**; worst kill -> stable only {doc['worst_kill_to_stable_only_s']} s "
-        f"(canary lease {doc['canary_lease_s']} s); {doc['seconds']} s in all.",
+        f"(canary lease {doc['canary_lease_s']} s); worst kill -> healed on its port "
+        f"{doc['worst_kill_to_healed_s']} s; {doc['seconds']} s in all.",
         "",
-        "| kill point | killed | checks | kill -> stable only s | next release s |",
-        "|---|---|---|---|---|",
+        "| kill point | killed | checks | kill -> stable only s | kill -> healed s | next release s |",
+        "|---|---|---|---|---|---|",
     ]
     for p in doc["points"]:
         checks = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in p["checks"].items()) or "not reached"
         lines.append(
-            f"| {p['name']} | {p['killed'] or '-'} | {checks} | {p['kill_to_stable_only_s']} | {p['next_release_s']} |"
+            f"| {p['name']} | {p['killed'] or '-'} | {checks} | {p['kill_to_stable_only_s']} "
+            f"| {p['kill_to_healed_s']} | {p['next_release_s']} |"
         )
     lines += [f"- {v}" for v in doc["violation_details"]]
     return lines

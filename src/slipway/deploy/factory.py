@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def kubernetes_target(cfg: PipelineConfig) -> KubernetesTarget:
     """Blocking (reads the kubeconfig); the kubernetes target from `deploy.kubernetes` (kubeconfig relative to the config)."""
+    from slipway.canary.controller import canary_lease_s
     from slipway.deploy.k8s_manifests import Autoscaling
     from slipway.deploy.kubernetes import KubernetesTarget
 
@@ -33,6 +34,7 @@ def kubernetes_target(cfg: PipelineConfig) -> KubernetesTarget:
         rollout_timeout_s=k8s.rollout_timeout_s,
         traffic_timeout_s=cfg.canary.readiness_deadline_s,
         request_timeout_s=k8s.request_timeout_s,
+        canary_lease_s=canary_lease_s(cfg.canary),  # a new canary pod's own lease: what the release renews to
     )
 
 

@@ -34,6 +34,9 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANNOTATION_MODEL_NAME = "slipway.io/model-name"
 ANNOTATION_MODEL_VERSION = "slipway.io/model-version"
 ANNOTATION_WEIGHT = "slipway.io/weight"  # on the canary Deployment: the weight `set_traffic` set last
+# on the canary Deployment: when (epoch seconds) its pods' traffic lease runs out, as `hold_canary` last set it
+ANNOTATION_LEASE_UNTIL = "slipway.io/canary-lease-until"
+LEASE_ENV = "SLIPWAY_SERVE_LEASE_S"  # a canary pod's own lease from its start (the server's `lease_s`)
 
 # The per-pod request rate the stable's HPA scales on: a Pods metric served by custom.metrics.k8s.io
 # (on a cluster Prometheus Adapter derives it from each pod's slipway_requests_total; see the README).
@@ -61,8 +64,9 @@ DEPLOYER_RULES: list[Manifest] = [
         "verbs": ["get", "list", "watch", "create", "patch"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    # canary analysis scrapes each serving pod's /metrics through the API server's pod proxy
-    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
+    # canary analysis scrapes each serving pod's /metrics through the API server's pod proxy (get), and the
+    # release renews each canary pod's traffic lease through it (`POST /lease`: create)
+    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
     # one release at a time: the release lease (slipway.locks.kubernetes)
     {
         "apiGroups": ["coordination.k8s.io"],

@@ -25,9 +25,11 @@ window whenever `set_traffic` returns (`on_traffic_set`) and calls `follow_stabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,8 +201,24 @@ def canary_serving(obj: Manifest) -> bool:
     return one_template and int(status.get("readyReplicas", 0)) >= 1
 
 
+def _pod_ready(pod: Manifest) -> bool:
+    """Pure; the pod's Ready condition is True."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _lease_until(obj: Manifest) -> float | None:
+    """Pure; the canary lease noted on a Deployment (epoch seconds), None when none is."""
+    value = (obj["metadata"].get("annotations") or {}).get(m.ANNOTATION_LEASE_UNTIL)
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
 def _release_of(obj: Manifest) -> ModelRelease:
-    """The release a Deployment serves, read from its annotations, labels and pod template."""
+    """The release a Deployment serves, read from its annotations, labels and pod template (the canary's traffic
+    lease is the target's, not the release's: it is left out)."""
     meta = obj["metadata"]
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
@@ -210,7 +228,11 @@ def _release_of(obj: Manifest) -> ModelRelease:
         model_name=annotations.get(m.ANNOTATION_MODEL_NAME, ""),
         model_version=annotations.get(m.ANNOTATION_MODEL_VERSION) or labels.get(m.LABEL_VERSION, ""),
         image_ref=container.get("image"),
-        env={e["name"]: e["value"] for e in container.get("env") or [] if "value" in e},
+        env={
+            e["name"]: e["value"]
+            for e in container.get("env") or []
+            if "value" in e and e["name"] != m.LEASE_ENV
+        },
     )
 
 
@@ -218,6 +240,7 @@ def replica_capabilities(total_replicas: int) -> Capabilities:
     """Pure; what replica-ratio traffic over `total_replicas` pods can do: no shadow, weights in steps of 100/total."""
     weights = sorted({m.weight_of(stable=s, canary=total_replicas - s) for s in range(1, total_replicas)})
     return Capabilities(
+        canary_lease=True,
         shadow=False,
         weights=tuple(weights),
         requires_digest=True,
@@ -245,6 +268,7 @@ class KubernetesTarget(DeployTarget):
         traffic_timeout_s: float = 60.0,
         request_timeout_s: float = 30.0,
         poll_s: float = 0.25,
+        canary_lease_s: float = 135.0,
         owns_client: bool = False,
     ) -> None:
         self.namespace = m.require_dns_label(namespace, what="namespace")
@@ -258,6 +282,7 @@ class KubernetesTarget(DeployTarget):
         self.rollout_timeout_s = rollout_timeout_s
         self.traffic_timeout_s = traffic_timeout_s
         self.poll_s = poll_s
+        self.canary_lease_s = canary_lease_s
         self._client: ApiClient | None = api_client
         self._owns_client = owns_client
         self._rest = _Rest(api_client, timeout_s=request_timeout_s)
@@ -309,7 +334,16 @@ class KubernetesTarget(DeployTarget):
         # Ready = rolled out at its current size (at weight 0 that size is 0: start_canary checked it at 1 pod), or
         # growing next to pods that are Ready
         ready = canary_obj is not None and canary_serving(canary_obj)
-        return DeploymentState(stable=stable, canary=canary, weight=weight, shadow=0, canary_ready=ready)
+        until = _lease_until(canary_obj) if canary_obj else None
+        lapsed = until is not None and time.time() >= until  # its pods turn not Ready: out of the Service
+        return DeploymentState(
+            stable=stable,
+            canary=canary,
+            weight=0 if lapsed else weight,
+            shadow=0,
+            canary_ready=ready and not lapsed,
+            canary_unattended=lapsed,
+        )
 
     def health(self) -> list[ComponentHealth]:
         """Non-blocking read of both Deployments; each arm's Ready pods of those wanted, and their restarts
@@ -432,8 +466,32 @@ class KubernetesTarget(DeployTarget):
         return want != have or stable_n != have_stable
 
     def hold_canary(self, *, ttl_s: float) -> None:
-        """No-op: the canary's replicas carry its share until a release or `slipway rollback` removes them (the
-        cluster runs nothing of Slipway's that could take them away on its own)."""
+        """Blocking (a patch, then one proxied POST per Ready canary pod); idempotent; every Ready canary pod's traffic
+        lease runs until now + ttl_s (`POST /lease` through the pod proxy), noted on the canary Deployment. A pod
+        whose lease runs out answers /readyz 503 and leaves the Service on its own (a new pod starts with
+        `canary_lease_s`); a pod that cannot be reached keeps its old lease; no canary: no-op."""
+        if self._get_arm("canary") is None:
+            return
+        until = time.time() + ttl_s
+        name = m.arm_name(app=self.app, arm="canary")
+        self._rest.call(
+            "PATCH",
+            self._deployment_path("canary"),
+            what=f"note the canary lease on Deployment {self.namespace}/{name}",
+            body={"metadata": {"annotations": {m.ANNOTATION_LEASE_UNTIL: f"{until:.3f}"}}},
+            content_type="application/merge-patch+json",
+        )
+        for pod in self.arm_pods("canary"):
+            if not _pod_ready(pod):
+                continue  # not serving: its own lease from start covers it until the next renewal
+            pod_name = pod["metadata"]["name"]
+            with contextlib.suppress(DeployError):  # the next window renews again; its lease runs meanwhile
+                self._rest.call(
+                    "POST",
+                    f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}:{m.CONTAINER_PORT}/proxy/lease",
+                    what=f"renew the lease of canary pod {self.namespace}/{pod_name}",
+                    body={"ttl_s": ttl_s},
+                )
 
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
@@ -528,7 +586,9 @@ class KubernetesTarget(DeployTarget):
     def _apply_arm(
         self, arm: Arm, release: ModelRelease, replicas: int, *, weight: int | None = None
     ) -> None:
-        """Apply one arm's Deployment at `replicas` (the canary's with the weight it serves)."""
+        """Apply one arm's Deployment at `replicas` (the canary's with the weight it serves, and its pods' lease)."""
+        if arm == "canary":
+            release = replace(release, env={**release.env, m.LEASE_ENV: f"{self.canary_lease_s:g}"})
         self._apply(
             m.deployment(
                 app=self.app,

@@ -1,6 +1,7 @@
 """The HTTP face of the server: `POST /predict` as a bare ASGI handler, the rest as FastAPI routes.
 
-`POST /predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /model`. Bad input is always
+`POST /predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /model`, `POST /lease` (a canary's
+traffic lease, `SLIPWAY_SERVE_LEASE_S`). Bad input is always
 a 4xx whose `detail` starts with the field at fault; a 500 means a bug in the server or model.
 Overload is a 503 with `Retry-After` and `x-slipway-shed` (`queue-full` at once when the in-flight
 and queue limits are full, `deadline` when the request waited past its deadline), never computed.
@@ -20,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
 from slipway import __version__
@@ -261,6 +263,12 @@ class _Handled(Response):
         await self.handler(scope, receive, send)
 
 
+class LeaseRenewal(BaseModel):
+    """`POST /lease`: how long the canary keeps its traffic from now."""
+
+    ttl_s: float = Field(gt=0, le=3600, description="Seconds from now until the lease runs out.")
+
+
 def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> FastAPI:
     """Non-blocking; a new app with its own metrics registry; the model loads and warms in its lifespan (or use `runtime`)."""
     service = ServingService(settings, runtime=runtime)
@@ -290,10 +298,23 @@ def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) 
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Ready: the model is loaded and warmed (503 with the reason otherwise)."""
-        if service.ready:
+        """Ready: the model is loaded and warmed, and a canary's traffic lease holds (503 with the reason otherwise)."""
+        lapsed = service.lease_lapsed()
+        if service.ready and lapsed is None:
             return JSONResponse({"ready": True, "model_version": service.version})
-        return JSONResponse({"ready": False, "reason": service.not_ready_reason}, status_code=503)
+        reason = service.not_ready_reason if not service.ready else lapsed
+        return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+
+    @app.post("/lease")
+    async def lease(renewal: LeaseRenewal) -> JSONResponse:
+        """Renew a canary's traffic lease for `ttl_s` seconds (409 on a server started without one)."""
+        left = service.renew_lease(renewal.ttl_s)
+        if left is None:
+            return JSONResponse(
+                {"detail": "this server takes no traffic lease (SLIPWAY_SERVE_LEASE_S is unset)"},
+                status_code=409,
+            )
+        return JSONResponse({"lease_left_s": left})
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -159,6 +159,23 @@ class ServingService:
         self._ready_task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self.inline_rows = 0  # calls with at most this many rows run on the event loop (set at warm-up)
+        self._lease_until = None if settings.lease_s is None else time.monotonic() + settings.lease_s
+
+    def renew_lease(self, ttl_s: float) -> float | None:
+        """Non-blocking; the traffic lease runs until now + ttl_s; the seconds left, None when this server has no lease."""
+        if self._lease_until is None:
+            return None
+        self._lease_until = time.monotonic() + ttl_s
+        return ttl_s
+
+    def lease_lapsed(self) -> str | None:
+        """Non-blocking; why the server must leave the Service (its traffic lease ran out), else None."""
+        if self._lease_until is None:
+            return None
+        late = time.monotonic() - self._lease_until
+        if late < 0:
+            return None
+        return f"the canary's traffic lease ran out {late:.0f} s ago: its release stopped renewing it"
 
     @property
     def version(self) -> str:

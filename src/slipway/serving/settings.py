@@ -144,6 +144,13 @@ class ServeSettings(BaseSettings):
         default="none",
         description="Fault: corrupt every output: nan (non-finite), constant (same answer for all), flip (classes swapped).",
     )
+    lease_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A canary's traffic lease: /readyz turns 503 once this many seconds pass (from start, or from "
+        "the last `POST /lease`) without a renewal, so the Service stops sending it traffic when its release is "
+        "gone. Unset: no lease (a stable).",
+    )
     fault_slow_start_s: float = Field(
         default=0.0, ge=0, description="Fault: /readyz stays 503 this long after warm-up."
     )

@@ -139,9 +139,10 @@ def test_the_role_is_enough_for_the_whole_release_flow(
         ("GET", "/apis/apps/v1/deployments", None),
         ("GET", "/api/v1/namespaces", None),
         ("GET", "/api/v1/nodes", None),
-        # the pod proxy: GET (scrape /metrics) in its own namespace only, nothing that writes through it
-        ("POST", f"/api/v1/namespaces/{NAMESPACE}/pods/x:8080/proxy/predict", {"instances": []}),
+        # the pod proxy: GET (scrape /metrics) and POST (renew a canary's lease) in its own namespace only
         ("PUT", f"/api/v1/namespaces/{NAMESPACE}/pods/x:8080/proxy/metrics", None),
+        ("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/x:8080/proxy/metrics", None),
+        ("POST", "/api/v1/namespaces/other-team/pods/x:8080/proxy/lease", {"ttl_s": 1}),
         ("GET", "/api/v1/namespaces/other-team/pods/x:8080/proxy/metrics", None),
         ("GET", "/api/v1/namespaces/other-team/services/x:80/proxy/metrics", None),
     ],
@@ -200,5 +201,51 @@ def test_the_role_is_enough_to_scrape_every_pod_for_the_canary_analysis(
         assert obs.canary.requests >= stats.versions.get("2", 0) > 0, (stats, proxy.failures[:5])
         assert obs.stable.requests + obs.canary.requests <= stats.sent, (stats, proxy.failures[:5])
         target.rollback()
+    finally:
+        client.close()
+
+
+def test_a_canary_whose_release_stops_renewing_its_lease_leaves_the_service_on_its_own(
+    control_plane: ControlPlane, admin: httpx.Client, process_kubelet: ProcessKubelet, ref: Reference
+) -> None:
+    # Given a canary at 50% whose pods' traffic lease the deployer's own token renews through the pod proxy
+    namespace = process_kubelet.namespace
+    apply_rbac(admin, namespace=namespace)
+    client = api_client(
+        control_plane, token=service_account_token(admin, "slipway-deployer", namespace=namespace)
+    )
+    rows = ref.holdout_xy()[0]
+    try:
+        target = make_target(client, namespace)
+        target.deploy_stable(tiny_release("1"), ready_timeout_s=READY_S)
+        assert target.start_canary(tiny_release("2"), ready_timeout_s=READY_S)
+        target.hold_canary(ttl_s=120)
+        target.set_traffic(weight=50, shadow=0)
+        target.hold_canary(ttl_s=120)  # what the controller does each window
+        with ServiceProxy(admin, namespace=namespace, service=TINY_APP, seed=5) as proxy:
+            wait_for(lambda: len(proxy.addresses) == 4, timeout_s=30, what="4 endpoints")
+            assert load_through(proxy, rows, seconds=2.0).versions.get("2", 0) > 0
+
+            # When its release renews one last time, for 2 s, and then is gone
+            target.hold_canary(ttl_s=2)
+            renewed = time.monotonic()
+            assert not target.state().canary_unattended
+
+            # Then the canary's pods turn not Ready on their own and leave the Service: the stable answers all
+            wait_for(
+                lambda: len(proxy.addresses) == 2, timeout_s=60, what="the canary's pods out of the Service"
+            )
+            print(
+                f"\ncanary out of the Service {time.monotonic() - renewed:.1f} s after its last 2 s renewal"
+            )
+            stats = load_through(proxy, rows, seconds=2.0)
+            assert set(stats.versions) == {"1"} and stats.versions["1"] > 0, (stats, proxy.failures[:5])
+        state = target.state()
+        assert (state.canary is not None, state.canary_unattended, state.weight) == (True, True, 0)
+        target.rollback()  # what `slipway rollback` (or the next release) does with it
+        assert target.state().canary is None
+        stable = [p for p in target.arm_pods("stable") if p["metadata"].get("deletionTimestamp") is None]
+        env = {e["name"] for e in stable[0]["spec"]["containers"][0].get("env") or []}
+        assert "SLIPWAY_SERVE_LEASE_S" not in env  # only canary pods carry a lease
     finally:
         client.close()

@@ -382,3 +382,23 @@ def test_readiness_drops_on_shutdown(bundle_dir: Path) -> None:
         assert client.get("/readyz").status_code == 200
     service = app.state.service
     assert service.ready is False and service.not_ready_reason == "shutting down"
+
+
+def test_a_canarys_traffic_lease_keeps_it_ready_until_it_runs_out(client_for: ClientFactory) -> None:
+    client = client_for(lease_s=0.3)
+    assert client.get("/readyz").status_code == 200
+    time.sleep(0.4)
+    lapsed = client.get("/readyz")
+    assert lapsed.status_code == 503 and "lease" in lapsed.json()["reason"]
+    assert client.post("/predict", json={"instances": [[0.0] * 30]}).status_code == 200  # it still answers
+    assert client.post("/lease", json={"ttl_s": 30}).json() == {"lease_left_s": 30}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_lease_renewal_is_checked_and_a_stable_takes_none(client_for: ClientFactory) -> None:
+    leased = client_for(lease_s=60)
+    assert leased.post("/lease", json={"ttl_s": 0}).status_code == 422
+    assert leased.post("/lease", json={"ttl_s": "soon"}).status_code == 422
+    stable = client_for()
+    assert stable.post("/lease", json={"ttl_s": 5}).status_code == 409
+    assert stable.get("/readyz").status_code == 200
