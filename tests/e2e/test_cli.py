@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from slipway.deploy.local import LocalTarget
 from slipway.locks.base import Holder
@@ -211,6 +212,56 @@ def test_a_second_release_on_the_same_state_waits_then_exits_2_naming_the_first(
         assert lock.holder() is not None and lock.holder().id == first.id  # type: ignore[union-attr]
     finally:
         lock.release(first)
+
+
+def test_two_releases_started_together_run_one_after_the_other_and_both_decide(tmp_path: Path) -> None:
+    """Two `slipway release` on one state at once: one takes the lease, the other waits for it, then canaries
+    against the first one's champion; neither touches the other's canary."""
+    home = tmp_path / "home"
+    batches = [tmp_path / f"batch-{seed}.csv" for seed in (1, 2)]
+    for seed, batch in enumerate(batches, start=1):
+        assert cli("data", "batch", "--out", str(batch), "--seed", str(seed), home=home).returncode == 0
+    raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
+    raw["validation"]["suite"] = str(REPO / raw["validation"]["suite"])
+    raw["canary"] |= {"interval_s": 3, "min_samples_per_arm": 300}
+    config = tmp_path / "slipway.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    env = base | {"SLIPWAY_HOME": str(home), "SLIPWAY_IMAGE_BUILDER": "fake"}
+    files = [(tmp_path / f"out-{i}.txt", tmp_path / f"err-{i}.txt") for i in range(2)]
+    runs = [
+        subprocess.Popen(
+            [SLIPWAY, "release", "--data", str(batch), "--config", str(config), "--json"],
+            cwd=REPO,
+            env=env,
+            stdout=out.open("w"),
+            stderr=err.open("w"),
+        )
+        for batch, (out, err) in zip(batches, files, strict=True)
+    ]
+    for run in runs:
+        run.wait(timeout=600)
+    outs = [(out.read_text(), err.read_text()) for out, err in files]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert [run.returncode for run in runs] == [0 if r["decision"] == "promoted" else 1 for r in results], (
+        outs
+    )
+    logs = [out + err for out, err in outs]
+    waited = [i for i, log in enumerate(logs) if "waiting up to" in log and "for the release lock" in log]
+    assert len(waited) == 1, [log[-2000:] for log in logs]  # exactly one of them waited for the other
+    first, second = results[1 - waited[0]], results[waited[0]]
+    assert (first["decision"], first["stage"]) == ("promoted", "canary")  # the first release: no champion yet
+    assert second["decision"] in ("promoted", "rolled_back") and second["stage"] == "canary", second[
+        "reasons"
+    ]
+    assert second["champion_version"] == first["model_version"]  # it canaried against the first's champion
+    status = json.loads(cli("status", "--json", "--config", str(config), home=home).stdout)
+    champion = second["model_version"] if second["decision"] == "promoted" else first["model_version"]
+    assert (status["champion_version"], status["deploy"]["stable_version"]) == (champion, champion)
+    assert status["deploy"]["canary_version"] is None and status["warnings"] == []
+    history = json.loads(cli("history", "--json", "--config", str(config), home=home).stdout)
+    assert sorted(e["decision"] for e in history["releases"]) == sorted(r["decision"] for r in results)
+    assert cli("deploy", "stop", home=home).returncode == 0
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
