@@ -6,7 +6,6 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from slipway.errors import SlipwayError
 from slipway.registry.base import VersionInfo
 from slipway.registry.factory import make_registry, tracking_uri
 from slipway.release.context import ReleaseContext
@@ -41,16 +40,20 @@ def register(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[VersionInf
 def mark_interrupted_versions(ctx: ReleaseContext, found_by: str) -> list[str]:
     """Versions registered under this release's lease with no decision (their release was killed) are marked
     interrupted; the ones marked. Called once the lease is held; a registry that fails here fails nothing."""
-    assert ctx.lease_key is not None, "mark_interrupted_versions needs the lease held"
+    if ctx.lease_key is None:
+        raise ValueError(
+            "mark_interrupted_versions runs only once the release holds its lease (ctx.lease_key)"
+        )
     try:
         return mark_interrupted(
             make_registry(Settings(), ctx.config),
             model_name=ctx.model_name,
             lease_key=ctx.lease_key,
             found_by=found_by,
+            release_key=ctx.release_key(),
         )
-    except SlipwayError as exc:
-        get_run_logger().warning("could not look for interrupted versions: %s", exc)
+    except Exception as exc:  # any client's error: the next release looks again
+        get_run_logger().warning("could not look for interrupted versions: %s: %s", type(exc).__name__, exc)
         return []
 
 

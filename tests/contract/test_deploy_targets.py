@@ -127,6 +127,7 @@ class DeployTargetContract(ABC):
         assert [h for h in target.health() if h.name in ("stable", "canary")] == []
         target.deploy_stable(v1, ready_timeout_s=READY_S)
         assert target.start_canary(v2, ready_timeout_s=READY_S)
+        target.set_traffic(weight=50, shadow=0)
         health = {h.name: h.state for h in target.health()}
         assert health == {} or (health["stable"], health["canary"]) == ("ready", "ready")  # [] = cannot tell
 

@@ -316,4 +316,4 @@ def test_a_killed_stable_container_is_started_again_on_its_port(
     print(
         f"\nthe stable container answers again {answered(target, rows, version='1', timeout_s=60):.1f} s later"
     )
-    assert containers(podman, state_dir=target.state_dir) == [stable.container]  # the old one was removed
+    assert alive(new) and containers(podman, state_dir=target.state_dir) == [stable.container]

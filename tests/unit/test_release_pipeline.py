@@ -280,9 +280,11 @@ def test_a_finished_release_leaves_its_decision_on_its_version(ctx: ReleaseConte
         result, registry = release(replace(ctx, lease_key="fake:1"), script)
         version = registry.get_version(model_name=ctx.model_name, version=str(result.model_version))
         assert version.tags[Tag.DECISION] == decision
-        assert (
-            mark_interrupted(registry, model_name=ctx.model_name, lease_key="fake:1", found_by="next") == []
+        assert version.tags[Tag.RELEASE_LEASE] == "fake:1"
+        marked = mark_interrupted(
+            registry, model_name=ctx.model_name, lease_key="fake:1", found_by="next", release_key="another"
         )
+        assert marked == []
 
 
 def test_versions_a_killed_release_left_under_the_lease_are_marked_interrupted_once(
@@ -294,9 +296,20 @@ def test_versions_a_killed_release_left_under_the_lease_are_marked_interrupted_o
     killed = killed_after_registration(mine, registry)
     running = killed_after_registration(elsewhere, registry)  # another environment's release, still running
     found = "release of m from b.csv (pid 7 on h)"
-    assert mark_interrupted(registry, model_name=ctx.model_name, lease_key="file:h:/a", found_by=found) == [
-        killed
-    ]
+
+    def mark(release_key: str) -> list[str]:
+        return mark_interrupted(
+            registry,
+            model_name=ctx.model_name,
+            lease_key="file:h:/a",
+            found_by=found,
+            release_key=release_key,
+        )
+
+    assert (
+        mark(mine.release_key()) == []
+    )  # a re-run of the killed release gets its version back and decides it
+    assert mark(ctx.release_key()) == [killed]
     tags = registry.get_version(model_name=ctx.model_name, version=killed).tags
     assert (
         tags[Tag.DECISION] == "error"
@@ -305,6 +318,6 @@ def test_versions_a_killed_release_left_under_the_lease_are_marked_interrupted_o
     )
     assert Tag.DECISION not in registry.get_version(model_name=ctx.model_name, version=running).tags
     assert registry.get_alias(model_name=ctx.model_name, alias=CHAMPION).version == "1"  # type: ignore[union-attr]
-    assert mark_interrupted(registry, model_name=ctx.model_name, lease_key="file:h:/a", found_by=found) == []
+    assert mark(ctx.release_key()) == []
     entry = version_entry(registry.get_version(model_name=ctx.model_name, version=killed))
     assert (entry.decision, entry.stage) == ("error", "unknown (interrupted)")

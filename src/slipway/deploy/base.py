@@ -67,12 +67,17 @@ class DeploymentState:
     canary_unattended: bool = False
 
 
+HealthState = Literal["ready", "not ready", "degraded", "down", "running", "scaled to 0"]
+"""ready: answers; not ready: runs, /readyz not 200 (no pod Ready); degraded: some pods Ready, not all;
+down: its process is gone; running: alive, no health endpoint (the supervisor); scaled to 0: no pods wanted."""
+
+
 @dataclass(frozen=True)
 class ComponentHealth:
     """One part of what a target runs (router, stable, canary, supervisor), as it answers now."""
 
     name: str
-    state: str  # ready | not ready | down | running (a process without a health endpoint)
+    state: HealthState
     detail: str = ""  # where it runs (pid and port, or pods ready of wanted)
     restarts: int = 0  # how often it was started again after it died
 

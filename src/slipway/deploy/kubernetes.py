@@ -40,6 +40,7 @@ from slipway.deploy.base import (
     ComponentHealth,
     DeploymentState,
     DeployTarget,
+    HealthState,
     MetricsSource,
     ModelRelease,
     require_digest,
@@ -283,6 +284,10 @@ class KubernetesTarget(DeployTarget):
         self.traffic_timeout_s = traffic_timeout_s
         self.poll_s = poll_s
         self.canary_lease_s = canary_lease_s
+        self._lease_ttl_s: float | None = (
+            None  # the canary lease ttl last held (`hold_canary`), kept while waiting
+        )
+        self._lease_renewed = 0.0
         self._client: ApiClient | None = api_client
         self._owns_client = owns_client
         self._rest = _Rest(api_client, timeout_s=request_timeout_s)
@@ -354,9 +359,16 @@ class KubernetesTarget(DeployTarget):
             if obj is None:
                 continue
             wanted, ready = _replicas(obj), int(obj.get("status", {}).get("readyReplicas") or 0)
-            state = "ready" if ready >= wanted else ("not ready" if ready == 0 and wanted else "degraded")
+            state: HealthState = "ready" if ready >= wanted else "not ready" if ready == 0 else "degraded"
+            if wanted == 0:
+                state = "scaled to 0"
+            restarts = sum(
+                int(c.get("restartCount") or 0)
+                for pod in self.arm_pods(arm)
+                for c in (pod.get("status") or {}).get("containerStatuses") or []
+            )
             detail = f"{ready}/{wanted} pods ready, model version {_release_of(obj).model_version}"
-            found.append(ComponentHealth(name=arm, state=state, detail=detail))
+            found.append(ComponentHealth(name=arm, state=state, detail=detail, restarts=restarts))
         return found
 
     def deploy_stable(self, release: ModelRelease, *, ready_timeout_s: float) -> None:
@@ -466,32 +478,49 @@ class KubernetesTarget(DeployTarget):
         return want != have or stable_n != have_stable
 
     def hold_canary(self, *, ttl_s: float) -> None:
-        """Blocking (a patch, then one proxied POST per Ready canary pod); idempotent; every Ready canary pod's traffic
-        lease runs until now + ttl_s (`POST /lease` through the pod proxy), noted on the canary Deployment. A pod
-        whose lease runs out answers /readyz 503 and leaves the Service on its own (a new pod starts with
-        `canary_lease_s`); a pod that cannot be reached keeps its old lease; no canary: no-op."""
-        if self._get_arm("canary") is None:
-            return
-        until = time.time() + ttl_s
+        """Blocking (a list, one proxied POST per running canary pod, a patch); idempotent; best effort (an API or
+        pod failure is left to the next renewal, the leases run on meanwhile): each running canary pod's traffic
+        lease runs until now + ttl_s (`POST /lease` through the pod proxy), then noted on the canary Deployment.
+        A pod whose lease runs out answers /readyz 503 and leaves the Service on its own; a new pod's lease
+        (`canary_lease_s`) starts when it turns ready. While a call waits on a rollout the lease is kept (see
+        `_keep_lease`). No canary: no-op."""
+        self._lease_ttl_s = ttl_s
+        until = time.time() + ttl_s  # before the POSTs: no pod's lease outlives what the note says
         name = m.arm_name(app=self.app, arm="canary")
-        self._rest.call(
-            "PATCH",
-            self._deployment_path("canary"),
-            what=f"note the canary lease on Deployment {self.namespace}/{name}",
-            body={"metadata": {"annotations": {m.ANNOTATION_LEASE_UNTIL: f"{until:.3f}"}}},
-            content_type="application/merge-patch+json",
-        )
-        for pod in self.arm_pods("canary"):
-            if not _pod_ready(pod):
-                continue  # not serving: its own lease from start covers it until the next renewal
+        try:
+            pods = self.arm_pods("canary")
+        except DeployError:
+            return
+        for pod in pods:
+            if (
+                pod["metadata"].get("deletionTimestamp")
+                or (pod.get("status") or {}).get("phase") != "Running"
+            ):
+                continue
             pod_name = pod["metadata"]["name"]
-            with contextlib.suppress(DeployError):  # the next window renews again; its lease runs meanwhile
+            with contextlib.suppress(DeployError):  # a lapsed pod (not Ready) is renewed too: it comes back
                 self._rest.call(
                     "POST",
                     f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}:{m.CONTAINER_PORT}/proxy/lease",
                     what=f"renew the lease of canary pod {self.namespace}/{pod_name}",
                     body={"ttl_s": ttl_s},
                 )
+        with contextlib.suppress(DeployError):  # gone (rolled back meanwhile), or the API is away: next time
+            self._rest.call(
+                "PATCH",
+                self._deployment_path("canary"),
+                what=f"note the canary lease on Deployment {self.namespace}/{name}",
+                body={"metadata": {"annotations": {m.ANNOTATION_LEASE_UNTIL: f"{until:.3f}"}}},
+                content_type="application/merge-patch+json",
+            )
+        self._lease_renewed = time.monotonic()
+
+    def _keep_lease(self) -> None:
+        """Renews the canary's lease (the ttl last held) once a third of it has passed: a release that is alive
+        but waiting on a rollout (set_traffic, promote) must not lose its canary's traffic meanwhile."""
+        ttl = self._lease_ttl_s
+        if ttl is not None and time.monotonic() - self._lease_renewed >= ttl / 3:
+            self.hold_canary(ttl_s=ttl)
 
     def promote(self) -> None:
         """Blocking; idempotent; the stable takes the canary's template at full size, then the canary is removed."""
@@ -689,6 +718,7 @@ class KubernetesTarget(DeployTarget):
 
     def _remove_canary(self) -> None:
         """Delete the canary Deployment and wait until none of its pods is left serving (terminating pods get no traffic)."""
+        self._lease_ttl_s = None  # nothing left to keep
         name = m.arm_name(app=self.app, arm="canary")
         self._rest.call(
             "DELETE",
@@ -721,6 +751,7 @@ class KubernetesTarget(DeployTarget):
         name = m.arm_name(app=self.app, arm=arm)
 
         def blocker() -> str | None:
+            self._keep_lease()
             obj = self._get_arm(arm)
             return f"Deployment {self.namespace}/{name} is gone" if obj is None else _rollout_blocker(obj)
 

@@ -32,6 +32,7 @@ from slipway.deploy.base import (
     ComponentHealth,
     DeploymentState,
     DeployTarget,
+    HealthState,
     MetricsSource,
     ModelRelease,
     Observation,
@@ -154,6 +155,7 @@ class LocalTarget(DeployTarget, MetricsSource):
             if proc is None:
                 continue
             where = f"pid {proc.pid}" + (f", {proc.url}" if proc.port else "")
+            state: HealthState
             if not alive(proc):
                 state = "down"
             elif role == "supervisor":

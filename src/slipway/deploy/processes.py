@@ -51,6 +51,11 @@ def _reaped(pid: int) -> bool:
     return True
 
 
+def reap_children() -> int:
+    """Non-blocking; reaps every child of ours that has exited (no zombies); how many were reaped."""
+    return sum(_reaped(pid) for pid in list(_CHILDREN))
+
+
 def alive(proc: ProcessRecord) -> bool:
     """Blocking (a /proc read); the recorded process still runs (not a zombie, not a recycled pid)."""
     if _reaped(proc.pid):

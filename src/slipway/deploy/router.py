@@ -527,6 +527,8 @@ class Router:
                 continue
             if doc.supervisor is None or time.monotonic() - last < SUPERVISOR_RESTART_S:
                 continue
+            if alive(doc.supervisor):  # recorded and running (it may not hold the lock yet)
+                continue
             if await asyncio.to_thread(supervisor_running, self.state_path.parent):
                 continue
             last = time.monotonic()

@@ -7,10 +7,10 @@ sees it absent and rolls it back. Restarts back off per role (`Backoff`). The ne
 (`.lock`), taken without waiting: while a deploy call holds it, that call owns the processes, and the
 supervisor looks again on its next tick.
 
-One supervisor per state folder: it holds an flock on `supervisor.lock` for its whole life and exits at
-once when another one holds it. It records itself in the file. It exits when the deployment is emptied
-(`deploy stop`) or when the file names another live supervisor. The router starts a new supervisor when
-the recorded one is dead, so each of the two heals the other.
+One supervisor per state folder: it holds an flock on `supervisor.lock` for its whole life, and a new
+one that cannot take it within FLOCK_WAIT_S exits. The holder records itself in the file and exits when
+the deployment is emptied (`deploy stop`). The router starts a new supervisor when the recorded one is
+dead and none holds the lock, so each of the two heals the other.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from slipway.deploy.processes import alive, respawn, server_env, spawn, start_ticks
+from slipway.deploy.processes import alive, reap_children, respawn, server_env, spawn, start_ticks
 from slipway.deploy.state import DeploymentFile, ProcessRecord, read_state, write_state
 from slipway.errors import DeployError
 
@@ -40,6 +40,9 @@ FIRST_BACKOFF_S = (
     1.0  # the second death within STABLE_AFTER_S waits this long; each further one twice as long
 )
 MAX_BACKOFF_S = 30.0
+FLOCK_WAIT_S = (
+    1.0  # how long a new supervisor tries for the lock before it leaves it to the one that holds it
+)
 STABLE_AFTER_S = 30.0  # a process that stayed up this long starts its backoff afresh
 
 
@@ -145,6 +148,7 @@ class Supervisor:
     def tick(self, *, now: float) -> bool:
         """Blocking (a read; restarts start processes without waiting); False when there is nothing left to
         supervise (the deployment was emptied, or another supervisor is recorded)."""
+        reap_children()  # processes it started that a deploy call later stopped
         try:
             doc = read_state(self.state_file)
         except DeployError as exc:
@@ -159,20 +163,26 @@ class Supervisor:
         with _try_lock(self.state_file.parent / ".lock") as got:
             if not got:
                 return True  # a deploy call owns the processes now
-            doc = read_state(self.state_file)  # again, under the lock
+            try:
+                doc = read_state(self.state_file)  # again, under the lock
+            except DeployError as exc:
+                log.warning("cannot read the deployment: %s", exc)
+                return True
             if self._mine(doc) is None:
                 return False
+            changed = doc.supervisor is None or doc.supervisor.pid != self.me.pid
             doc.supervisor = self.me
             for role in ROLES:
                 proc = getattr(doc, role)
                 if proc is None or alive(proc) or not self.backoff.due(role, pid=proc.pid, now=now):
                     continue
+                self.backoff.restarted(role, now=now)  # a failed start backs off like a quick death
                 try:
                     new = respawn(proc, env=restart_env(proc))
                 except (OSError, ValueError) as exc:
                     log.error("cannot restart the %s: %s", role, exc)
                     continue
-                self.backoff.restarted(role, now=now)
+                changed = True
                 log.warning(
                     "%s (pid %s, port %s) was gone: started again as pid %s (restart %s)",
                     role,
@@ -182,18 +192,16 @@ class Supervisor:
                     new.restarts,
                 )
                 setattr(doc, role, new)
-            write_state(self.state_file, doc)
+            if changed:
+                write_state(self.state_file, doc)
         return True
 
     def _mine(self, doc: DeploymentFile) -> bool | None:
-        """None: stop (nothing to supervise, or another live supervisor is recorded); else whether the file
-        already records this supervisor."""
+        """None: stop (nothing to supervise); else whether the file already records this supervisor (the flock
+        holder is the only live supervisor, so it records itself over any other record)."""
         if doc.router is None and doc.stable is None and doc.canary is None:
             return None
-        other = doc.supervisor
-        if other is not None and other.pid != self.me.pid and alive(other):
-            return None
-        return other is not None and other.pid == self.me.pid
+        return doc.supervisor is not None and doc.supervisor.pid == self.me.pid
 
     def _due(self, role: str, proc: ProcessRecord, *, now: float) -> bool:
         return not alive(proc) and self.backoff.due(role, pid=proc.pid, now=now)
@@ -203,11 +211,16 @@ def run(state_file: Path, *, tick_s: float = TICK_S) -> int:
     """Blocking until the deployment is emptied or SIGTERM; 0 (also when another supervisor already runs)."""
     state_file = state_file.resolve()
     lock: TextIO = open(state_file.parent / LOCK_FILE, "a+")  # noqa: SIM115 (held for the process's life)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("another supervisor runs for %s", state_file)
-        return 0
+    deadline = time.monotonic() + FLOCK_WAIT_S  # a probe (`supervisor_running`) holds it for a moment
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                log.info("another supervisor runs for %s", state_file)
+                return 0
+            time.sleep(0.05)
     pid = os.getpid()
     me = ProcessRecord(
         role="supervisor",

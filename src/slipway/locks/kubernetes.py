@@ -40,8 +40,9 @@ class KubernetesReleaseLock(ReleaseLock):
 
     @property
     def key(self) -> str:
-        """Pure; `kubernetes:<namespace>/<name>`."""
-        return f"kubernetes:{self.namespace}/{self.name}"
+        """Pure; `kubernetes:<API server>/<namespace>/<name>` (staging and prod may share a namespace name)."""
+        host = self.rest.client.configuration.host.removeprefix("https://").removeprefix("http://")
+        return f"kubernetes:{host}/{self.namespace}/{self.name}"
 
     def try_acquire(self, holder: Holder) -> Holder | None:
         """Blocking (2-3 API calls); atomic (resourceVersion); None when taken (or renewed), else the live holder."""

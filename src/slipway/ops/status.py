@@ -34,7 +34,7 @@ class DeployView(BaseModel):
     health: list[str] = Field(
         default_factory=list,
         description="Each part the target runs and whether it answers now (router, stable, canary, supervisor: "
-        "ready, not ready, down), with where it runs and how often it was restarted.",
+        "`HealthState`: ready, not ready, degraded, down, ...), with where it runs and how often it was restarted.",
     )
     note: str | None = Field(default=None, description="Why the state is missing, when it is.")
 

@@ -21,14 +21,19 @@ def interrupted_tags(*, lease_key: str, found_by: str, at: str) -> dict[str, str
     }
 
 
-def mark_interrupted(registry: ModelRegistry, *, model_name: str, lease_key: str, found_by: str) -> list[str]:
+def mark_interrupted(
+    registry: ModelRegistry, *, model_name: str, lease_key: str, found_by: str, release_key: str
+) -> list[str]:
     """Blocking (one listing, one write per version marked); idempotent; call it only while holding the lease
     `lease_key`: then any version registered under that lease without a decision belongs to a release that is
-    gone. Marks each one (decision `error`, `slipway.interrupted`) and returns their numbers, oldest first."""
+    gone. Marks each one (decision `error`, `slipway.interrupted`) and returns their numbers, oldest first. A
+    version of `release_key` (the release running now: a re-run gets that version back and decides it) is left."""
     orphans = [
         v
         for v in registry.list_versions(model_name=model_name)
-        if v.tags.get(Tag.RELEASE_LEASE) == lease_key and not v.tags.get(Tag.DECISION)
+        if v.tags.get(Tag.RELEASE_LEASE) == lease_key
+        and not v.tags.get(Tag.DECISION)
+        and v.tags.get(Tag.RELEASE_KEY) != release_key
     ]
     tags = interrupted_tags(lease_key=lease_key, found_by=found_by, at=utc_now_iso())
     for version in orphans:

@@ -159,11 +159,13 @@ class ServingService:
         self._ready_task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self.inline_rows = 0  # calls with at most this many rows run on the event loop (set at warm-up)
-        self._lease_until = None if settings.lease_s is None else time.monotonic() + settings.lease_s
+        self._lease_until: float | None = (
+            None  # set when it turns ready (a slow start must not eat its lease)
+        )
 
     def renew_lease(self, ttl_s: float) -> float | None:
         """Non-blocking; the traffic lease runs until now + ttl_s; the seconds left, None when this server has no lease."""
-        if self._lease_until is None:
+        if self.settings.lease_s is None:
             return None
         self._lease_until = time.monotonic() + ttl_s
         return ttl_s
@@ -247,6 +249,8 @@ class ServingService:
 
     def _set_ready(self) -> None:
         self.ready, self.not_ready_reason = True, ""
+        if self.settings.lease_s is not None and self._lease_until is None:  # its lease runs from here
+            self._lease_until = time.monotonic() + self.settings.lease_s
 
     async def _ready_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -147,8 +147,8 @@ class ServeSettings(BaseSettings):
     lease_s: float | None = Field(
         default=None,
         gt=0,
-        description="A canary's traffic lease: /readyz turns 503 once this many seconds pass (from start, or from "
-        "the last `POST /lease`) without a renewal, so the Service stops sending it traffic when its release is "
+        description="A canary's traffic lease: /readyz turns 503 once this many seconds pass (from turning ready, "
+        "or from the last `POST /lease`) without a renewal, so the Service stops sending it traffic when its release is "
         "gone. Unset: no lease (a stable).",
     )
     fault_slow_start_s: float = Field(

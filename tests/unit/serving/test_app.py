@@ -385,9 +385,10 @@ def test_readiness_drops_on_shutdown(bundle_dir: Path) -> None:
 
 
 def test_a_canarys_traffic_lease_keeps_it_ready_until_it_runs_out(client_for: ClientFactory) -> None:
-    client = client_for(lease_s=0.3)
+    client = client_for(lease_s=60)
     assert client.get("/readyz").status_code == 200
-    time.sleep(0.4)
+    assert client.post("/lease", json={"ttl_s": 0.2}).json() == {"lease_left_s": 0.2}  # its last renewal
+    time.sleep(0.3)
     lapsed = client.get("/readyz")
     assert lapsed.status_code == 503 and "lease" in lapsed.json()["reason"]
     assert client.post("/predict", json={"instances": [[0.0] * 30]}).status_code == 200  # it still answers
