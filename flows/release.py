@@ -29,7 +29,7 @@ from tasks.optimize import optimize, tensorrt
 from tasks.package import build_image, check_servable, smoke_test
 from tasks.prepare import prepare_release
 from tasks.quality_gate import gate
-from tasks.register import conclude_release, mark_interrupted_versions, publish_decision, register
+from tasks.register import conclude_release, publish_decision, recover_environment, register
 from tasks.run_labels import current_trigger, label_flow_run
 from tasks.train import train
 from tasks.validate import validate
@@ -87,15 +87,11 @@ def release(
         _label_start(ctx.model_name, ctx.commit, trigger)
         log = get_run_logger().info
         try:
-            with release_lease(
-                ctx, settings=Settings(), log=log
-            ) as lease:  # one release at a time per environment
+            # one release at a time per environment; first, what a killed release left is cleaned up
+            with release_lease(ctx, settings=Settings(), log=log) as lease:
                 ctx = replace(ctx, lease_key=lease.key)
-                marked = mark_interrupted_versions(ctx, lease.holder.describe())
-                if marked:
-                    log(
-                        f"marked version(s) {', '.join(marked)} interrupted: their release ended without a decision"
-                    )
+                for line in recover_environment(ctx, lease.holder.describe()).lines():
+                    log(line)
                 run_stages(
                     ledger,
                     ctx,

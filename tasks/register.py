@@ -3,13 +3,14 @@ rejection in the registry); publish the decision (artifacts and the report JSON)
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from slipway.deploy.factory import make_target
 from slipway.registry.base import VersionInfo
 from slipway.registry.factory import make_registry, tracking_uri
 from slipway.release.context import ReleaseContext
-from slipway.release.interrupted import mark_interrupted
+from slipway.release.interrupted import Recovery, recover
 from slipway.release.ledger import Evidence, Ledger, conclude
 from slipway.release.outcome import StageOutcome
 from slipway.release.report import decision_artifacts, write_report
@@ -36,25 +37,21 @@ def register(ctx: ReleaseContext, evidence: Evidence) -> StageOutcome[VersionInf
     )
 
 
-@task(name="mark-interrupted-versions", cache_policy=NO_CACHE)
-def mark_interrupted_versions(ctx: ReleaseContext, found_by: str) -> list[str]:
-    """Versions registered under this release's lease with no decision (their release was killed) are marked
-    interrupted; the ones marked. Called once the lease is held; a registry that fails here fails nothing."""
+@task(name="recover-environment", cache_policy=NO_CACHE)
+def recover_environment(ctx: ReleaseContext, found_by: str) -> Recovery:
+    """What a killed release left in this environment: its undecided versions marked interrupted, its canary
+    rolled back. Called once the lease is held; a backend that fails here fails nothing (it is named)."""
     if ctx.lease_key is None:
-        raise ValueError(
-            "mark_interrupted_versions runs only once the release holds its lease (ctx.lease_key)"
-        )
-    try:
-        return mark_interrupted(
-            make_registry(Settings(), ctx.config),
-            model_name=ctx.model_name,
-            lease_key=ctx.lease_key,
-            found_by=found_by,
-            release_key=ctx.release_key(),
-        )
-    except Exception as exc:  # any client's error: the next release looks again
-        get_run_logger().warning("could not look for interrupted versions: %s: %s", type(exc).__name__, exc)
-        return []
+        raise ValueError("recover_environment runs only once the release holds its lease (ctx.lease_key)")
+    settings = Settings()
+    return recover(
+        registry=lambda: make_registry(settings, ctx.config),
+        target=lambda: make_target(ctx.config, settings=settings),
+        model_name=ctx.model_name,
+        lease_key=ctx.lease_key,
+        found_by=found_by,
+        release_key=ctx.release_key(),
+    )
 
 
 @task(

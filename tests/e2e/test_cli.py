@@ -224,6 +224,10 @@ def test_two_releases_started_together_run_one_after_the_other_and_both_decide(t
     raw = yaml.safe_load((REPO / "slipway.yaml").read_text())
     raw["validation"]["suite"] = str(REPO / raw["validation"]["suite"])
     raw["canary"] |= {"interval_s": 3, "min_samples_per_arm": 300}
+    raw["quality_gate"]["max_regression"] = {
+        "accuracy": 0.1,
+        "roc_auc": 0.1,
+    }  # the second one must reach its canary
     config = tmp_path / "slipway.yaml"
     config.write_text(yaml.safe_dump(raw))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}

@@ -321,3 +321,43 @@ def test_versions_a_killed_release_left_under_the_lease_are_marked_interrupted_o
     assert mark(ctx.release_key()) == []
     entry = version_entry(registry.get_version(model_name=ctx.model_name, version=killed))
     assert (entry.decision, entry.stage) == ("error", "unknown (interrupted)")
+
+
+def test_recovery_rolls_back_a_canary_nobody_drives_and_names_a_backend_that_fails(
+    ctx: ReleaseContext,
+) -> None:
+    from slipway.deploy.base import ModelRelease
+    from slipway.deploy.fake import FakeTarget, FakeWorld
+    from slipway.errors import RegistryError
+    from slipway.release.interrupted import recover
+
+    world = FakeWorld()
+    target = FakeTarget(world)
+    target.deploy_stable(ModelRelease("m", "1"), ready_timeout_s=1)
+    assert target.start_canary(ModelRelease("m", "2"), ready_timeout_s=1)
+    target.set_traffic(weight=25, shadow=0)  # then its release was killed
+
+    def broken() -> InMemoryRegistry:
+        raise RegistryError("mlflow: connection refused")
+
+    found = recover(
+        registry=broken,
+        target=lambda: FakeTarget(world),
+        model_name=ctx.model_name,
+        lease_key="fake:1",
+        found_by="next release",
+        release_key="k",
+    )
+    assert (found.removed_canary, found.interrupted) == ("2", [])
+    assert len(found.problems) == 1 and "connection refused" in found.problems[0]
+    state = FakeTarget(world).state()
+    assert (state.stable, state.canary, state.weight) == (ModelRelease("m", "1"), None, 0)
+    again = recover(
+        registry=InMemoryRegistry,
+        target=lambda: FakeTarget(world),
+        model_name=ctx.model_name,
+        lease_key="fake:1",
+        found_by="next release",
+        release_key="k",
+    )
+    assert (again.removed_canary, again.interrupted, again.problems) == (None, [], [])

@@ -1,11 +1,75 @@
-"""Versions whose release is gone: a release killed (or whose machine was lost) after registration leaves a
-version with no decision. The next release of the same environment, once it holds the release lease,
-marks each such version of that lease as an interrupted error, so every version carries a decision."""
+"""What a killed release leaves, cleaned up by the next release of the same environment once it holds the
+release lease: a version with no decision (marked an interrupted error, so every version carries a
+decision) and a canary nothing drives (rolled back, even when the new release ends before its own canary)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 from slipway.names import TAG_VALUE_LIMIT, Tag
 from slipway.registry.base import ModelRegistry, utc_now_iso
+
+if TYPE_CHECKING:
+    from slipway.deploy.base import DeployTarget
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `recover` found and did, and what it could not look at (each with why)."""
+
+    interrupted: list[str] = field(default_factory=list)  # versions marked interrupted
+    removed_canary: str | None = None  # the version of the orphan canary rolled back
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Pure; one log line per finding."""
+        found = []
+        if self.interrupted:
+            found.append(
+                f"marked version(s) {', '.join(self.interrupted)} interrupted: their release ended without a decision"
+            )
+        if self.removed_canary is not None:
+            found.append(f"rolled back canary version {self.removed_canary}: the release that ran it is gone")
+        return found + [f"could not check: {p}" for p in self.problems]
+
+
+def recover(
+    *,
+    registry: Callable[[], ModelRegistry],
+    target: Callable[[], DeployTarget | None],
+    model_name: str,
+    lease_key: str,
+    found_by: str,
+    release_key: str,
+) -> Recovery:
+    """Blocking (a registry listing, a target read, a rollback if needed); idempotent; never raises: call it while
+    holding the lease `lease_key`. Marks the lease's undecided versions (`mark_interrupted`) and rolls back any
+    canary the target runs (with the lease held, nothing drives it). A backend that fails is named in `problems`."""
+    from slipway.canary.controller import reconcile
+
+    interrupted: list[str] = []
+    removed: str | None = None
+    problems = []
+    try:
+        interrupted = mark_interrupted(
+            registry(), model_name=model_name, lease_key=lease_key, found_by=found_by, release_key=release_key
+        )
+    except Exception as exc:  # any client's error: the next release looks again
+        problems.append(f"registry: {type(exc).__name__}: {exc}")
+    try:
+        deployed = target()
+        if deployed is not None:
+            try:
+                canary = deployed.state().canary
+                if reconcile(deployed):
+                    removed = canary.model_version if canary else "(traffic only)"
+            finally:
+                deployed.close()
+    except Exception as exc:  # the canary stage reconciles again, and fails there if the target is away
+        problems.append(f"deploy target: {type(exc).__name__}: {exc}")
+    return Recovery(interrupted=interrupted, removed_canary=removed, problems=problems)
 
 
 def interrupted_tags(*, lease_key: str, found_by: str, at: str) -> dict[str, str]:
