@@ -90,7 +90,9 @@ def release(
             # one release at a time per environment; first, what a killed release left is cleaned up
             with release_lease(ctx, settings=Settings(), log=log) as lease:
                 ctx = replace(ctx, lease_key=lease.key)
-                for line in recover_environment(ctx, lease.holder.describe()).lines():
+                recovery = recover_environment(ctx, lease.holder.describe())
+                ctx = replace(ctx, recovered_canary=recovery.removed_canary)
+                for line in recovery.lines():
                     log(line)
                 run_stages(
                     ledger,

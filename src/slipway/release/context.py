@@ -38,6 +38,9 @@ class ReleaseContext:
     git: dict[str, str]
     canary_fault: str | None = None
     lease_key: str | None = None  # the release lock this release holds (set once it holds it)
+    recovered_canary: str | None = (
+        None  # a killed release's canary this one rolled back when it took the lease
+    )
 
     @property
     def training_config_sha256(self) -> str:

@@ -133,12 +133,12 @@ def test_a_full_queue_is_answered_503_with_retry_after_at_once(bundle_dir: Path)
 
 def test_a_request_that_waits_past_its_deadline_is_503_and_never_computed(bundle_dir: Path) -> None:
     settings = ServeSettings(
-        model=bundle_dir, max_inflight=1, max_queue=4, fault_latency_ms=2000, deadline_ms=300
+        model=bundle_dir, max_inflight=1, max_queue=4, fault_latency_ms=5000, deadline_ms=300
     )
     with live_server(settings) as server:
         answers: list[httpx.Response] = []
         holder = _post_later(server.url, answers)
-        time.sleep(0.5)  # the holder is inside its 2 s of injected latency
+        time.sleep(0.5)  # the holder is inside its 5 s of injected latency
         expired = httpx.post(f"{server.url}/predict", json=ROW, timeout=30)
         holder_done = len(answers)
         holder.join()

@@ -82,6 +82,10 @@ def canary(
         stable_env=serve_env(ctx.config.serving),
         on_decision=on_decision,
     )
+    if (
+        ctx.recovered_canary is not None
+    ):  # rolled back when this release took the lease (`recover_environment`)
+        deployed = deployed.model_copy(update={"reconciled_orphan": True})
     artifacts: list[Artifact] = [
         markdown(
             "canary",
