@@ -245,27 +245,34 @@ def test_two_releases_started_together_run_one_after_the_other_and_both_decide(t
     ]
     for run in runs:
         run.wait(timeout=600)
-    outs = [(out.read_text(), err.read_text()) for out, err in files]
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert [run.returncode for run in runs] == [0 if r["decision"] == "promoted" else 1 for r in results], (
-        outs
-    )
-    logs = [out + err for out, err in outs]
-    waited = [i for i, log in enumerate(logs) if "waiting up to" in log and "for the release lock" in log]
-    assert len(waited) == 1, [log[-2000:] for log in logs]  # exactly one of them waited for the other
-    first, second = results[1 - waited[0]], results[waited[0]]
-    assert (first["decision"], first["stage"]) == ("promoted", "canary")  # the first release: no champion yet
-    assert second["decision"] in ("promoted", "rolled_back") and second["stage"] == "canary", second[
-        "reasons"
-    ]
-    assert second["champion_version"] == first["model_version"]  # it canaried against the first's champion
-    status = json.loads(cli("status", "--json", "--config", str(config), home=home).stdout)
-    champion = second["model_version"] if second["decision"] == "promoted" else first["model_version"]
-    assert (status["champion_version"], status["deploy"]["stable_version"]) == (champion, champion)
-    assert status["deploy"]["canary_version"] is None and status["warnings"] == []
-    history = json.loads(cli("history", "--json", "--config", str(config), home=home).stdout)
-    assert sorted(e["decision"] for e in history["releases"]) == sorted(r["decision"] for r in results)
-    assert cli("deploy", "stop", home=home).returncode == 0
+    try:
+        outs = [(out.read_text(), err.read_text()) for out, err in files]
+        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+        assert [run.returncode for run in runs] == [
+            0 if r["decision"] == "promoted" else 1 for r in results
+        ], outs
+        logs = [out + err for out, err in outs]
+        waited = [i for i, log in enumerate(logs) if "waiting up to" in log and "for the release lock" in log]
+        assert len(waited) == 1, [log[-2000:] for log in logs]  # exactly one of them waited for the other
+        first, second = results[1 - waited[0]], results[waited[0]]
+        assert (first["decision"], first["stage"]) == (
+            "promoted",
+            "canary",
+        )  # the first release: no champion yet
+        assert second["decision"] in ("promoted", "rolled_back") and second["stage"] == "canary", second[
+            "reasons"
+        ]
+        assert (
+            second["champion_version"] == first["model_version"]
+        )  # it canaried against the first's champion
+        status = json.loads(cli("status", "--json", "--config", str(config), home=home).stdout)
+        champion = second["model_version"] if second["decision"] == "promoted" else first["model_version"]
+        assert (status["champion_version"], status["deploy"]["stable_version"]) == (champion, champion)
+        assert status["deploy"]["canary_version"] is None and status["warnings"] == []
+        history = json.loads(cli("history", "--json", "--config", str(config), home=home).stdout)
+        assert sorted(e["decision"] for e in history["releases"]) == sorted(r["decision"] for r in results)
+    finally:
+        cli("deploy", "stop", home=home)  # nothing keeps running, whatever failed
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
