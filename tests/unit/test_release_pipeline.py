@@ -3,6 +3,7 @@ leaves in the registry (InMemoryRegistry) and in the result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -329,7 +330,7 @@ def test_recovery_rolls_back_a_canary_nobody_drives_and_names_a_backend_that_fai
     from slipway.deploy.base import ModelRelease
     from slipway.deploy.fake import FakeTarget, FakeWorld
     from slipway.errors import RegistryError
-    from slipway.release.interrupted import recover
+    from slipway.release.interrupted import Recovery, recover
 
     world = FakeWorld()
     target = FakeTarget(world)
@@ -340,24 +341,20 @@ def test_recovery_rolls_back_a_canary_nobody_drives_and_names_a_backend_that_fai
     def broken() -> InMemoryRegistry:
         raise RegistryError("mlflow: connection refused")
 
-    found = recover(
-        registry=broken,
-        target=lambda: FakeTarget(world),
-        model_name=ctx.model_name,
-        lease_key="fake:1",
-        found_by="next release",
-        release_key="k",
-    )
+    def recovered(registry: Callable[[], InMemoryRegistry]) -> Recovery:
+        return recover(
+            registry=registry,
+            target=lambda: FakeTarget(world),
+            model_name=ctx.model_name,
+            lease_key="fake:1",
+            found_by="next release",
+            release_key="k",
+        )
+
+    found = recovered(broken)
     assert (found.removed_canary, found.interrupted) == ("2", [])
     assert len(found.problems) == 1 and "connection refused" in found.problems[0]
     state = FakeTarget(world).state()
     assert (state.stable, state.canary, state.weight) == (ModelRelease("m", "1"), None, 0)
-    again = recover(
-        registry=InMemoryRegistry,
-        target=lambda: FakeTarget(world),
-        model_name=ctx.model_name,
-        lease_key="fake:1",
-        found_by="next release",
-        release_key="k",
-    )
+    again = recovered(InMemoryRegistry)
     assert (again.removed_canary, again.interrupted, again.problems) == (None, [], [])

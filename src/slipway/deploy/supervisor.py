@@ -107,13 +107,8 @@ def supervisor_running(state_dir: Path) -> bool:
     path = state_dir / LOCK_FILE
     if not path.exists():
         return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    with _try_lock(path) as got:
+        return not got
 
 
 def restart_env(proc: ProcessRecord) -> dict[str, str]:
