@@ -145,7 +145,8 @@ def release_cmd(
         str | None,
         typer.Option(
             "--model-uri",
-            help="Accept a model trained elsewhere (runs:/... or models:/...) instead of training.",
+            help="Accept a model trained elsewhere instead of training: an MLflow model (runs:/..., models:/... or "
+            "its folder) of the pytorch, sklearn or onnx flavor, or a .onnx file.",
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -187,7 +188,7 @@ def release_cmd(
         tethered_ephemeral_server()  # without PREFECT_API_URL: a temporary server that dies with this command
         result = run_release(
             data=ctx.data_path,
-            model_uri=model_uri,
+            model_uri=ctx.model_uri,
             config_path=str(cfg_path),
             canary_fault=canary_fault,
             commit=commit,
@@ -346,13 +347,29 @@ def init_cmd(
     name: Annotated[
         str | None, typer.Option("--name", help="Project name (default: the folder's name).")
     ] = None,
+    framework: Annotated[
+        str,
+        typer.Option(
+            "--framework",
+            help="The training entrypoint written: pytorch (an MLP) or sklearn (a scikit-learn Pipeline).",
+        ),
+    ] = "pytorch",
 ) -> None:
     """Start a project from your own data: config, suite, training entrypoint; then `slipway release` inside it."""
     from slipway.project.init import init_project
 
     if task is not None and task not in ("binary", "multiclass", "regression"):
         raise UsageError(f"--task {task!r}: one of binary, multiclass, regression")
-    result = init_project(directory, data=data, label=label, task=task, name=name)  # type: ignore[arg-type]
+    if framework not in ("pytorch", "sklearn"):
+        raise UsageError(f"--framework {framework!r}: one of pytorch, sklearn")
+    result = init_project(
+        directory,
+        data=data,
+        label=label,
+        task=task,  # type: ignore[arg-type]
+        name=name,
+        framework=framework,  # type: ignore[arg-type]
+    )
     typer.echo(f"task: {result.task} ({result.how})")
     if result.classes:
         typer.echo(f"classes (model column order): {result.classes}")

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slipway.errors import ConfigError
-from slipway.names import Task
+from slipway.names import FrameworkChoice, Task
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,12 +75,19 @@ class TrainingConfig(BaseModel):
         default="slipway.examples.breast_cancer:train",
         description="`module:function` called as fn(request) -> TrainedModel.",
     )
+    framework: FrameworkChoice = Field(
+        default="auto",
+        description="The framework of the model the entrypoint returns: pytorch, sklearn or onnx; auto: told by "
+        "the model itself. A model of another framework is an error naming both. (A --model-uri model's "
+        "framework is its MLflow flavor, or onnx for a .onnx file.)",
+    )
     seed: int = Field(default=42, description="Seed passed to the entrypoint.")
     params: dict[str, Any] = Field(default_factory=dict, description="Free-form entrypoint parameters.")
     output: Literal["logits", "probabilities"] = Field(
         default="logits",
-        description="Classification models: whether they return logits (a softmax is applied) or probabilities "
-        "(used as they are). Regression models return values either way.",
+        description="Classification torch models (and ONNX graphs that do not say): whether they return logits (a "
+        "softmax is applied) or probabilities (used as they are). scikit-learn classifiers always answer "
+        "probabilities; regression models return values either way.",
     )
 
     @field_validator("entrypoint")

@@ -37,6 +37,14 @@ Task = Literal["binary", "multiclass", "regression"]
 
 TASKS: Final[tuple[Task, ...]] = get_args(Task)
 
+Framework = Literal["pytorch", "sklearn", "onnx"]
+"""The ML framework a model comes from (`training.framework`; see `slipway.frameworks`)."""
+
+FRAMEWORKS: Final[tuple[Framework, ...]] = get_args(Framework)
+
+FrameworkChoice = Literal["auto", "pytorch", "sklearn", "onnx"]
+"""`training.framework`: one framework, or auto (told by the model itself)."""
+
 Decision = Literal["registered", "rejected", "promoted", "rolled_back", "error"]
 """What a whole release ended in (the CLI's exit code follows it: see `exit_code`)."""
 
@@ -78,6 +86,13 @@ class Tag:
     VERSION_PREFIX: Final = "slipway.version."  # + python, torch, onnx, ... (package versions)
     MODEL_NAME: Final = "slipway.model_name"  # on rejected-attempt runs (they have no model version)
     MODEL_LOGGED: Final = "slipway.model_logged"  # "false: why" when the model flavour could not be logged
+    FRAMEWORK: Final = "slipway.model.framework"  # pytorch, sklearn or onnx (its adapter)
+    MODEL_CLASS: Final = (
+        "slipway.model.class"  # what the model is, e.g. Pipeline(StandardScaler, LogisticRegression)
+    )
+    MODEL_OUTPUT: Final = (
+        "slipway.model.output"  # logits, probabilities or values: what its ONNX graph answers
+    )
 
     # gates
     QUALITY_GATE: Final = "slipway.quality_gate"

@@ -10,15 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 import yaml
-
-from tests.support.prefect_server import prefect_server
 
 REPO = Path(__file__).resolve().parents[2]
 SLIPWAY = str(Path(sys.executable).parent / "slipway")
@@ -37,12 +34,6 @@ FAST = {
 }
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with prefect_server(tmp_path_factory.mktemp("prefect")) as url:
-        yield url
 
 
 def project(name: str, tmp: Path) -> Path:

@@ -15,8 +15,9 @@ from torch import nn
 from slipway.config import OptimizeConfig
 from slipway.data.reference import Reference
 from slipway.errors import OptimizationError
+from slipway.evaluation.target import Target
+from slipway.frameworks.pytorch import PyTorchAdapter
 from slipway.optimize.export import INPUT_NAME, OUTPUT_NAME, OnnxExport, check_onnx, export_onnx
-from slipway.optimize.parity import torch_outputs
 from slipway.optimize.runtime import open_session
 from tests.support.torch_models import one_torch_thread, small_mlp
 
@@ -79,7 +80,11 @@ def test_exported_mlp_runs_at_any_batch_size_and_matches_torch(
     x = np.ascontiguousarray(np.resize(holdout_x, (batch, holdout_x.shape[1])))
     got = open_session(exported.path).run(None, {INPUT_NAME: x})[0]
     assert got.shape == (batch, 2)
-    assert np.allclose(got, torch_outputs(mlp, x), atol=1e-5)
+    assert np.allclose(
+        got,
+        PyTorchAdapter().raw_outputs(mlp, x, target=Target(task="binary", label="target", classes=(0, 1))),
+        atol=1e-5,
+    )
 
 
 def test_exported_file_declares_the_contract_with_a_symbolic_batch(exported: OnnxExport) -> None:

@@ -14,9 +14,11 @@ from torch import nn
 
 from slipway.config import OptimizeConfig
 from slipway.data.reference import Reference
+from slipway.evaluation.target import Target
 from slipway.examples.breast_cancer import MLP
+from slipway.frameworks.pytorch import PyTorchAdapter
 from slipway.optimize.export import export_onnx
-from slipway.optimize.parity import check_parity, compare, ort_outputs, torch_outputs
+from slipway.optimize.parity import check_parity, compare, ort_outputs
 from tests.support.torch_models import one_torch_thread, small_mlp
 
 __all__ = ["one_torch_thread"]  # a fixture, shared
@@ -24,6 +26,12 @@ __all__ = ["one_torch_thread"]  # a fixture, shared
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ATOL, RTOL = OptimizeConfig().parity.atol, OptimizeConfig().parity.rtol
+BINARY = Target(task="binary", label="target", classes=(0, 1))
+
+
+def torch_outputs(module: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The module's raw outputs (logits), as the parity gate's reference."""
+    return PyTorchAdapter().raw_outputs(module, x, target=BINARY)
 
 
 def tol(ref: float) -> float:
@@ -167,7 +175,7 @@ def exported(mlp: nn.Module, holdout_x: np.ndarray, tmp_path_factory: pytest.Tem
 def test_faithful_export_passes_parity_on_the_holdout(
     mlp: MLP, exported: Path, holdout_x: np.ndarray
 ) -> None:
-    report = check_parity(mlp, exported, holdout_x, atol=ATOL, rtol=RTOL)
+    report = check_parity(torch_outputs(mlp, holdout_x), exported, holdout_x, atol=ATOL, rtol=RTOL)
     assert report.passed, report.summary()
     assert report.rows == len(holdout_x)
     assert report.max_abs_error < ATOL
@@ -203,7 +211,7 @@ def test_export_with_one_edited_weight_fails_parity_naming_the_numbers(
     excess = np.abs(expected - ref) - (ATOL + RTOL * np.abs(ref))
     row = int(excess[:, 1].argmax())
 
-    report = check_parity(mlp, broken, holdout_x, atol=ATOL, rtol=RTOL)
+    report = check_parity(torch_outputs(mlp, holdout_x), broken, holdout_x, atol=ATOL, rtol=RTOL)
 
     assert not report.passed
     assert (report.worst_row, report.worst_output) == (row, 1)
@@ -229,7 +237,9 @@ def test_export_with_a_swapped_activation_fails_parity(
     relu = next(n for n in model.graph.node if n.op_type == "Relu")
     relu.op_type = "Sigmoid"  # same signature, different function
     onnx.save(model, str(tmp_path / "sigmoid.onnx"))
-    report = check_parity(mlp, tmp_path / "sigmoid.onnx", holdout_x, atol=ATOL, rtol=RTOL)
+    report = check_parity(
+        torch_outputs(mlp, holdout_x), tmp_path / "sigmoid.onnx", holdout_x, atol=ATOL, rtol=RTOL
+    )
     assert not report.passed
     assert report.max_abs_error > 10 * ATOL
     assert report.mismatched_values > 0

@@ -156,3 +156,77 @@ def test_image_pulled_by_digest_serves_the_same_predictions_as_onnx_runtime(
         assert stop_s < 15
     finally:
         podman("rm", "--force", cid, check=False)
+
+
+@pytest.fixture(scope="module")
+def sklearn_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A scikit-learn Pipeline (impute, scale, one-hot, LogisticRegression) on string labels, exported by its
+    adapter as a serving bundle; and its rows."""
+    from slipway.frameworks.sklearn import SklearnAdapter
+    from slipway.serving.bundle import write_bundle
+    from tests.support.tabular_models import pipeline_case
+
+    case = pipeline_case()
+    dst = tmp_path_factory.mktemp("sklearn-image")
+    exported = SklearnAdapter().export(
+        case.model, example=case.x, path=dst / "export/model.onnx", opset=18, target=case.target
+    )
+    folder = write_bundle(
+        dst / "bundle",
+        onnx_path=exported.path,
+        model_name="flowers",
+        model_version="1",
+        features=[f"f{i}" for i in range(case.x.shape[1])],
+        task="multiclass",
+        classes=list(case.target.classes),
+        output="probabilities",
+    )
+    return folder, case.x
+
+
+def test_a_scikit_learn_model_image_serves_its_labels_with_neither_torch_nor_sklearn_inside(
+    builder: BuildahBuilder, sklearn_bundle: tuple[Path, np.ndarray], podman: Podman, settings: Settings
+) -> None:
+    import onnxruntime as ort
+
+    from tests.support.tabular_models import SPECIES
+
+    folder, x = sklearn_bundle
+    assert settings.image_registry is not None
+    record = build_and_push(
+        builder,
+        bundle_dir=folder,
+        source_dir=REPO,
+        model_name="flowers",
+        model_version="1",
+        git_commit=git_commit(),
+        registry=settings.image_registry,
+        tls_verify=settings.image_registry_tls_verify,
+        base_image=settings.base_image,
+        work_dir=folder.parent,
+    )
+    assert record.reference is not None
+    podman(
+        "pull", "--quiet", f"--tls-verify={str(settings.image_registry_tls_verify).lower()}", record.reference
+    )
+    port = free_port()
+    cid = podman(
+        "run", "-d", "--init", "--network=host", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+        "--read-only", "--tmpfs", "/tmp", "--user", "10001",
+        "-e", f"SLIPWAY_SERVE_PORT={port}", record.reference,
+    ).stdout.strip()  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=60)
+        rows = np.nan_to_num(x[:32])  # JSON has no NaN: a missing value is the imputer's job offline only
+        status, doc = http("POST", f"http://127.0.0.1:{port}/predict", {"instances": rows.tolist()})
+        assert status == 200, doc
+        session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        probs = session.run(None, {"input": rows.astype(np.float32)})[0]
+        assert [row["label"] for row in doc["predictions"]] == [SPECIES[i] for i in probs.argmax(axis=1)]
+        served = np.array([[row["probabilities"][c] for c in SPECIES] for row in doc["predictions"]])
+        np.testing.assert_allclose(served, probs, atol=1e-5)
+        for module in ("torch", "sklearn", "skl2onnx"):
+            absent = podman("exec", cid, "python", "-c", f"import {module}", check=False)
+            assert absent.returncode != 0 and f"No module named '{module}'" in absent.stderr
+    finally:
+        podman("rm", "--force", cid, check=False)

@@ -158,7 +158,12 @@ def test_regression_values_come_out_as_a_vector_whatever_the_output_shape() -> N
     column = nn.Linear(30, 1)
     values = predict(column, x, target=REGRESSION)
     assert values.shape == (16,)
-    flat = predict(lambda t: column(t)[:, 0], x, target=REGRESSION)
+
+    class Flat(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return column(t)[:, 0]
+
+    flat = predict(Flat(), x, target=REGRESSION)
     np.testing.assert_allclose(values, flat, rtol=1e-6)
     with pytest.raises(ModelContractError, match=r"values \[16\]"):
         predict(nn.Linear(30, 3), x, target=REGRESSION)
@@ -304,8 +309,8 @@ def test_output_that_is_not_a_tensor_is_a_contract_error() -> None:
         predict_proba(DictOut(), _x(4))
 
 
-def test_non_callable_model_is_a_contract_error() -> None:
-    with pytest.raises(ModelContractError, match="not a callable torch module"):
+def test_a_model_of_no_supported_framework_is_a_contract_error_naming_its_type() -> None:
+    with pytest.raises(ModelContractError, match=r"builtins\.dict"):
         predict_proba({"weights": [1, 2]}, _x(2))
 
 

@@ -104,4 +104,25 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     for name, section in doc["models"].items():
         lines += _model_section(name, section)
+    lines += _frameworks_section(doc.get("frameworks") or {})
     return "\n".join(lines)
+
+
+def _frameworks_section(frameworks: dict[str, Any]) -> list[str]:
+    """Pure; ORT FP32 against each native model, p50 at every batch (the ratio < 1 means ORT is faster)."""
+    if not frameworks:
+        return []
+    lines = [
+        "## Frameworks: ORT FP32 against the native model (1 thread, breast-cancer holdout)",
+        "",
+        "| model | batch | ORT p50 ms | native p50 ms | ORT / native | parity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in frameworks.items():
+        for batch, p50 in row["p50_ms"].items():
+            ort, native = p50["ort_fp32"], next(v for k, v in p50.items() if k != "ort_fp32")
+            lines.append(
+                f"| {name}: {row['description']} | {batch} | {ort:.4f} | {native:.4f} "
+                f"| {_x(row['ort_over_native_p50'][batch])} | {row['parity'].split(':')[0]} |"
+            )
+    return [*lines, ""]

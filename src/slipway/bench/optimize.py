@@ -1,4 +1,5 @@
-"""`make bench` for the optimization stage: ORT FP32 / INT8 / INT4 candidates against PyTorch eager.
+"""`make bench` for the optimization stage: ORT FP32 / INT8 / INT4 candidates against PyTorch eager, and
+(section `frameworks`) ORT FP32 against native scikit-learn / LightGBM / XGBoost models.
 
 One run, two models: the shipped example (the breast-cancer MLP, trained as a release trains it)
 and a larger digits CNN, because the MLP is tiny. Both go through the release's own code paths:
@@ -23,6 +24,8 @@ import numpy as np
 
 from slipway.bench.markdown import render_markdown
 from slipway.config import BenchConfig, OptimizeConfig, PipelineConfig, load_config
+from slipway.evaluation.target import Target
+from slipway.frameworks.pytorch import PyTorchAdapter
 from slipway.optimize.candidates import Candidate, build_candidates
 from slipway.optimize.export import export_onnx
 from slipway.optimize.measure import Measurement, measure, ort_runner, torch_runner
@@ -34,6 +37,7 @@ SECOND_MODEL = "digits_cnn"
 TORCH = "torch_eager"
 INT8 = "int8_dynamic"
 INT8_STATIC = "int8_static_qdq"
+BINARY = Target(task="binary", label="target", classes=(0, 1))
 FP32_OVER_TORCH_TARGET = 0.67  # issue 3: ORT FP32 at most 0.67x PyTorch eager p50 at batch 1
 EXTRA_THREADS = (2,)  # timed too in a full run when the machine has the cores; headline stays at 1
 HEADLINE_KEYS = (
@@ -204,8 +208,9 @@ def bench_model(
     exported = export_onnx(
         model.module, example=model.holdout_x, path=work_dir / "model.onnx", opset=cfg.opset
     )
+    reference = PyTorchAdapter().raw_outputs(model.module, model.holdout_x, target=BINARY)  # target unread
     parity = check_parity(
-        model.module, exported.path, model.holdout_x, atol=cfg.parity.atol, rtol=cfg.parity.rtol
+        reference, exported.path, model.holdout_x, atol=cfg.parity.atol, rtol=cfg.parity.rtol
     )
     candidates = build_candidates(
         exported.path,
@@ -309,6 +314,12 @@ def run(out_dir: Path, *, quick: bool = False, config_path: Path = Path("slipway
             models[model.name] = bench_model(
                 model, cfg=cfg, work_dir=out_dir / "onnx" / model.name, threads=threads
             )
+        from slipway.bench.frameworks import bench_frameworks
+        from slipway.data.reference import load_reference
+
+        frameworks = bench_frameworks(
+            load_reference(PipelineConfig().data), cfg=cfg, work_dir=out_dir / "onnx" / "frameworks"
+        )
     finally:
         torch.set_num_threads(before)
     head = models[SHIPPED_MODEL]["ratios"]
@@ -328,6 +339,7 @@ def run(out_dir: Path, *, quick: bool = False, config_path: Path = Path("slipway
             },
             "machine": machine_facts(),
             "models": models,
+            "frameworks": frameworks,
             "wall_s": round(time.perf_counter() - started, 1),
         }
     )

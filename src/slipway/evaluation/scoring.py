@@ -1,7 +1,8 @@
 """Score a model under the model contract, with errors that say how the contract was broken.
 
 The contract per task: classification models map float32 [N, n_features] to logits or probabilities
-[N, n_classes] (`training.output` says which); regression models to values [N] or [N, 1].
+[N, n_classes] (the framework adapter, or `training.output`, says which); regression models to values
+[N] or [N, 1].
 """
 
 from __future__ import annotations
@@ -30,28 +31,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
-def raw_outputs(module: Any, x: np.ndarray) -> np.ndarray:
-    """Blocking; the torch module's first output on x (float32), as float64; ModelContractError when it fails."""
-    import torch
-
-    if not callable(module):
-        raise ModelContractError(f"model is a {type(module).__name__}, not a callable torch module")
-    eval_mode(module)
-    with torch.no_grad():
-        try:
-            out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        except Exception as exc:  # the model's own code failed: report it as a contract breach
-            raise ModelContractError(
-                f"model failed on input float32[{x.shape[0]}, {x.shape[1]}]: {type(exc).__name__}: {exc}"
-            ) from None
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    try:
-        return np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64)
-    except (TypeError, ValueError) as exc:  # e.g. a dict of outputs: not a tensor
-        raise ModelContractError(f"model output is a {type(out).__name__}, not a tensor: {exc}") from None
 
 
 def postprocess(raw: np.ndarray, *, target: Target, output: ClassOutput, rows: int) -> np.ndarray:
@@ -84,9 +63,17 @@ def postprocess(raw: np.ndarray, *, target: Target, output: ClassOutput, rows: i
     return np.asarray(np.clip(raw, 0.0, 1.0))
 
 
-def predict(module: Any, x: np.ndarray, *, target: Target, output: ClassOutput = "logits") -> np.ndarray:
-    """Blocking; probabilities [N, K] or values [N] under the model contract."""
-    return postprocess(raw_outputs(module, x), target=target, output=output, rows=x.shape[0])
+def predict(model: Any, x: np.ndarray, *, target: Target, output: ClassOutput = "logits") -> np.ndarray:
+    """Blocking; probabilities [N, K] or values [N] under the model contract, by the model's framework adapter.
+
+    `output` is `training.output`, for the models that cannot say what they answer (torch modules).
+    """
+    from slipway.frameworks.factory import adapter_for
+
+    adapter = adapter_for(model)
+    raw = adapter.raw_outputs(model, x, target=target)
+    kind = adapter.output_kind(model, configured=output)
+    return postprocess(raw, target=target, output=kind, rows=x.shape[0])
 
 
 def evaluate(

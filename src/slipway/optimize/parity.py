@@ -1,15 +1,14 @@
-"""The parity gate: ONNX Runtime FP32 against PyTorch on the same rows, numbers named on failure."""
+"""The parity gate: ONNX Runtime FP32 against the native model on the same rows, numbers named on failure."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway.errors import ModelContractError
-from slipway.evaluation.scoring import ClassOutput, eval_mode, postprocess
+from slipway.evaluation.scoring import ClassOutput, postprocess
 from slipway.evaluation.target import Target
 from slipway.optimize.export import INPUT_NAME
 
@@ -97,18 +96,6 @@ def compare(
     )
 
 
-def torch_outputs(module: Any, x: np.ndarray) -> np.ndarray:
-    """Blocking; the module's raw outputs (logits) in eval mode, no grad."""
-    import torch
-
-    eval_mode(module)
-    with torch.no_grad():
-        out = module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return np.asarray(out.detach().cpu().numpy())
-
-
 def ort_outputs(path: Path, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
     """Blocking; ONNX Runtime CPU outputs (the first output) for `x`."""
     from slipway.optimize.runtime import open_session
@@ -118,7 +105,7 @@ def ort_outputs(path: Path, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
 
 
 def check_parity(
-    module: Any,
+    reference: np.ndarray,
     onnx_path: Path,
     x: np.ndarray,
     *,
@@ -127,15 +114,17 @@ def check_parity(
     target: Target | None = None,
     output: ClassOutput = "logits",
 ) -> ParityReport:
-    """Blocking; PyTorch vs ORT FP32 on `x` (the holdout); never raises on a mismatch, the report says so.
+    """Blocking; the native model's raw outputs on `x` (the holdout; its adapter's `raw_outputs`) vs ORT FP32
+    on the exported file; never raises on a mismatch, the report says so.
 
     With a `target`, both sides are compared as answered (probabilities, or values); else as raw outputs.
+    For a classifier the report has the label agreement and the probability tolerance both.
     """
-    ref, cand = torch_outputs(module, x), ort_outputs(onnx_path, x)
+    ref, cand = np.asarray(reference, dtype=np.float64), ort_outputs(onnx_path, x)
     if target is None:
         return compare(ref, cand, atol=atol, rtol=rtol)
     try:
-        ref = postprocess(np.asarray(ref, dtype=np.float64), target=target, output=output, rows=len(x))
+        ref = postprocess(ref, target=target, output=output, rows=len(x))
         cand = postprocess(np.asarray(cand, dtype=np.float64), target=target, output=output, rows=len(x))
     except ModelContractError:
         pass  # compared raw: the shape or non-finite mismatch is reported by compare()

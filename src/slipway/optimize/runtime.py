@@ -9,13 +9,14 @@ from slipway.errors import OptimizationError
 
 
 def open_session(
-    path: Path,
+    path: Path | bytes,
     *,
     threads: int = 1,
     optimization: str = "all",
     save_optimized_to: Path | None = None,
 ) -> Any:
-    """Blocking; a CPU InferenceSession with `threads` intra-op threads; OptimizationError if ORT rejects the file."""
+    """Blocking; a CPU InferenceSession (of a file, or a serialized model) with `threads` intra-op threads;
+    OptimizationError if ORT rejects it."""
     import onnxruntime as ort
 
     levels = {
@@ -33,6 +34,8 @@ def open_session(
     if save_optimized_to is not None:
         opts.optimized_model_filepath = str(save_optimized_to)
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        source = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        raise OptimizationError("onnxruntime", f"cannot load {path.name}: {exc}") from None
+        what = "the model" if isinstance(path, bytes) else path.name
+        raise OptimizationError("onnxruntime", f"cannot load {what}: {exc}") from None

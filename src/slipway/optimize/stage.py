@@ -19,14 +19,12 @@ from slipway.evaluation.scoring import ClassOutput, postprocess
 from slipway.evaluation.target import Target
 from slipway.names import Tag
 from slipway.optimize.candidates import Candidate, build_candidates
-from slipway.optimize.export import export_onnx
-from slipway.optimize.measure import measure, ort_runner, torch_runner
+from slipway.optimize.measure import measure, ort_runner
 from slipway.optimize.parity import ParityReport, check_parity
 from slipway.optimize.select import Selection, select
 
 ONNX_DIR = "onnx"
 EXPORT_ARTIFACT = f"{ONNX_DIR}/model.onnx"
-TORCH_REFERENCE = "torch_eager"
 
 
 class ExportFacts(BaseModel):
@@ -38,7 +36,8 @@ class ExportFacts(BaseModel):
     size_bytes: int
     onnx_version: str
     onnxruntime_version: str
-    torch_version: str
+    framework: str = Field(description="The model's framework adapter: pytorch, sklearn or onnx.")
+    converter: str = Field(description="What wrote the graph: `torch 2.13.0`, `skl2onnx 1.20.0`, or none.")
 
 
 class OptimizationOutcome(BaseModel):
@@ -93,7 +92,7 @@ class OptimizationOutcome(BaseModel):
 
 
 def optimize(
-    module: Any,
+    model: Any,
     *,
     cfg: OptimizeConfig,
     holdout: tuple[np.ndarray, np.ndarray],
@@ -104,24 +103,31 @@ def optimize(
 ) -> OptimizationOutcome:
     """Blocking (~10-20 s); OptimizationError(stage, cause) when export or the FP32 baseline fails.
 
-    A parity failure is not an exception: the outcome says `passed=False` with the numbers. Parity and
-    each candidate's quality are judged on what the model answers (probabilities, or values).
+    The model's framework adapter exports it and answers the parity reference. A parity failure is not
+    an exception: the outcome says `passed=False` with the numbers. Parity and each candidate's quality
+    are judged on what the model answers (probabilities, or values); `output` is what its graph answers.
     """
+    import onnx
     import onnxruntime
 
+    from slipway.frameworks.factory import adapter_for
+
+    adapter = adapter_for(model)
     x, y = holdout
     work_dir.mkdir(parents=True, exist_ok=True)
-    exported = export_onnx(module, example=x, path=work_dir / "model.onnx", opset=cfg.opset)
+    exported = adapter.export(model, example=x, path=work_dir / "model.onnx", opset=cfg.opset, target=target)
     facts = ExportFacts(
         sha256=exported.sha256,
         opset=exported.opset,
         size_bytes=exported.size_bytes,
-        onnx_version=exported.onnx_version,
+        onnx_version=onnx.__version__,
         onnxruntime_version=onnxruntime.__version__,
-        torch_version=exported.torch_version,
+        framework=adapter.name,
+        converter=exported.converter,
     )
+    reference = adapter.raw_outputs(model, x, target=target)
     parity = check_parity(
-        module, exported.path, x, atol=cfg.parity.atol, rtol=cfg.parity.rtol, target=target, output=output
+        reference, exported.path, x, atol=cfg.parity.atol, rtol=cfg.parity.rtol, target=target, output=output
     )
     if not parity.passed:
         return OptimizationOutcome(export=facts, parity=parity)
@@ -130,7 +136,7 @@ def optimize(
     )
     built = [c for c in candidates if c.status == "built" and c.path is not None]
     runners = [ort_runner(c.name, c.path, threads=cfg.bench.threads) for c in built if c.path]
-    runners.append(torch_runner(TORCH_REFERENCE, module, threads=cfg.bench.threads))
+    runners.append(adapter.runner(model, threads=cfg.bench.threads, target=target))
     b = cfg.bench
     measurements = measure(
         runners,
@@ -143,7 +149,7 @@ def optimize(
         load_repeats=b.load_repeats,
         quality=primary_quality(target=target, output=output, y=y),
     )
-    selection = select(candidates, measurements, cfg=cfg, references=(TORCH_REFERENCE,), task=target.task)
+    selection = select(candidates, measurements, cfg=cfg, references=(adapter.reference,), task=target.task)
     artifacts = {EXPORT_ARTIFACT: str(exported.path)}
     artifacts.update({f"{ONNX_DIR}/{c.name}.onnx": str(c.path) for c in built})
     return OptimizationOutcome(

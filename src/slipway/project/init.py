@@ -1,7 +1,7 @@
 """`slipway init DIR --data FILE --label COLUMN`: a project folder that releases with no other setup.
 
 Writes DIR/slipway.yaml (the reference is a copy of the data under DIR/data/), a suite generated
-from the data under DIR/expectations/, a PyTorch training entrypoint DIR/train.py that the team owns
+from the data under DIR/expectations/, a training entrypoint DIR/train.py (PyTorch or scikit-learn) that the team owns
 and edits, and a .gitignore for `.slipway/`. Refuses to overwrite anything. Gate limits start from
 what a trivial model scores on the data (the majority class, or the label's mean), so the first
 release must beat it; tighten them as the team learns what good looks like.
@@ -13,6 +13,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,11 @@ from slipway.errors import UsageError
 from slipway.names import Task
 from slipway.validation.suite import build_reference_suite, save_suite
 
-TRAIN_TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "tabular.py"
+TRAIN_TEMPLATES: dict[str, Path] = {
+    "pytorch": Path(__file__).resolve().parents[1] / "examples" / "tabular.py",
+    "sklearn": Path(__file__).resolve().parents[1] / "examples" / "tabular_sklearn.py",
+}
+_KINDS = {"pytorch": "a PyTorch MLP", "sklearn": "a scikit-learn Pipeline"}
 
 
 @dataclass
@@ -67,8 +72,10 @@ def _gate(ref: Reference) -> tuple[dict[str, float], dict[str, float], str]:
     return {"rmse": round(baseline, 6), "r2": 0.0}, margins, why
 
 
-def _params(ref: Reference) -> str:
+def _params(ref: Reference, framework: str) -> str:
     """The trainer's starting parameters: a regression on a few hundred rows needs a smaller, regularized net."""
+    if framework == "sklearn":
+        return "{estimator: linear, categorical: [], c: 1.0}   # or estimator: random_forest, trees: 100"
     if ref.target.classification:
         return "{hidden: [64, 32], epochs: 80, lr: 0.003, batch_size: 64, weight_decay: 0.0001, dropout: 0.1}"
     return "{hidden: [32], epochs: 120, lr: 0.003, batch_size: 64, weight_decay: 0.01, dropout: 0.0}"
@@ -87,6 +94,7 @@ def render_config(
     ref: Reference,
     task_line: str,
     gate: tuple[dict[str, float], dict[str, float], str],
+    framework: Literal["pytorch", "sklearn"] = "pytorch",
 ) -> str:
     """Pure; the project's slipway.yaml, commented."""
     thresholds, regression, why = gate
@@ -112,8 +120,9 @@ def render_config(
         "",
         "training:",
         '  entrypoint: "train:train"   # train.py beside this file: yours to edit',
+        f"  framework: {framework}   # what train.py returns: pytorch, sklearn or onnx",
         "  seed: 42",
-        f"  params: {_params(ref)}",
+        f"  params: {_params(ref, framework)}",
         "",
         f"quality_gate:   # start: {why}; the first release must beat it",
         f"  thresholds: {y(thresholds)}",
@@ -134,7 +143,13 @@ def render_config(
 
 
 def init_project(
-    directory: Path, *, data: Path, label: str, task: Task | None = None, name: str | None = None
+    directory: Path,
+    *,
+    data: Path,
+    label: str,
+    task: Task | None = None,
+    name: str | None = None,
+    framework: Literal["pytorch", "sklearn"] = "pytorch",
 ) -> InitResult:
     """Blocking (reads the data, writes a few files); UsageError naming the file it would overwrite or the bad input."""
     project = directory.resolve()
@@ -168,16 +183,15 @@ def init_project(
     save_suite(spec, targets["suite"])
     task_line = "given with --task" if task else f"inferred: {ref.how}"
     targets["config"].write_text(
-        render_config(name=name, reference=relative, ref=ref, task_line=task_line, gate=_gate(ref))
-    )
-    source = TRAIN_TEMPLATE.read_text()
-    targets["train"].write_text(
-        source.replace(
-            '"""Training entrypoint for any tabular task: a PyTorch MLP (what `slipway init` copies into a project).',
-            f'"""Training entrypoint of {name}: a PyTorch MLP (written by `slipway init`; yours to edit).',
-            1,
+        render_config(
+            name=name, reference=relative, ref=ref, task_line=task_line, gate=_gate(ref), framework=framework
         )
     )
+    _, _, body = TRAIN_TEMPLATES[framework].read_text().partition("copies into a project).")
+    header = (
+        f'"""Training entrypoint of {name}: {_KINDS[framework]} (written by `slipway init`; yours to edit).'
+    )
+    targets["train"].write_text(header + body)
     targets["gitignore"].write_text(".slipway/\n__pycache__/\n")
     (project / "data" / "incoming").mkdir(parents=True, exist_ok=True)
     (project / "data" / "incoming" / ".gitkeep").touch()

@@ -128,7 +128,8 @@ class ModelRegistry(VersionReader):
 
     @abstractmethod
     def load_model(self, *, uri: str) -> Any:
-        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+        """Blocking; the model behind a model URI (or a local .onnx file), of a supported framework; ModelContractError
+        if it is not loadable or of no supported flavor."""
 
     @abstractmethod
     def register(self, reg: Registration) -> VersionInfo:

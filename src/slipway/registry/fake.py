@@ -74,7 +74,11 @@ class InMemoryRegistry(ModelRegistry):
         return None
 
     def load_model(self, *, uri: str) -> Any:
-        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+        """Blocking; the model behind a model URI (or a local .onnx file); ModelContractError if it is not loadable."""
+        from slipway.frameworks.onnx_model import OnnxAdapter, is_onnx_file
+
+        if is_onnx_file(uri):
+            return OnnxAdapter().load(uri)
         if not uri.startswith("models:/"):
             raise ModelContractError(f"cannot load {uri!r}: the in-memory registry knows only models:/ URIs")
         ref = uri.removeprefix("models:/")

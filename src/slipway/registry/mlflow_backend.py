@@ -110,17 +110,24 @@ class MlflowRegistry(ModelRegistry):
         return self._to_info(self._client.get_model_version(model_name, hits[0].version))
 
     def load_model(self, *, uri: str) -> Any:
-        """Blocking; the torch module behind a model URI; ModelContractError if it is not loadable."""
+        """Blocking; the model behind a model URI (or a local .onnx file), by its flavor's adapter; ModelContractError
+        if it is not loadable or of no supported flavor."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
+        from slipway.frameworks.factory import adapter_for_flavors
+        from slipway.frameworks.onnx_model import OnnxAdapter, is_onnx_file
+
+        if is_onnx_file(uri):
+            return OnnxAdapter().load(uri)
         mlflow.set_tracking_uri(self._tracking_uri)
         try:
-            return mlflow.pytorch.load_model(uri, map_location="cpu")
+            flavors = mlflow.models.get_model_info(uri).flavors
         except MlflowException as exc:
-            raise ModelContractError(f"cannot load model {uri!r} as a PyTorch model: {exc.message}") from None
+            raise ModelContractError(f"cannot load model {uri!r}: {exc.message}") from None
         except OSError as exc:
             raise ModelContractError(f"cannot load model {uri!r}: {exc}") from None
+        return adapter_for_flavors(flavors, uri=uri).load(uri)
 
     def register(self, reg: Registration) -> VersionInfo:
         """Blocking; idempotent per release key; creates the version with all tags, then sets `challenger`."""
@@ -134,7 +141,8 @@ class MlflowRegistry(ModelRegistry):
         self, reg: Registration, *, run_name: str, extra_tags: dict[str, str], model_required: bool = True
     ) -> tuple[str, Any]:
         import mlflow
-        import torch
+
+        from slipway.frameworks.factory import adapter_for
 
         mlflow.set_tracking_uri(self._tracking_uri)
         with mlflow.start_run(experiment_id=self._experiment_id(), run_name=run_name) as run:
@@ -148,20 +156,11 @@ class MlflowRegistry(ModelRegistry):
             info = None
             if reg.module is not None:
                 try:
-                    info = mlflow.pytorch.log_model(
-                        reg.module,
-                        name="model",
-                        input_example=reg.input_example,
-                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                    )
-                except Exception as exc:  # pt2 = torch.export: any failure means "cannot be saved"
-                    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    cause = (
-                        f"MLflow cannot save the model (pt2 via torch.export): {type(exc).__name__}: {text}"
-                    )
+                    info = adapter_for(reg.module).log(reg.module, input_example=reg.input_example)
+                except ModelContractError as exc:
                     if model_required:
-                        raise ModelContractError(cause) from None
-                    mlflow.set_tag(Tag.MODEL_LOGGED, f"false: {cause}"[:500])
+                        raise
+                    mlflow.set_tag(Tag.MODEL_LOGGED, f"false: {exc}"[:500])
         return run.info.run_id, info
 
     def _create_version(self, reg: Registration) -> VersionInfo:

@@ -58,7 +58,10 @@ def champion_bundle(
     ref: Reference,
     output: Literal["logits", "probabilities"] = "logits",
 ) -> Path:
-    """Blocking; the champion's serving bundle rebuilt from its registered shipped ONNX file; DeployError if absent."""
+    """Blocking; the champion's serving bundle rebuilt from its registered shipped ONNX file; DeployError if absent.
+
+    What its graph answers is the version's own `slipway.model.output` tag; `output` only for versions without one.
+    """
     artifact = champion.tags.get(Tag.SHIPPED_ARTIFACT)
     if not artifact:
         raise DeployError(
@@ -74,8 +77,20 @@ def champion_bundle(
         model_name=champion.name,
         model_version=champion.version,
         ref=ref,
-        output=output,
+        output=version_output(champion, fallback=output),
     )
+
+
+def version_output(
+    version: VersionInfo, *, fallback: Literal["logits", "probabilities"]
+) -> Literal["logits", "probabilities"]:
+    """Pure; what a registered classifier's ONNX graph answers (its tag), else `fallback` (`training.output`)."""
+    tagged = version.tags.get(Tag.MODEL_OUTPUT)
+    if tagged == "logits":
+        return "logits"
+    if tagged == "probabilities":
+        return "probabilities"
+    return fallback
 
 
 def output_spec(bundle: Path) -> OutputSpec:

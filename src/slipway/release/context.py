@@ -13,7 +13,7 @@ from pathlib import Path
 from slipway.config import PipelineConfig, load_config
 from slipway.data.batch_io import read_batch
 from slipway.data.reference import Reference, load_reference
-from slipway.errors import ConfigError
+from slipway.errors import ConfigError, UsageError
 from slipway.hashing import file_sha256
 from slipway.lineage.collect import check_commit, git_state, json_hash
 from slipway.settings import Settings
@@ -105,6 +105,7 @@ def prepare(
     from slipway.serving.faults import fault_env
 
     config = load_config(config_path)
+    model_uri = _model_uri(model_uri)
     fault_env(canary_fault)  # an unknown kind is a usage error before anything runs
     ref = load_reference(config.data, base_dir=config.base_dir, work_dir=Settings().work_path())
     problems = config.quality_gate.problems_for(ref.target.task)
@@ -131,6 +132,20 @@ def prepare(
         git=check_commit(_code_git(config.base_dir), requested=commit),
         canary_fault=canary_fault,
     )
+
+
+def _model_uri(uri: str | None) -> str | None:
+    """Pure-ish (stats paths); a local model path made absolute (a flow may run elsewhere); UsageError for a
+    path that does not exist; MLflow URIs (runs:/, models:/, ...) as they are."""
+    if not uri or ":/" in uri:
+        return uri
+    path = Path(uri).expanduser()
+    if not path.exists():
+        raise UsageError(
+            f"--model-uri {uri!r}: no such file or folder (a model trained elsewhere is runs:/<run>/<path>, "
+            "models:/<name>/<version>, an MLflow model folder or a .onnx file)"
+        )
+    return str(path.resolve())
 
 
 def _code_git(config_dir: Path) -> dict[str, str]:

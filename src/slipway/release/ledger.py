@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from slipway.names import TAG_VALUE_LIMIT, Decision, Stage, Tag
 from slipway.release.outcome import StageOutcome
@@ -210,6 +210,12 @@ class Ledger:
                 "flow_run_id": flow_run_id,
             }
         )
+
+
+def model_output(ctx: ReleaseContext, evidence: Evidence) -> Literal["logits", "probabilities"]:
+    """Pure; what the challenger's ONNX graph answers: its adapter's word (training stage), else `training.output`."""
+    said = evidence.trained.output if evidence.trained is not None else None
+    return said if said in ("logits", "probabilities") else ctx.config.training.output
 
 
 def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:

@@ -98,7 +98,7 @@ def decision_markdown(result: ReleaseResult) -> str:
 
 
 def optimization_rows(selection: Selection) -> list[dict[str, object]]:
-    """One table row per candidate (and the torch reference), the deciding columns first (candidate, shipped,
+    """One table row per candidate (and the native model's reference row), the deciding columns first (candidate, shipped,
     verdict, vs_fp32, the quality metric and its loss); the timings after; a cut verdict is whole in `verdict_full` (last)."""
     rows: list[dict[str, object]] = []
     for r in selection.rows:

@@ -1,9 +1,10 @@
-"""The training entrypoint contract: `fn(request: TrainingRequest) -> TrainedModel`.
+"""The training entrypoint contract: `fn(request: TrainingRequest) -> TrainedModel` (or the bare model).
 
-The model contract every later stage relies on: a `torch.nn.Module` in eval mode that maps float32
-features `[N, n_features]` (schema order, raw units) to, per task:
-* classification: logits (or probabilities, with `training.output: probabilities`) `[N, n_classes]`,
-  one column per class in `request.target.classes` order;
+The model contract every later stage relies on: a model of a supported framework (`slipway.frameworks`)
+that reads float32 features `[N, n_features]` (schema order, raw units, `request.x()`) and answers, per task:
+* classification: one column per class in `request.target.classes` order; a torch module answers logits
+  (or probabilities, with `training.output: probabilities`), a scikit-learn classifier its
+  `predict_proba` (its `classes_` may be the label values, strings included: they are put in order);
 * regression: values `[N]` or `[N, 1]`.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slipway.evaluation.target import Target
+from slipway.evaluation.target import OutputKind, Target
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,16 @@ class TrainingRequest:
 
 @dataclass
 class TrainedModel:
-    """What an entrypoint returns: the module plus what to log about how it was trained."""
+    """What an entrypoint returns: the model plus what to log about how it was trained.
 
-    module: Any  # torch.nn.Module; typed loosely so this file imports without torch
+    `framework` and `output` are filled in by the training stage (the model's adapter), not by entrypoints.
+    """
+
+    module: Any  # the model: torch.nn.Module, a scikit-learn estimator or an onnx.ModelProto
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    framework: str = ""  # pytorch, sklearn or onnx
+    output: OutputKind | None = None  # what its outputs are: logits, probabilities or values
 
 
 TrainFn = Callable[[TrainingRequest], TrainedModel]

@@ -16,7 +16,7 @@ from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.canary_stage import DeployOutcome, deploy_release, serve_env
 from slipway.release.context import ReleaseContext
 from slipway.release.evidence import CANARY_DATA, CANARY_PLOT, CANARY_REPORT
-from slipway.release.ledger import Evidence, required
+from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import Artifact, StageOutcome, markdown, table
 from slipway.release.packaging import serving_bundle
 from slipway.release.result import ResultPatch
@@ -131,7 +131,7 @@ def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
         model_name=version.name,
         model_version=version.version,
         ref=ctx.reference(),
-        output=ctx.config.training.output,
+        output=model_output(ctx, evidence),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from slipway.images.base import ImageBuilder
 from slipway.registry.base import ModelRegistry
 from slipway.release.context import ReleaseContext
-from slipway.release.ledger import Evidence, required
+from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import StageOutcome, markdown
 from slipway.release.packaging import ImageOutcome, build_image, serving_bundle
 from slipway.release.result import ResultPatch
@@ -35,7 +35,7 @@ def build_serving_image(
         model_name=version.name,
         model_version=version.version,
         ref=ctx.reference(),
-        output=ctx.config.training.output,
+        output=model_output(ctx, evidence),
     )
     image = build_image(
         builder,

@@ -9,7 +9,7 @@ from slipway.errors import OptimizationError
 from slipway.names import Stage, Tag
 from slipway.optimize.stage import OptimizationOutcome, optimize
 from slipway.release.context import ReleaseContext
-from slipway.release.ledger import Evidence, required
+from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import Artifact, StageOutcome, markdown, table
 from slipway.release.result import ResultPatch
 from slipway.reporting.markdown import optimization_rows, parity_markdown
@@ -34,7 +34,7 @@ def optimize_model(
             calibration=calibration,
             work_dir=work_dir,
             target=ref.target,
-            output=ctx.config.training.output,
+            output=model_output(ctx, evidence),
         )
     except OptimizationError as exc:
         stage: Stage = "export" if exc.stage in EXPORT_STAGES else "optimize"

@@ -13,6 +13,8 @@ from slipway.release.outcome import StageOutcome, markdown, table
 from slipway.release.result import ResultPatch
 from slipway.reporting.markdown import gate_markdown, gate_rows
 
+MODEL_TAGS = (Tag.FRAMEWORK, Tag.MODEL_CLASS, Tag.MODEL_OUTPUT)
+
 
 def quality_gate(
     ctx: ReleaseContext, evidence: Evidence, *, registry: ModelRegistry
@@ -46,6 +48,7 @@ def quality_gate(
         holdout_sha256=ref.holdout_hash(),
         source=ctx.model_uri or f"trained:{ctx.config.training.entrypoint}",
     )
+    tags |= {k: v for k, v in evidence.tags.items() if k in MODEL_TAGS}  # what the model is (training stage)
     tags |= {
         Tag.QUALITY_GATE: "passed" if decision.passed else "rejected",
         Tag.CHAMPION_COMPARED: decision.champion_version or "none (first release)",

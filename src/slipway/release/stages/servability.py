@@ -14,7 +14,7 @@ from slipway.errors import ImageError
 from slipway.images.base import ImageBuilder
 from slipway.names import Tag
 from slipway.release.context import ReleaseContext
-from slipway.release.ledger import Evidence, required
+from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import StageOutcome, markdown
 from slipway.release.packaging import serving_bundle
 from slipway.serving.servability import (
@@ -59,7 +59,7 @@ def check_in_process(
         model_name=ctx.model_name,
         model_version=f"candidate-{ctx.release_key()[:12]}",
         ref=ref,
-        output=ctx.config.training.output,
+        output=model_output(ctx, evidence),
     )
     x, _ = ref.holdout_xy()
     report = check_servability(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from slipway.data.batch_io import read_batch
+from slipway.evaluation.scoring import ClassOutput
+from slipway.evaluation.target import OutputKind, Target
+from slipway.frameworks.factory import adapter_for
+from slipway.names import FrameworkChoice, Tag
 from slipway.registry.base import ModelRegistry
 from slipway.release.context import ReleaseContext
 from slipway.release.outcome import StageOutcome, table
@@ -16,7 +22,8 @@ from slipway.training.params import call_entrypoint
 def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOutcome[TrainedModel]:
     """Blocking (seconds to minutes); the entrypoint's model on the batch, or `--model-uri` loaded from MLflow.
 
-    A model that cannot be loaded or an entrypoint that fails raises (the release ends as an error).
+    A model that cannot be loaded, an entrypoint that fails, or a model of no supported framework (or not
+    of `training.framework`) raises (the release ends as an error). The entrypoint may return the bare model.
     """
     if ctx.model_uri:
         trained = TrainedModel(
@@ -35,16 +42,52 @@ def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOut
         )
         spec = ctx.config.training.entrypoint
         fn = load_entrypoint(spec, project_dir=ctx.config.base_dir)
-        trained = call_entrypoint(fn, request, spec=spec)
+        trained = as_trained(call_entrypoint(fn, request, spec=spec))
         how = f"trained by {ctx.config.training.entrypoint}"
+    trained = identify(
+        trained,
+        framework="auto" if ctx.model_uri else ctx.config.training.framework,  # a URI's flavor says
+        configured=ctx.config.training.output,
+        target=ctx.reference().target,
+    )
     rows = [{"kind": "param", "name": k, "value": str(v)} for k, v in sorted(trained.params.items())]
     rows += [
         {"kind": "training metric", "name": k, "value": f"{v:.4f}"}
         for k, v in sorted(trained.metrics.items())
     ]
+    adapter = adapter_for(trained.module)
+    tags = {
+        Tag.FRAMEWORK: trained.framework,
+        Tag.MODEL_CLASS: adapter.describe(trained.module)[:250],
+        Tag.MODEL_OUTPUT: str(trained.output),
+        **{f"{Tag.VERSION_PREFIX}{pkg}": v for pkg, v in adapter.versions().items()},
+    }
+    rows.insert(0, {"kind": "model", "name": trained.framework, "value": tags[Tag.MODEL_CLASS]})
     return StageOutcome(
         stage="training",
         verdict="passed",
         value=trained,
+        tags=tags,
         artifacts=(table("training-summary", rows, f"Training hand-off: {how}"),),
     )
+
+
+def as_trained(result: Any) -> TrainedModel:
+    """Pure; an entrypoint's result as a TrainedModel (a bare model is wrapped); ModelContractError naming
+    the type of anything that is no model of a supported framework."""
+    if isinstance(result, TrainedModel):
+        return result
+    adapter_for(result)  # raises, naming the type and the supported frameworks
+    return TrainedModel(module=result)
+
+
+def identify(
+    trained: TrainedModel, *, framework: FrameworkChoice, configured: ClassOutput, target: Target
+) -> TrainedModel:
+    """Pure; the model with its framework and what its outputs are (values for regression);
+    ModelContractError if it is no supported model, or not of the configured `framework`."""
+    adapter = adapter_for(trained.module, framework=framework)
+    output: OutputKind = (
+        adapter.output_kind(trained.module, configured=configured) if target.classification else "values"
+    )
+    return replace(trained, framework=adapter.name, output=output)

@@ -1,0 +1,225 @@
+"""scikit-learn estimators and Pipelines (and LightGBM/XGBoost's scikit-learn models), converted by skl2onnx.
+
+The model reads the float32 feature matrix in schema order (`request.x()`), so a ColumnTransformer
+selects columns by position. Preprocessing is part of the model, hence of the ONNX graph: serving
+cannot drift from training. Classifiers answer `predict_proba` (probabilities, columns put in the
+project's class order); their class labels may be strings. Regressors answer `predict`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from slipway.errors import ModelContractError, OptimizationError
+from slipway.evaluation.scoring import ClassOutput
+from slipway.evaluation.target import Target
+from slipway.frameworks.base import Exported, FrameworkAdapter
+from slipway.frameworks.classes import class_order
+from slipway.frameworks.onnx_graph import contract_graph, save_graph
+from slipway.names import Framework
+from slipway.optimize.measure import Runner
+
+ML_OPSET = 3  # ai.onnx.ml: TreeEnsemble*, LinearClassifier, Scaler, OneHotEncoder, Imputer
+_BOOSTERS = ("lightgbm", "xgboost")
+
+
+def _root(cls: type) -> str:
+    return cls.__module__.split(".")[0]
+
+
+def _is_classifier(model: Any) -> bool:
+    return hasattr(model, "classes_")
+
+
+@functools.cache
+def register_boosters() -> tuple[str, ...]:
+    """Blocking (imports); teaches skl2onnx the LightGBM/XGBoost scikit-learn models via onnxmltools, once;
+    the packages it could register (an absent one is skipped: its models then fail at export, named)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    done = []
+    try:
+        import lightgbm
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(
+            lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes, convert_lightgbm, options=options,
+        )  # fmt: skip
+        update_registered_converter(
+            lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
+            calculate_linear_regressor_output_shapes, convert_lightgbm, options={"split": None},
+        )  # fmt: skip
+        done.append("lightgbm")
+    except ImportError:
+        pass
+    try:
+        import xgboost
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+        update_registered_converter(
+            xgboost.XGBClassifier, "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes, convert_xgboost, options=options,
+        )  # fmt: skip
+        update_registered_converter(
+            xgboost.XGBRegressor, "XGBoostXGBRegressor",
+            calculate_linear_regressor_output_shapes, convert_xgboost,
+        )  # fmt: skip
+        done.append("xgboost")
+    except ImportError:
+        pass
+    return tuple(done)
+
+
+class SklearnAdapter(FrameworkAdapter):
+    """scikit-learn-API models: estimators, Pipelines, ColumnTransformers, LightGBM/XGBoost wrappers."""
+
+    name: ClassVar[Framework] = "sklearn"
+    flavor: ClassVar[str] = "sklearn"
+    reference: ClassVar[str] = "sklearn_native"
+
+    def accepts(self, model: Any) -> bool:
+        """Pure; a scikit-learn-API estimator (a class of sklearn in its MRO, with `predict`)."""
+        return hasattr(model, "predict") and any(_root(c) == "sklearn" for c in type(model).__mro__)
+
+    def load(self, uri: str) -> Any:
+        """Blocking; mlflow.sklearn.load_model; ModelContractError if unloadable."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return mlflow.sklearn.load_model(uri)
+        except MlflowException as exc:
+            raise ModelContractError(
+                f"cannot load model {uri!r} as a scikit-learn model: {exc.message}"
+            ) from None
+        except (OSError, ImportError, AttributeError) as exc:
+            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
+
+    def log(self, model: Any, *, input_example: np.ndarray) -> Any:
+        """Blocking; mlflow.sklearn (cloudpickle, explicit requirements: no inference subprocess)."""
+        import mlflow
+
+        requirements = mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)
+        requirements += [f"{p}=={v}" for p, v in self.versions().items() if p in _BOOSTERS]
+        try:
+            return mlflow.sklearn.log_model(
+                model,
+                name="model",
+                input_example=input_example,
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                pip_requirements=requirements,
+            )
+        except Exception as exc:  # pickling a user's object can fail in many ways
+            raise ModelContractError(
+                f"MLflow cannot save the {self.describe(model)} model: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def output_kind(self, model: Any, *, configured: ClassOutput) -> ClassOutput:
+        """Pure; a classifier answers `predict_proba`, so probabilities whatever `training.output` says."""
+        return "probabilities"
+
+    def _check_task(self, model: Any, target: Target) -> None:
+        if target.classification and not _is_classifier(model):
+            raise ModelContractError(
+                f"the {self.describe(model)} model is a regressor (no classes_), but the task is {target.task}"
+            )
+        if not target.classification and _is_classifier(model):
+            raise ModelContractError(
+                f"the {self.describe(model)} model is a classifier (classes {list(model.classes_)}), "
+                "but the task is regression"
+            )
+        if target.classification and not hasattr(model, "predict_proba"):
+            raise ModelContractError(
+                f"the {self.describe(model)} classifier has no predict_proba: Slipway gates and serves class "
+                "probabilities (wrap it in CalibratedClassifierCV, or set probability=True)"
+            )
+
+    def raw_outputs(self, model: Any, x: np.ndarray, *, target: Target) -> np.ndarray:
+        """Blocking; `predict_proba` (columns in the project's class order) or `predict`, on float32 x."""
+        self._check_task(model, target)
+        order = class_order(
+            list(model.classes_) if target.classification else None,
+            target=target,
+            what=f"the {self.describe(model)} model",
+        )
+        data = np.ascontiguousarray(x, dtype=np.float32)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "X does not have valid feature names"
+                out = model.predict_proba(data) if target.classification else model.predict(data)
+        except Exception as exc:  # the model's own code failed: a contract breach
+            raise ModelContractError(
+                f"the {self.describe(model)} model failed on input float32[{x.shape[0]}, {x.shape[1]}]: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        raw = np.asarray(out, dtype=np.float64)
+        return raw if order is None else raw[:, order]
+
+    def export(self, model: Any, *, example: np.ndarray, path: Path, opset: int, target: Target) -> Exported:
+        """Blocking (~0.1-2 s); skl2onnx with ZipMap off; OptimizationError("export", the converter's message)."""
+        from skl2onnx import to_onnx
+
+        self._check_task(model, target)
+        register_boosters()
+        sample = np.ascontiguousarray(example[:1], dtype=np.float32)
+        options = {"zipmap": False} if target.classification else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = to_onnx(
+                    model, sample, options=options, target_opset={"": opset, "ai.onnx.ml": ML_OPSET}
+                )
+        except Exception as exc:  # skl2onnx raises RuntimeError, MissingShapeCalculator, NameError, ...
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise OptimizationError(
+                "export", f"skl2onnx cannot convert {self.describe(model)}: {type(exc).__name__}: {text}"
+            ) from None
+        try:
+            fitted = contract_graph(graph, target=target, n_features=example.shape[1])
+        except ModelContractError as exc:
+            raise OptimizationError("export", f"{self.describe(model)}: {exc}") from None
+        return save_graph(fitted, path=path, converter=f"skl2onnx {importlib.metadata.version('skl2onnx')}")
+
+    def runner(self, model: Any, *, threads: int, target: Target) -> Runner:
+        """Pure (loads lazily); bare `predict_proba`/`predict` in this process (threads as the estimator sets them)."""
+
+        def load() -> Any:
+            self._check_task(model, target)
+            labels = list(model.classes_) if target.classification else None
+            order = class_order(labels, target=target, what=f"the {self.describe(model)} model")
+            if not target.classification:
+                return model.predict
+            if order is None:
+                return model.predict_proba
+            return lambda x: model.predict_proba(x)[:, order]
+
+        return Runner(name=self.reference, load=load)
+
+    def describe(self, model: Any) -> str:
+        """Pure; `Pipeline(ColumnTransformer, LogisticRegression)`, or the estimator's class name."""
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, list):
+            return f"{type(model).__name__}({', '.join(type(step).__name__ for _, step in steps)})"
+        return type(model).__name__
+
+    def versions(self) -> dict[str, str]:
+        """Blocking; scikit-learn and skl2onnx, plus onnxmltools/lightgbm/xgboost where installed."""
+        out = {}
+        for dist in ("scikit-learn", "skl2onnx", "onnxmltools", "lightgbm", "xgboost", "xgboost-cpu"):
+            try:
+                out[dist.removesuffix("-cpu")] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return out
