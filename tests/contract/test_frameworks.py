@@ -177,6 +177,17 @@ class TestSklearnPipeline(FrameworkContract):
         return tabular_models.pipeline_case()
 
 
+class TestSklearnScaledForest(FrameworkContract):
+    expected_output = "probabilities"
+
+    def adapter(self) -> FrameworkAdapter:
+        return SklearnAdapter()
+
+    @pytest.fixture(scope="class")
+    def case(self, ref: Reference) -> Case:
+        return tabular_models.scaled_forest_case(ref)
+
+
 class TestSklearnForestRegressor(FrameworkContract):
     expected_output = (
         "probabilities"  # a regressor's outputs are values; the kind only matters to classifiers

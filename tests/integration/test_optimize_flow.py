@@ -52,6 +52,31 @@ def broken_export(request):
 def unexportable(request):
     trained = _train(request)
     return TrainedModel(module=NumpyInside(trained.module).eval(), params=trained.params)
+
+
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+class Delegating(ClassifierMixin, BaseEstimator):
+    # a good classifier no ONNX converter knows
+
+    def fit(self, x, y):
+        self.inner_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+        self.classes_ = self.inner_.classes_
+        return self
+
+    def predict_proba(self, x):
+        return self.inner_.predict_proba(x)
+
+    def predict(self, x):
+        return self.inner_.predict(x)
+
+
+def unconvertible(request):
+    return Delegating().fit(request.x(), request.y())  # the bare model: no TrainedModel needed
 """
 
 
@@ -150,3 +175,17 @@ def test_a_model_that_cannot_export_is_rejected_naming_the_stage_and_cause(
     )
     assert mlflow_client.search_model_versions("name='breast-cancer-mlp'") == []
     assert mlflow_client.get_run(result["mlflow_run_id"]).data.tags["slipway.rejected_at"] == "export"
+
+
+def test_an_estimator_no_converter_handles_is_rejected_at_export_naming_it_and_nothing_is_registered(
+    home, batch, config_file, mlflow_client, broken_models
+) -> None:
+    cfg = config_file("unconvertible.yaml", {"training": {"entrypoint": f"{broken_models}:unconvertible"}})
+    result = run(batch(722), cfg)
+
+    assert (result["decision"], result["stage"]) == ("rejected", "export"), result["reasons"]
+    assert result["metrics"]["accuracy"] > 0.9  # it passed the quality gate: only the conversion failed
+    assert any(r.startswith("FAIL: export: skl2onnx cannot convert Delegating") for r in result["reasons"])
+    assert mlflow_client.search_model_versions("name='breast-cancer-mlp'") == []
+    tags = mlflow_client.get_run(result["mlflow_run_id"]).data.tags
+    assert (tags["slipway.rejected_at"], tags["slipway.model.framework"]) == ("export", "sklearn")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from slipway.data.reference import Reference
 from slipway.evaluation.target import Target
 
 SPECIES = ("cat", "dog", "emu")  # string labels, sorted: the project's class order
@@ -115,3 +116,19 @@ def onnx_case() -> Case:
     graph = to_onnx(clf, x[:1], options={"zipmap": False}, target_opset={"": 18, "ai.onnx.ml": 3})
     target = Target(task="binary", label="answer", classes=("yes", "no"))  # positive class "no"
     return Case(model=graph, x=x, y=target.encode(list(labels)), target=target)
+
+
+def scaled_forest_case(ref: Reference) -> Case:
+    """Pipeline(StandardScaler, RandomForestClassifier(100)) on the breast-cancer pool, judged on its holdout:
+    a float32 scaler would put holdout values on the other side of tree thresholds (parity off by 0.01)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_pool = ref.pool.loc[:, list(ref.features)].to_numpy(dtype=np.float32)
+    model = make_pipeline(
+        StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)
+    )
+    model.fit(x_pool, ref.target.encode(ref.pool[ref.label]))
+    x, y = ref.holdout_xy()
+    return Case(model=model, x=x, y=y, target=ref.target)

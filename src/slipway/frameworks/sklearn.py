@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +36,39 @@ def _root(cls: type) -> str:
 
 def _is_classifier(model: Any) -> bool:
     return hasattr(model, "classes_")
+
+
+def parts(model: Any) -> Iterator[Any]:
+    """Pure; the model and every estimator nested in it (Pipeline steps, ColumnTransformer and FeatureUnion parts)."""
+    yield model
+    nested: list[Any] = []
+    if isinstance(getattr(model, "steps", None), list):
+        nested = [step for _, step in model.steps]
+    elif isinstance(getattr(model, "transformers_", None), list):
+        nested = [t for _, t, _ in model.transformers_]
+    elif isinstance(getattr(model, "transformer_list", None), list):
+        nested = [t for _, t in model.transformer_list]
+    for part in nested:
+        if hasattr(part, "fit"):  # not "drop"/"passthrough"
+            yield from parts(part)
+
+
+def final_estimator(model: Any) -> Any:
+    """Pure; the estimator that predicts (a Pipeline's last step, recursively)."""
+    steps = getattr(model, "steps", None)
+    return final_estimator(steps[-1][1]) if isinstance(steps, list) and steps else model
+
+
+def converter_options(model: Any, *, classification: bool) -> dict[int, dict[str, Any]]:
+    """Pure; skl2onnx options by estimator: no ZipMap on the classifier (a plain probability tensor), and every
+    StandardScaler dividing in double then casting, as scikit-learn does (in float32 a scaled value on the
+    wrong side of a tree threshold flips a branch: 0.01 probability off in a 100-tree forest)."""
+    options: dict[int, dict[str, Any]] = {
+        id(part): {"div": "div_cast"} for part in parts(model) if type(part).__name__ == "StandardScaler"
+    }
+    if classification:
+        options[id(final_estimator(model))] = {"zipmap": False}
+    return options
 
 
 @functools.cache
@@ -174,7 +208,7 @@ class SklearnAdapter(FrameworkAdapter):
         self._check_task(model, target)
         register_boosters()
         sample = np.ascontiguousarray(example[:1], dtype=np.float32)
-        options = {"zipmap": False} if target.classification else None
+        options = converter_options(model, classification=target.classification)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
