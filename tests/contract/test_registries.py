@@ -602,12 +602,16 @@ class TestMlflowRunRecords:
         assert client.search_model_versions(f"name='{NAME}'") == []
         assert client.search_registered_models() == []
 
-    def test_loading_a_model_without_the_pytorch_flavor_is_a_contract_error(
+    def test_models_load_by_their_flavor_and_an_unsupported_flavor_is_a_contract_error(
         self, mlflow_store: tuple[Any, Any], tmp_path: Path
     ) -> None:
-        # `--model-uri` may point at anything logged to MLflow; only PyTorch models honour the contract
+        # `--model-uri` may point at anything logged to MLflow: pytorch, sklearn and onnx models load
         import mlflow
         from sklearn.linear_model import LogisticRegression
+
+        class Constant(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
+            def predict(self, context: Any, model_input: Any) -> Any:
+                return np.zeros(len(model_input))
 
         registry, client = mlflow_store
         x = np.random.default_rng(0).normal(size=(20, 30))
@@ -620,11 +624,14 @@ class TestMlflowRunRecords:
                 serialization_format="pickle",
                 pip_requirements=["scikit-learn"],
             )
-        uri = f"runs:/{run.info.run_id}/model"
+            mlflow.pyfunc.log_model(name="constant", python_model=Constant(), pip_requirements=["numpy"])
+        loaded = registry.load_model(uri=f"runs:/{run.info.run_id}/model")
+        assert isinstance(loaded, LogisticRegression) and loaded.predict(x).shape == (20,)
+        uri = f"runs:/{run.info.run_id}/constant"
         with pytest.raises(ModelContractError) as exc:
             registry.load_model(uri=uri)
         assert uri in str(exc.value)
-        assert "pytorch" in str(exc.value).lower()
+        assert "python_function" in str(exc.value) and "'sklearn'" in str(exc.value)
 
 
 @pytest.mark.integration

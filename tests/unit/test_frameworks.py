@@ -191,3 +191,104 @@ def test_a_ready_graph_with_two_inputs_is_refused() -> None:
     )
     with pytest.raises(ModelContractError, match=r"a: float32\[\?, 2\], b: float32\[\?, 3\]"):
         OnnxAdapter().raw_outputs(graph, np.zeros((2, 5), dtype=np.float32), target=SPECIES)
+
+
+# -- contract graphs: collisions, idempotence, scores vs probabilities -----------------------------------
+
+
+def _served(graph: Any, x: np.ndarray) -> np.ndarray:
+    from slipway.frameworks.onnx_graph import run_graph
+
+    return run_graph(graph, x)
+
+
+def test_a_contract_graph_fed_back_comes_back_unchanged() -> None:
+    from slipway.frameworks.onnx_graph import contract_graph
+
+    x, _ = _species_xy()
+    reordered = Target(task="multiclass", label="species", classes=("emu", "cat", "dog"))  # not sorted
+    once = contract_graph(_onnx({"zipmap": False}), target=reordered, n_features=5)
+    twice = contract_graph(once, target=reordered, n_features=5)
+    assert np.array_equal(_served(once, x), _served(twice, x))  # not reordered a second time
+
+
+def test_tensors_already_named_like_the_contract_move_aside() -> None:
+    from onnx import TensorProto, helper
+
+    from slipway.frameworks.onnx_graph import contract_graph
+
+    # input "features", a hidden tensor called "input", a first output "probs" and a second called "logits"
+    x_in = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 2])
+    probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 2])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])
+    nodes = [
+        helper.make_node("Identity", ["features"], ["input"]),
+        helper.make_node("Identity", ["input"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x_in], [probs, logits]), opset_imports=[helper.make_opsetid("", 18)]
+    )
+    two = Target(task="binary", label="y", classes=(0, 1))
+    fitted = contract_graph(model, target=two, n_features=2)
+    x = np.array([[0.0, 1.0], [2.0, -1.0]], dtype=np.float32)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    assert np.allclose(_served(fitted, x), e / e.sum(axis=1, keepdims=True), atol=1e-6)
+    assert OnnxAdapter().output_kind(model, configured="logits") == "probabilities"  # a Softmax answers
+
+
+def test_a_linear_classifiers_raw_scores_are_not_taken_for_probabilities() -> None:
+    from skl2onnx import to_onnx
+
+    x, y = _species_xy()
+    svm = to_onnx(LinearSVC().fit(x, y), x[:1], target_opset={"": 18, "ai.onnx.ml": 3})
+    assert OnnxAdapter().output_kind(svm, configured="logits") == "logits"  # training.output decides
+    assert OnnxAdapter().output_kind(_onnx({"zipmap": False}), configured="logits") == "probabilities"
+
+
+def test_a_converter_naming_no_classes_still_gets_the_projects_column_order(tmp_path: Path) -> None:
+    from sklearn.neural_network import MLPClassifier
+
+    from slipway.optimize.parity import ort_outputs
+
+    x, _ = _species_xy()
+    labels = tabular_models.binary_labels(x)
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0).fit(x, labels)
+    adapter = SklearnAdapter()
+    exported = adapter.export(model, example=x, path=tmp_path / "m.onnx", opset=18, target=YES_NO)
+    assert np.allclose(ort_outputs(exported.path, x), adapter.raw_outputs(model, x, target=YES_NO), atol=1e-5)
+    assert list(YES_NO.classes) == ["yes", "no"] and list(model.classes_) == ["no", "yes"]
+
+
+def test_tensorrt_is_skipped_naming_the_framework_for_a_model_that_is_not_pytorch(tmp_path: Path) -> None:
+    from slipway.registry.base import Registration
+    from slipway.registry.fake import InMemoryRegistry
+    from slipway.release.ledger import Evidence
+    from slipway.release.stages.tensorrt import tensorrt_handoff
+    from tests.support.release import prepared
+
+    ctx = prepared(tmp_path, overrides={"optimize": {"tensorrt": {"deployment": "optimize-gpu/gpu"}}})
+    registry = InMemoryRegistry()
+    model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    version = registry.register(
+        Registration(
+            model_name="m",
+            module=model,
+            input_example=np.eye(4)[:1],
+            params={},
+            metrics={},
+            tags={},
+            release_key="k",
+        )
+    )
+    evidence = Evidence(trained=TrainedModel(module=model, framework="sklearn"), version=version)
+
+    def never(*_: Any) -> tuple[bool, str]:
+        raise AssertionError("the GPU flow must not run for a scikit-learn model")
+
+    outcome = tensorrt_handoff(ctx, evidence, registry=registry, run_gpu_flow=never)
+    assert outcome.verdict == "skipped" and "sklearn" in str(outcome.value)
+    assert (
+        registry.get_version(model_name="m", version=version.version).tags["slipway.tensorrt.status"]
+        == "skipped"
+    )

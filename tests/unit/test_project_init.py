@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,45 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
         init_project(tmp_path / "proj", data=source, label="nope")
     with pytest.raises(ConfigError, match="multiclass"):
         init_project(tmp_path / "other", data=source, label="y", task="multiclass")  # two classes only
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [(np.array(["b", "a", "c"] * 40), "multiclass"), (np.linspace(-5.0, 5.0, 120), "regression")],
+)
+def test_init_with_sklearn_writes_a_pipeline_entrypoint_whose_model_answers_in_the_projects_order(
+    tmp_path: Path, values: np.ndarray, task: str
+) -> None:
+    from slipway.evaluation.scoring import predict
+    from slipway.release.stages.training import identify
+    from slipway.training.base import TrainingRequest
+    from slipway.training.params import call_entrypoint
+
+    source = data(tmp_path, label="outcome", values=values)
+    init_project(tmp_path / "proj", data=source, label="outcome", framework="sklearn")
+    cfg = load_config(tmp_path / "proj" / "slipway.yaml")
+    assert cfg.training.framework == "sklearn"
+    ref = load_reference(cfg.data, base_dir=cfg.base_dir)
+    request = TrainingRequest(
+        frame=ref.pool,
+        features=ref.features,
+        label=ref.label,
+        params={**cfg.training.params, "categorical": ["count/day"]},  # integer codes, one-hot encoded
+        seed=0,
+        target=ref.target,
+    )
+    spec = cfg.training.entrypoint
+    sys.modules.pop("train", None)  # another test's project imported its own train.py under this name
+    try:
+        trained = call_entrypoint(load_entrypoint(spec, project_dir=cfg.base_dir), request, spec=spec)
+    finally:
+        sys.modules.pop("train", None)
+    trained = identify(trained, framework="sklearn", configured="logits", target=ref.target)
+    assert trained.framework == "sklearn"
+    assert trained.output == ("values" if task == "regression" else "probabilities")
+    x, _ = ref.holdout_xy()
+    answers = predict(trained.module, x, target=ref.target)
+    assert answers.shape == ((len(x),) if task == "regression" else (len(x), 3))
+    if task != "regression":  # string labels: columns in the project's sorted class order
+        assert ref.target.classes == ("a", "b", "c")
+        assert np.allclose(answers, trained.module.predict_proba(x))

@@ -45,5 +45,6 @@ def adapter_for_flavors(flavors: Iterable[str], *, uri: str) -> FrameworkAdapter
     own = sorted(present - {"python_function"}) or sorted(present)
     raise ModelContractError(
         f"model {uri!r} has the MLflow flavor(s) {own}; Slipway releases the flavors "
-        f"{[a.flavor for a in adapters()]} (frameworks {list(FRAMEWORKS)})"
+        f"{[a.flavor for a in adapters()]} (frameworks {list(FRAMEWORKS)}); log LightGBM/XGBoost scikit-learn "
+        "models with mlflow.sklearn, or convert a model to ONNX"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from slipway.optimize.export import INPUT_NAME, OUTPUT_NAME
 
 FLOAT, DOUBLE = 1, 11  # onnx.TensorProto.FLOAT / DOUBLE
 _TYPE_NAMES = {1: "float32", 6: "int32", 7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "float64"}
-_ORDER = "slipway_class_order"
+CONTRACT_MARK = "slipway.contract"  # metadata_props key on graphs contract_graph made
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,31 @@ def describe_io(model: Any) -> str:
     )
 
 
-def _labels(model: Any) -> list[Any] | None:
+def _classifier(model: Any) -> tuple[Any, list[Any]] | tuple[None, None]:
+    """The first ai.onnx.ml classifier node naming its classes, and the classes in its column order."""
     for node in model.graph.node:
         for attr in node.attribute:
             if attr.name == "classlabels_strings" and attr.strings:
-                return [s.decode() for s in attr.strings]
+                return node, [s.decode() for s in attr.strings]
             if attr.name == "classlabels_int64s" and attr.ints:
-                return list(attr.ints)
-    return None
+                return node, list(attr.ints)
+    return None, None
+
+
+def _answers_probabilities(model: Any, output: str) -> bool:
+    """Pure; whether the output is class probabilities: a Softmax/Normalizer in the graph, a tree ensemble
+    (averaged leaf probabilities) or a linear/SVM classifier with a post-transform; raw scores otherwise."""
+    ops = {n.op_type for n in model.graph.node}
+    producer = next((n for n in model.graph.node if output in n.output), None)
+    if producer is not None and producer.op_type == "Softmax":
+        return True
+    node, _ = _classifier(model)
+    if node is None:
+        return False
+    transform = next((a.s.decode() for a in node.attribute if a.name == "post_transform"), "NONE")
+    if node.op_type in ("LinearClassifier", "SVMClassifier") and transform == "NONE":
+        return bool(ops & {"Softmax", "Normalizer"})
+    return True
 
 
 def graph_facts(model: Any, *, n_features: int | None) -> GraphFacts:
@@ -89,47 +107,97 @@ def graph_facts(model: Any, *, n_features: int | None) -> GraphFacts:
             "ZipMap answers dictionaries: convert with options zipmap=False)"
         )
     out = outputs[0]
-    producer = next((n for n in model.graph.node if out.name in n.output), None)
-    labels = _labels(model)
     return GraphFacts(
         input_name=feeds[0].name,
         output_name=out.name,
         output_type=out.type.tensor_type.elem_type,
-        labels=labels,
-        probabilities=labels is not None or (producer is not None and producer.op_type == "Softmax"),
+        labels=_classifier(model)[1],
+        probabilities=_answers_probabilities(model, out.name),
     )
 
 
-def contract_graph(model: Any, *, target: Target, n_features: int | None) -> Any:
+def _tensor_names(graph: Any) -> set[str]:
+    names = {i.name for i in (*graph.input, *graph.output, *graph.initializer, *graph.value_info)}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    """Renames a tensor everywhere it appears, subgraphs (If/Loop/Scan bodies reading outer names) included."""
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+        for attr in node.attribute:
+            for sub in (attr.g, *attr.graphs) if attr.HasField("g") else attr.graphs:
+                _rename(sub, old, new)
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        if value.name == old:
+            value.name = new
+
+
+def is_contract_graph(model: Any) -> bool:
+    """Pure; whether `contract_graph` made this graph (its columns are already in the project's order)."""
+    return any(p.key == CONTRACT_MARK for p in model.metadata_props)
+
+
+def contract_graph(
+    model: Any, *, target: Target, n_features: int | None, labels: list[Any] | EllipsisType | None = ...
+) -> Any:
     """Pure; a copy answering under the contract: input `input`, one output `logits` (float32, columns in
-    `target.classes` order); the graph's own nodes are kept, other outputs dropped; ModelContractError if it cannot fit."""
+    `target.classes` order); the graph's own nodes are kept, other outputs dropped; ModelContractError if it
+    cannot fit. `labels`: the classes of the model's columns (default: those its classifier node names).
+    Idempotent: a graph it made comes back as it is."""
     import onnx
     from onnx import helper
 
     facts = graph_facts(model, n_features=n_features)
-    order = class_order(facts.labels, target=target, what="the ONNX model")
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    if is_contract_graph(model):
+        return out
+    order = class_order(facts.labels if labels is ... else labels, target=target, what="the ONNX model")
     graph = out.graph
-    for node in graph.node:
-        node.input[:] = [INPUT_NAME if name == facts.input_name else name for name in node.input]
-    graph.input[[i.name for i in graph.input].index(facts.input_name)].name = INPUT_NAME
-    tail, nodes = facts.output_name, []
-    if facts.output_type == DOUBLE:
-        nodes.append(helper.make_node("Cast", [tail], ["slipway_as_float"], to=FLOAT))
-        tail = "slipway_as_float"
-    if order is not None:
-        graph.initializer.append(helper.make_tensor(_ORDER, onnx.TensorProto.INT64, [len(order)], order))
-        nodes.append(helper.make_node("Gather", [tail, _ORDER], [OUTPUT_NAME], axis=1))
-    elif tail != OUTPUT_NAME:
-        nodes.append(helper.make_node("Identity", [tail], [OUTPUT_NAME]))
-    graph.node.extend(nodes)
-    chosen = next(o for o in graph.output if o.name == facts.output_name)
-    shape = [d.dim_param or (d.dim_value or None) for d in chosen.type.tensor_type.shape.dim]
+    taken = _tensor_names(graph)
+    if facts.input_name != INPUT_NAME:
+        if INPUT_NAME in taken:  # another tensor holds the contract's name: it moves aside
+            _rename(graph, INPUT_NAME, _fresh(INPUT_NAME, taken))
+        _rename(graph, facts.input_name, INPUT_NAME)
+    tail = facts.output_name
+    keep = [o for o in graph.output if o.name == tail]
+    shape = [d.dim_param or (d.dim_value or None) for d in keep[0].type.tensor_type.shape.dim]
+    if tail != OUTPUT_NAME or order is not None or facts.output_type == DOUBLE:
+        if OUTPUT_NAME in taken:
+            moved = _fresh(OUTPUT_NAME, taken)
+            _rename(graph, OUTPUT_NAME, moved)
+            tail = moved if tail == OUTPUT_NAME else tail
+        nodes = []
+        if facts.output_type == DOUBLE:
+            cast = _fresh("slipway_as_float", taken)
+            nodes.append(helper.make_node("Cast", [tail], [cast], to=FLOAT))
+            tail = cast
+        if order is not None:
+            indices = _fresh("slipway_class_order", taken)
+            graph.initializer.append(helper.make_tensor(indices, onnx.TensorProto.INT64, [len(order)], order))
+            nodes.append(helper.make_node("Gather", [tail, indices], [OUTPUT_NAME], axis=1))
+        else:
+            nodes.append(helper.make_node("Identity", [tail], [OUTPUT_NAME]))
+        graph.node.extend(nodes)
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, FLOAT, shape or None))
     if not any(o.domain in ("", "ai.onnx") for o in out.opset_import):
         out.opset_import.append(helper.make_opsetid("", 13))
+    out.metadata_props.append(onnx.StringStringEntryProto(key=CONTRACT_MARK, value="1"))
     return out
 
 

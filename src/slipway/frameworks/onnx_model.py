@@ -53,8 +53,8 @@ class OnnxAdapter(FrameworkAdapter):
             return mlflow.onnx.load_model(uri)
         except MlflowException as exc:
             raise ModelContractError(f"cannot load model {uri!r} as an ONNX model: {exc.message}") from None
-        except OSError as exc:
-            raise ModelContractError(f"cannot load model {uri!r}: {exc}") from None
+        except (OSError, ImportError) as exc:  # ImportError: the flavor's package is not installed here
+            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
 
     def log(self, model: Any, *, input_example: np.ndarray) -> Any:
         """Blocking; mlflow.onnx with explicit requirements (no input example: its input names are its own)."""

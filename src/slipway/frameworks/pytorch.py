@@ -41,8 +41,8 @@ class PyTorchAdapter(FrameworkAdapter):
             return mlflow.pytorch.load_model(uri, map_location="cpu")
         except MlflowException as exc:
             raise ModelContractError(f"cannot load model {uri!r} as a PyTorch model: {exc.message}") from None
-        except OSError as exc:
-            raise ModelContractError(f"cannot load model {uri!r}: {exc}") from None
+        except (OSError, ImportError) as exc:  # ImportError: the flavor's package is not installed here
+            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
 
     def log(self, model: Any, *, input_example: np.ndarray) -> Any:
         """Blocking; logs the model as artifact `model` of the active MLflow run; its ModelInfo; ModelContractError if unsavable."""

@@ -35,7 +35,9 @@ def _root(cls: type) -> str:
 
 
 def _is_classifier(model: Any) -> bool:
-    return hasattr(model, "classes_")
+    from sklearn.base import is_classifier
+
+    return hasattr(model, "classes_") or bool(is_classifier(model))
 
 
 def parts(model: Any) -> Iterator[Any]:
@@ -146,7 +148,8 @@ class SklearnAdapter(FrameworkAdapter):
         import mlflow
 
         requirements = mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)
-        requirements += [f"{p}=={v}" for p, v in self.versions().items() if p in _BOOSTERS]
+        used = {_root(type(part)) for part in parts(model)}
+        requirements += [f"{p}=={v}" for p, v in self.versions().items() if p in _BOOSTERS and p in used]
         try:
             return mlflow.sklearn.log_model(
                 model,
@@ -171,9 +174,11 @@ class SklearnAdapter(FrameworkAdapter):
             )
         if not target.classification and _is_classifier(model):
             raise ModelContractError(
-                f"the {self.describe(model)} model is a classifier (classes {list(model.classes_)}), "
+                f"the {self.describe(model)} model is a classifier (classes {list(getattr(model, 'classes_', []))}), "
                 "but the task is regression"
             )
+        if target.classification and not hasattr(model, "classes_"):
+            raise ModelContractError(f"the {self.describe(model)} classifier is not fitted (no classes_)")
         if target.classification and not hasattr(model, "predict_proba"):
             raise ModelContractError(
                 f"the {self.describe(model)} classifier has no predict_proba: Slipway gates and serves class "
@@ -221,7 +226,9 @@ class SklearnAdapter(FrameworkAdapter):
                 "export", f"skl2onnx cannot convert {self.describe(model)}: {type(exc).__name__}: {text}"
             ) from None
         try:
-            fitted = contract_graph(graph, target=target, n_features=example.shape[1])
+            # the columns' classes are the model's classes_, whatever the converter names in the graph
+            labels = list(model.classes_) if target.classification else None
+            fitted = contract_graph(graph, target=target, n_features=example.shape[1], labels=labels)
         except ModelContractError as exc:
             raise OptimizationError("export", f"{self.describe(model)}: {exc}") from None
         return save_graph(fitted, path=path, converter=f"skl2onnx {importlib.metadata.version('skl2onnx')}")

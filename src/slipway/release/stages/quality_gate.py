@@ -7,6 +7,7 @@ from slipway.gate.quality import decide
 from slipway.lineage.collect import lineage_tags
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry
+from slipway.release.canary_stage import version_output
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, GateEvidence, required
 from slipway.release.outcome import StageOutcome, markdown, table
@@ -28,8 +29,12 @@ def quality_gate(
     champion = registry.get_alias(model_name=ctx.model_name, alias=CHAMPION)
     champion_metrics = None
     if champion is not None:
-        champion_metrics = evaluate(
-            registry.load_model(uri=champion.uri), x=x, y=y, target=ref.target, output=output
+        champion_metrics = evaluate(  # as the champion answers (its own tag: it may be of another framework)
+            registry.load_model(uri=champion.uri),
+            x=x,
+            y=y,
+            target=ref.target,
+            output=version_output(champion, fallback=output),
         )
     decision = decide(
         challenger=metrics,

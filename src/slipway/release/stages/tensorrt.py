@@ -23,6 +23,9 @@ GpuRun = Callable[[str, dict[str, Any], float], tuple[bool, str]]
 """(deployment, parameters, timeout_s) -> (completed, what ran: "flow run <id> on <deployment> ended <state>")."""
 
 NOT_CONFIGURED = "no GPU worker configured"
+TORCH_ONLY = (
+    "TensorRT engines are built for PyTorch models only"  # + the framework: ai.onnx.ml ops have no TRT layers
+)
 
 
 def tensorrt_handoff(
@@ -31,12 +34,18 @@ def tensorrt_handoff(
     """Blocking (up to optimize.tensorrt.timeout_s); idempotent tags on the version; never raises for a failed GPU run."""
     version = required(evidence.version, what="a registered version")
     trt = ctx.config.optimize.tensorrt
-    if not trt.deployment:
-        report = skipped(NOT_CONFIGURED)
+    framework = evidence.trained.framework if evidence.trained is not None else "pytorch"
+    why = (
+        NOT_CONFIGURED
+        if not trt.deployment
+        else (f"{TORCH_ONLY}; this one is {framework}" if framework not in ("", "pytorch") else "")
+    )
+    if why or not trt.deployment:
+        report = skipped(why)
         registry.annotate(
             model_name=version.name, version=version.version, tags=report.as_tags(), documents={}
         )
-        status = f"skipped ({NOT_CONFIGURED})"
+        status = f"skipped ({why})"
         return StageOutcome(
             stage="tensorrt",
             verdict="skipped",
