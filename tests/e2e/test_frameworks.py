@@ -7,7 +7,6 @@ promoted champion that serves the data's own (string) labels; a model of another
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,9 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.e2e.test_examples import FAST
-
-SLIPWAY = str(Path(sys.executable).parent / "slipway")
+from tests.e2e.test_examples import FAST, cli, release
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,27 +73,6 @@ def dataset(path: Path) -> Path:
     return path
 
 
-def env_for(folder: Path, api: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
-    return env | {
-        "PREFECT_API_URL": api,
-        "SLIPWAY_HOME": str(folder / ".slipway"),
-        "SLIPWAY_IMAGE_BUILDER": "fake",
-    }
-
-
-def cli(folder: Path, api: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SLIPWAY, *args],
-        cwd=folder,
-        env=env_for(folder, api),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def elsewhere(folder: Path, *args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", ELSEWHERE, *args],
@@ -108,15 +84,6 @@ def elsewhere(folder: Path, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1]
-
-
-def release(folder: Path, api: str, seed: int, *extra: str) -> tuple[int, dict[str, object]]:
-    batch = f"data/incoming/batch-{seed}.csv"
-    made = cli(folder, api, "data", "batch", "--out", batch, "--seed", str(seed))
-    assert made.returncode == 0, made.stderr
-    proc = cli(folder, api, "release", "--data", batch, "--json", *extra)
-    assert proc.stdout.strip(), proc.stderr[-3000:]
-    return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def serving(folder: Path, api: str) -> tuple[str, dict[str, object]]:

@@ -10,12 +10,14 @@ An adapter maps its framework's model onto that contract: the native outputs it 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from slipway.errors import ModelContractError
 from slipway.evaluation.scoring import ClassOutput
 from slipway.evaluation.target import Target
 from slipway.names import Framework
@@ -75,3 +77,16 @@ class FrameworkAdapter(ABC):
     @abstractmethod
     def versions(self) -> dict[str, str]:
         """Blocking (imports); the versions of the packages that make and convert this framework's models."""
+
+
+def load_logged(uri: str, load: Callable[[str], Any], *, kind: str) -> Any:
+    """Blocking; `load(uri)` (an MLflow flavor's loader) with its failures as ModelContractError naming the URI
+    and `kind`; a missing framework package (ImportError) is named too."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return load(uri)
+    except MlflowException as exc:
+        raise ModelContractError(f"cannot load model {uri!r} as {kind}: {exc.message}") from None
+    except (OSError, ImportError, AttributeError) as exc:  # ImportError: the flavor's package is not here
+        raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None

@@ -12,7 +12,7 @@ import numpy as np
 from slipway.errors import ModelContractError, OptimizationError
 from slipway.evaluation.scoring import ClassOutput
 from slipway.evaluation.target import Target
-from slipway.frameworks.base import Exported, FrameworkAdapter
+from slipway.frameworks.base import Exported, FrameworkAdapter, load_logged
 from slipway.frameworks.onnx_graph import contract_graph, graph_facts, run_graph, save_graph
 from slipway.names import Framework
 from slipway.optimize.measure import Runner
@@ -37,6 +37,7 @@ class OnnxAdapter(FrameworkAdapter):
 
     def load(self, uri: str) -> Any:
         """Blocking; a local `.onnx` file, or mlflow.onnx.load_model; ModelContractError if unloadable."""
+        import mlflow
         import onnx
 
         if is_onnx_file(uri):
@@ -46,15 +47,7 @@ class OnnxAdapter(FrameworkAdapter):
                 raise ModelContractError(
                     f"cannot read ONNX file {uri!r}: {type(exc).__name__}: {exc}"
                 ) from None
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return mlflow.onnx.load_model(uri)
-        except MlflowException as exc:
-            raise ModelContractError(f"cannot load model {uri!r} as an ONNX model: {exc.message}") from None
-        except (OSError, ImportError) as exc:  # ImportError: the flavor's package is not installed here
-            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
+        return load_logged(uri, mlflow.onnx.load_model, kind="an ONNX model")
 
     def log(self, model: Any, *, input_example: np.ndarray) -> Any:
         """Blocking; mlflow.onnx with explicit requirements (no input example: its input names are its own)."""

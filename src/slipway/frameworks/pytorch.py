@@ -10,7 +10,7 @@ import numpy as np
 from slipway.errors import ModelContractError
 from slipway.evaluation.scoring import ClassOutput, eval_mode
 from slipway.evaluation.target import Target
-from slipway.frameworks.base import Exported, FrameworkAdapter
+from slipway.frameworks.base import Exported, FrameworkAdapter, load_logged
 from slipway.names import Framework
 from slipway.optimize.measure import Runner, torch_runner
 
@@ -35,14 +35,10 @@ class PyTorchAdapter(FrameworkAdapter):
     def load(self, uri: str) -> Any:
         """Blocking; the model behind an MLflow model URI of this flavor (tracking URI already set); ModelContractError if unloadable."""
         import mlflow
-        from mlflow.exceptions import MlflowException
 
-        try:
-            return mlflow.pytorch.load_model(uri, map_location="cpu")
-        except MlflowException as exc:
-            raise ModelContractError(f"cannot load model {uri!r} as a PyTorch model: {exc.message}") from None
-        except (OSError, ImportError) as exc:  # ImportError: the flavor's package is not installed here
-            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
+        return load_logged(
+            uri, lambda u: mlflow.pytorch.load_model(u, map_location="cpu"), kind="a PyTorch model"
+        )
 
     def log(self, model: Any, *, input_example: np.ndarray) -> Any:
         """Blocking; logs the model as artifact `model` of the active MLflow run; its ModelInfo; ModelContractError if unsavable."""

@@ -20,7 +20,7 @@ import numpy as np
 from slipway.errors import ModelContractError, OptimizationError
 from slipway.evaluation.scoring import ClassOutput
 from slipway.evaluation.target import Target
-from slipway.frameworks.base import Exported, FrameworkAdapter
+from slipway.frameworks.base import Exported, FrameworkAdapter, load_logged
 from slipway.frameworks.classes import class_order
 from slipway.frameworks.onnx_graph import contract_graph, save_graph
 from slipway.names import Framework
@@ -132,16 +132,8 @@ class SklearnAdapter(FrameworkAdapter):
     def load(self, uri: str) -> Any:
         """Blocking; mlflow.sklearn.load_model; ModelContractError if unloadable."""
         import mlflow
-        from mlflow.exceptions import MlflowException
 
-        try:
-            return mlflow.sklearn.load_model(uri)
-        except MlflowException as exc:
-            raise ModelContractError(
-                f"cannot load model {uri!r} as a scikit-learn model: {exc.message}"
-            ) from None
-        except (OSError, ImportError, AttributeError) as exc:
-            raise ModelContractError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
+        return load_logged(uri, mlflow.sklearn.load_model, kind="a scikit-learn model")
 
     def log(self, model: Any, *, input_example: np.ndarray) -> Any:
         """Blocking; mlflow.sklearn (cloudpickle, explicit requirements: no inference subprocess)."""
