@@ -16,6 +16,8 @@ def test_champion_digest_since_and_a_canary_in_flight() -> None:
         tags={
             "slipway.image.digest": "sha256:" + "a" * 64,
             "slipway.image.reference": "r/m@sha256:" + "a" * 64,
+            "slipway.model.framework": "sklearn",
+            "slipway.model.class": "Pipeline(StandardScaler, LogisticRegression)",
         },
         documents={},
     )
@@ -28,6 +30,7 @@ def test_champion_digest_since_and_a_canary_in_flight() -> None:
     promoted_at = reg.get_version(model_name=MODEL, version="2").tags["slipway.promoted_at"]
     assert (status.champion_version, status.previous_champion, status.champion_via) == ("2", "1", "promotion")
     assert status.image_digest == "sha256:" + "a" * 64
+    assert status.champion_model == "sklearn Pipeline(StandardScaler, LogisticRegression)"
     assert status.champion_since == promoted_at
     assert (status.deploy.stable_version, status.deploy.canary_version, status.deploy.weight) == (
         "2",

@@ -44,6 +44,9 @@ class ServingStatus(BaseModel):
 
     model_name: str
     champion_version: str | None
+    champion_model: str | None = Field(
+        default=None, description="What the champion is: its framework and class (`sklearn Pipeline(...)`)."
+    )
     image_digest: str | None = None
     image_reference: str | None = None
     image_status: str | None = Field(default=None, description="built, skipped or failed, with its reason.")
@@ -102,6 +105,7 @@ def serving_status(*, registry: VersionReader, model_name: str, deploy: DeployVi
     return ServingStatus(
         model_name=model_name,
         champion_version=champion.version,
+        champion_model=" ".join(t for t in (tags.get(Tag.FRAMEWORK), tags.get(Tag.MODEL_CLASS)) if t) or None,
         image_digest=tags.get(Tag.IMAGE_DIGEST),
         image_reference=tags.get(Tag.IMAGE_REFERENCE),
         image_status=_image_status(tags),
@@ -131,6 +135,7 @@ def render_status(status: ServingStatus) -> list[str]:
         image = status.image_digest or f"none ({status.image_status or 'no image stage recorded'})"
         lines = [
             f"champion: {status.model_name} version {status.champion_version}",
+            f"  model: {status.champion_model or NOT_RECORDED}",
             f"  image digest: {image}",
             f"  since: {status.champion_since or NOT_RECORDED}"
             + (f" (by {status.champion_via})" if status.champion_via else ""),
