@@ -9,6 +9,7 @@ project's class order); their class labels may be strings. Regressors answer `pr
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import warnings
 from collections.abc import Iterator
@@ -28,6 +29,17 @@ from slipway.optimize.measure import Runner
 
 ML_OPSET = 3  # ai.onnx.ml: TreeEnsemble*, LinearClassifier, Scaler, OneHotEncoder, Imputer
 _BOOSTERS = ("lightgbm", "xgboost")
+# package, onnxmltools converter module and function, class prefix, the regressor converter's options
+_BOOSTER_CONVERTERS: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
+    (
+        "lightgbm",
+        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
+        "convert_lightgbm",
+        "LGBM",
+        {"split": None},
+    ),
+    ("xgboost", "onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost", "XGB", None),
+)
 
 
 def _root(cls: type) -> str:
@@ -83,38 +95,23 @@ def register_boosters() -> tuple[str, ...]:
         calculate_linear_regressor_output_shapes,
     )
 
-    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    classifier = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     done = []
-    try:
-        import lightgbm
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
+    for package, module, function, prefix, regressor in _BOOSTER_CONVERTERS:
+        try:
+            lib = importlib.import_module(package)
+            convert = getattr(importlib.import_module(module), function)
+        except ImportError:
+            continue
         update_registered_converter(
-            lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
-            calculate_linear_classifier_output_shapes, convert_lightgbm, options=options,
+            getattr(lib, f"{prefix}Classifier"), f"{package}{prefix}Classifier",
+            calculate_linear_classifier_output_shapes, convert, options=classifier,
         )  # fmt: skip
         update_registered_converter(
-            lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
-            calculate_linear_regressor_output_shapes, convert_lightgbm, options={"split": None},
+            getattr(lib, f"{prefix}Regressor"), f"{package}{prefix}Regressor",
+            calculate_linear_regressor_output_shapes, convert, options=regressor,
         )  # fmt: skip
-        done.append("lightgbm")
-    except ImportError:
-        pass
-    try:
-        import xgboost
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-
-        update_registered_converter(
-            xgboost.XGBClassifier, "XGBoostXGBClassifier",
-            calculate_linear_classifier_output_shapes, convert_xgboost, options=options,
-        )  # fmt: skip
-        update_registered_converter(
-            xgboost.XGBRegressor, "XGBoostXGBRegressor",
-            calculate_linear_regressor_output_shapes, convert_xgboost,
-        )  # fmt: skip
-        done.append("xgboost")
-    except ImportError:
-        pass
+        done.append(package)
     return tuple(done)
 
 
