@@ -70,7 +70,7 @@ lint-workflows: $(NPM_STAMP) ## GitHub workflow schema (check-jsonschema) + acti
 	$(CHECK_JSONSCHEMA) --builtin-schema vendor.github-workflows $(WORKFLOW_FILES)
 	NO_COLOR=1 $(ACTIONLINT) '$(WORKFLOW_FILES)'
 
-test: lint ## lint, types, then every test tier (unit, contract, integration, e2e) in two lanes (PYTEST_LANES=1: one)
+test: lint ## lint, types, then every test tier (unit, contract, integration, e2e); PYTEST_LANES=2: two lanes at once
 	bash infra/ci/pytest-lanes.sh $(BIN)/pytest
 
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)

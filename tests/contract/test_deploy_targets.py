@@ -32,6 +32,8 @@ from tests.support.images import Podman, builder, settings
 from tests.support.onnx_models import linear_onnx
 from tests.support.podman import containers, push_images, runtime
 
+pytestmark = pytest.mark.image_tools  # buildah/podman: one test process at a time
+
 READY_S = 60.0
 LEASE_S = 2.0  # a canary lease short enough to run out within a test
 NEVER_READY_DEADLINE_S = 3.0

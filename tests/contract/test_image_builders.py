@@ -27,6 +27,8 @@ from slipway.images.stage import (
 )
 from slipway.settings import Settings
 
+pytestmark = pytest.mark.image_tools  # buildah/podman: one test process at a time
+
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 LABELS = {"io.slipway.model.name": "contract", "io.slipway.model.version": "7"}
 TINY = """\

@@ -37,6 +37,7 @@ def cli(
     )
 
 
+@pytest.mark.image_tools  # builds with buildah when this machine has it
 def test_make_demo_promotes_a_good_model_and_rolls_back_a_faulty_canary(home: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
     env["SLIPWAY_HOME"] = str(home)

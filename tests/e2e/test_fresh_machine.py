@@ -94,6 +94,7 @@ def test_an_error_release_writes_its_report_too(tmp_path: Path) -> None:
     assert (decision, stage) == ("error", "prepare")
 
 
+@pytest.mark.image_tools  # builds with buildah when this machine has it
 def test_an_installed_slipway_releases_from_a_project_folder(tmp_path: Path) -> None:
     """`pip install .` (not editable) into a new venv, then `slipway release` inside a project folder."""
     venv = tmp_path / "venv"

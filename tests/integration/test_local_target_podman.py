@@ -44,7 +44,7 @@ from tests.integration.test_local_target import (
 from tests.support.images import REPO, Podman, builder, settings
 from tests.support.podman import containers, runtime
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.image_tools]
 
 # module fixtures shared with the contract suite and the serving-image test
 __all__ = ["builder", "bundles", "podman_images", "podman_root", "settings"]

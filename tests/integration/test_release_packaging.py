@@ -12,7 +12,7 @@ from flows.release import run_release
 from slipway.images.factory import make_builder
 from slipway.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.image_tools]
 
 
 def run(data: Path, config: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from slipway.ports import free_port
 from slipway.settings import Settings
 from tests.support.images import REPO, Podman, builder, git_commit, settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.image_tools]
 __all__ = ["builder", "settings"]  # shared fixtures (tests.support.images)
 
 MODEL_NAME = "breast-cancer-mlp"  # what example_bundle writes
