@@ -116,13 +116,18 @@ def test_windows_count_what_each_arm_answered_and_a_silent_pod_makes_them_stale(
         # Then the window holds exactly what the servers answered, by arm
         assert not obs.stale, obs.source_error
         n = obs.stable.requests + obs.canary.requests
-        assert n == stats.sent == stats.statuses.get(200, 0) and n > 150, (
+        # (a transport error is a request with no HTTP answer: refused ones reached no server, a timed-out one
+        # may have; a 2-core CI machine saw 6 of 282, none counted by a server, right after the canary joined)
+        ok, lost = stats.statuses.get(200, 0), stats.transport_errors
+        assert ok == stats.sent - lost and ok <= n <= ok + lost and ok > 150, (
             n,
             stats,
             proxy.failures[:5],
             pod_requests(admin, namespace),
         )
-        assert stats.versions == {"1": obs.stable.requests, "2": obs.canary.requests}
+        assert lost <= max(3, stats.sent // 20), (stats, proxy.failures[:5])
+        for version, arm in (("1", obs.stable), ("2", obs.canary)):  # exact when nothing was lost
+            assert stats.versions.get(version, 0) <= arm.requests <= stats.versions.get(version, 0) + lost
         low, high = binom.interval(0.999, n, 0.25)
         assert low <= obs.canary.requests <= high
         assert (obs.stable.errors, obs.canary.errors, obs.canary.nonfinite, obs.canary.invalid) == (
