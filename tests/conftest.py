@@ -9,7 +9,7 @@ import pytest
 
 from slipway.config import DataConfig
 from slipway.data.reference import Reference, load_reference
-from tests.support.image_tools_lock import image_tools_lock
+from tests.support.image_tools_lock import image_tools_if_marked
 
 
 @pytest.fixture(scope="session")
@@ -65,18 +65,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _image_tools_module(request: pytest.FixtureRequest) -> Iterator[None]:
     """A module marked `image_tools` holds the cross-process image-tools lock through its module fixtures."""
-    if request.node.get_closest_marker("image_tools") is None:
-        yield
-        return
-    with image_tools_lock():
+    with image_tools_if_marked(request.node):
         yield
 
 
 @pytest.fixture(autouse=True)
 def _image_tools_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test marked `image_tools` holds it for its own run (re-entrant inside a marked module)."""
-    if request.node.get_closest_marker("image_tools") is None:
-        yield
-        return
-    with image_tools_lock():
+    with image_tools_if_marked(request.node):
         yield

@@ -19,6 +19,15 @@ from slipway.evaluation.target import Target
 ClassOutput = Literal["logits", "probabilities"]
 
 
+def class_output(said: str | None, *, fallback: ClassOutput) -> ClassOutput:
+    """Pure; `said` (an adapter's word, or a version's tag) when it is a classifier's output kind, else `fallback`."""
+    if said == "logits":
+        return "logits"
+    if said == "probabilities":
+        return "probabilities"
+    return fallback
+
+
 def eval_mode(module: Any) -> Any:
     """Switch a module to eval mode where it has one; torch.export programs (MLflow pt2) have none."""
     with contextlib.suppress(AttributeError, NotImplementedError):

@@ -28,7 +28,6 @@ from slipway.names import Framework
 from slipway.optimize.measure import Runner
 
 ML_OPSET = 3  # ai.onnx.ml: TreeEnsemble*, LinearClassifier, Scaler, OneHotEncoder, Imputer
-_BOOSTERS = ("lightgbm", "xgboost")
 # package, onnxmltools converter module and function, class prefix, the regressor converter's options
 _BOOSTER_CONVERTERS: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
     (
@@ -40,6 +39,7 @@ _BOOSTER_CONVERTERS: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...
     ),
     ("xgboost", "onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost", "XGB", None),
 )
+_BOOSTERS = tuple(package for package, *_ in _BOOSTER_CONVERTERS)
 
 
 def _root(cls: type) -> str:
@@ -174,14 +174,15 @@ class SklearnAdapter(FrameworkAdapter):
                 "probabilities (wrap it in CalibratedClassifierCV, or set probability=True)"
             )
 
+    def _columns(self, model: Any, target: Target) -> list[int] | None:
+        """The task checked; the column order that puts the model's `classes_` in the project's order."""
+        self._check_task(model, target)
+        labels = list(model.classes_) if target.classification else None
+        return class_order(labels, target=target, what=f"the {self.describe(model)} model")
+
     def raw_outputs(self, model: Any, x: np.ndarray, *, target: Target) -> np.ndarray:
         """Blocking; `predict_proba` (columns in the project's class order) or `predict`, on float32 x."""
-        self._check_task(model, target)
-        order = class_order(
-            list(model.classes_) if target.classification else None,
-            target=target,
-            what=f"the {self.describe(model)} model",
-        )
+        order = self._columns(model, target)
         data = np.ascontiguousarray(x, dtype=np.float32)
         try:
             with warnings.catch_warnings():
@@ -226,9 +227,7 @@ class SklearnAdapter(FrameworkAdapter):
         """Pure (loads lazily); bare `predict_proba`/`predict` in this process (threads as the estimator sets them)."""
 
         def load() -> Any:
-            self._check_task(model, target)
-            labels = list(model.classes_) if target.classification else None
-            order = class_order(labels, target=target, what=f"the {self.describe(model)} model")
+            order = self._columns(model, target)
             if not target.classification:
                 return model.predict
             if order is None:

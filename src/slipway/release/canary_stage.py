@@ -22,6 +22,7 @@ from slipway.config import CanaryConfig, ServingConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import DeployError
+from slipway.evaluation.scoring import class_output
 from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.packaging import serving_bundle
@@ -85,12 +86,7 @@ def version_output(
     version: VersionInfo, *, fallback: Literal["logits", "probabilities"]
 ) -> Literal["logits", "probabilities"]:
     """Pure; what a registered classifier's ONNX graph answers (its tag), else `fallback` (`training.output`)."""
-    tagged = version.tags.get(Tag.MODEL_OUTPUT)
-    if tagged == "logits":
-        return "logits"
-    if tagged == "probabilities":
-        return "probabilities"
-    return fallback
+    return class_output(version.tags.get(Tag.MODEL_OUTPUT), fallback=fallback)
 
 
 def output_spec(bundle: Path) -> OutputSpec:

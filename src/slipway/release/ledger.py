@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from slipway.evaluation.scoring import class_output
 from slipway.names import TAG_VALUE_LIMIT, Decision, Stage, Tag
 from slipway.release.outcome import StageOutcome
 from slipway.release.result import ReleaseResult, ResultPatch
@@ -215,7 +216,7 @@ class Ledger:
 def model_output(ctx: ReleaseContext, evidence: Evidence) -> Literal["logits", "probabilities"]:
     """Pure; what the challenger's ONNX graph answers: its adapter's word (training stage), else `training.output`."""
     said = evidence.trained.output if evidence.trained is not None else None
-    return said if said in ("logits", "probabilities") else ctx.config.training.output
+    return class_output(said, fallback=ctx.config.training.output)
 
 
 def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:
