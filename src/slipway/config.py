@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,7 @@ class RegistryConfig(BaseModel):
 
 CandidateName = Literal["fp32", "int8_dynamic", "int8_static_qdq", "int4_weight_only"]
 Precision = Literal["fp16", "int8"]
+PredictionSink = Literal["auto", "off", "file", "stdout"]
 
 
 def _all_candidates() -> list[CandidateName]:
@@ -241,6 +243,38 @@ class OptimizeConfig(BaseModel):
         return ["fp32", *[c for c in dict.fromkeys(value) if c != "fp32"]]
 
 
+class PredictionLogConfig(BaseModel):
+    """Sampled prediction records (inputs, outputs, model version, time, request id) that monitoring reads."""
+
+    model_config = _STRICT
+    sink: PredictionSink = Field(
+        default="auto",
+        description="auto: file for the local target's server processes, stdout in containers (podman, "
+        "Kubernetes pods: their log pipeline reads stdout); off; file (rotating JSONL at `path`, local "
+        "processes only); stdout (one JSON line per record, `event` slipway.prediction).",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="JSONL file of the file sink (relative to the config file); unset: "
+        ".slipway/predictions/<registry.model_name>.jsonl beside the config file.",
+    )
+    sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of /predict requests whose record is written."
+    )
+    max_bytes: int = Field(
+        default=10 << 20, ge=1024, description="File sink: rotate the file when it reaches this size."
+    )
+    backups: int = Field(
+        default=5, ge=0, description="File sink: rotated files kept (<path>.1 is the newest)."
+    )
+    max_record_bytes: int = Field(
+        default=64 << 10,
+        ge=256,
+        description="Largest record line; a larger request is logged without its inputs and outputs "
+        "(`truncated`, with its row count).",
+    )
+
+
 class ServingConfig(BaseModel):
     """The servability check every release passes before its image is built, and how released servers run."""
 
@@ -253,6 +287,10 @@ class ServingConfig(BaseModel):
         ge=1,
         le=64,
         description="Server processes per deployed arm (SLIPWAY_SERVE_WORKERS); /metrics sums them.",
+    )
+    prediction_log: PredictionLogConfig = Field(
+        default_factory=PredictionLogConfig,
+        description="Sampled prediction records of every deployed server, for monitoring (on by default).",
     )
 
 
@@ -572,6 +610,48 @@ class BatchesConfig(BaseModel):
     )
 
 
+class MonitorConfig(BaseModel):
+    """`slipway monitor` and the `monitor` deployment: live data and predictions vs the champion's training reference."""
+
+    model_config = _STRICT
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Chance that a window without drift raises any alarm: each column's test runs at alpha / "
+        "(columns + 1) (Bonferroni, the predictions included).",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=10,
+        description="Fewest live rows a window needs to be judged; fewer is an error (exit 2).",
+    )
+    since: str = Field(
+        default="1h",
+        pattern=r"^\d+(\.\d+)?[smhd]$",
+        description="Default window of logged predictions when neither --data nor --since is given (e.g. 30m, 1h, 2d).",
+    )
+    logs: list[str] = Field(
+        default_factory=list,
+        description="Prediction log files or globs to read (relative to the config file), e.g. what a log pipeline "
+        "collected from pods' stdout. Empty: the local server's log (serving prediction log path).",
+    )
+    reference_rows: int = Field(
+        default=5000,
+        ge=100,
+        description="Most training rows a release records as the drift reference (a seeded sample).",
+    )
+    metrics_textfile: Path | None = Field(
+        default=None,
+        description="Prometheus textfile (node_exporter textfile collector) the monitor rewrites with its gauges. "
+        "Unset: <reports>/monitor/slipway_monitor.prom.",
+    )
+    retrain_deployment: str = Field(
+        default="retrain/retrain",
+        description="Deployment the `monitor` flow runs when it finds drift or a quality breach (once per episode).",
+    )
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -585,7 +665,9 @@ class PipelineConfig(BaseModel):
     optimize: OptimizeConfig = Field(
         default_factory=OptimizeConfig, description="ONNX export and optimization."
     )
-    serving: ServingConfig = Field(default_factory=ServingConfig, description="Servability check.")
+    serving: ServingConfig = Field(
+        default_factory=ServingConfig, description="Servability check, server workers, prediction log."
+    )
     canary: CanaryConfig = Field(
         default_factory=CanaryConfig, description="Canary analysis policy and decision limits."
     )
@@ -593,6 +675,9 @@ class PipelineConfig(BaseModel):
     batches: BatchesConfig = Field(
         default_factory=BatchesConfig,
         description="Where new batches land (retraining, releases without data).",
+    )
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig, description="Drift and live-quality monitoring, and what it triggers."
     )
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."
@@ -605,6 +690,35 @@ class PipelineConfig(BaseModel):
             if problems:
                 raise ValueError("; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _prediction_log_fits_the_target(self) -> PipelineConfig:
+        if self.serving.prediction_log.sink == "file" and self._serves_in_containers():
+            raise ValueError(
+                "serving.prediction_log.sink: file is only for the local target's server processes; containers "
+                "(deploy.target kubernetes, deploy.local.runtime podman) log to stdout (sink: auto or stdout)"
+            )
+        return self
+
+    def _serves_in_containers(self) -> bool:
+        local = self.deploy.target == "local"
+        return self.deploy.target == "kubernetes" or (local and self.deploy.local.runtime == "podman")
+
+    def prediction_sink(self) -> Literal["off", "file", "stdout"]:
+        """Pure; where deployed servers write prediction records: `serving.prediction_log.sink`, auto resolved
+        to file for the local target's processes and stdout in containers (a pod's log pipeline reads stdout)."""
+        sink = self.serving.prediction_log.sink
+        if sink == "auto":
+            return "stdout" if self._serves_in_containers() else "file"
+        return sink
+
+    def prediction_log_path(self) -> Path:
+        """Pure; the absolute JSONL file of the file sink (`serving.prediction_log.path`, or the default)."""
+        path = self.serving.prediction_log.path
+        if path is None:
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.registry.model_name)
+            path = Path(".slipway") / "predictions" / f"{name}.jsonl"
+        return self.resolve(path)
 
     def resolve(self, path: Path) -> Path:
         """Pure; `path` resolved against the config's folder (absolute paths stay)."""

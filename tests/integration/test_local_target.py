@@ -22,12 +22,15 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from slipway.config import parse_config
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeploymentState, Observation
 from slipway.deploy.loadgen import LoadGenerator, LoadStats
 from slipway.deploy.local import LocalTarget
 from slipway.deploy.processes import alive
 from slipway.deploy.state import ProcessRecord
+from slipway.serving.predlog_read import read_prediction_logs
+from slipway.serving.settings import serve_env
 from tests.contract.test_deploy_targets import bundles, processes_mentioning, release
 
 pytestmark = pytest.mark.integration
@@ -190,6 +193,22 @@ def test_after_rollback_the_stable_answers(
     seen = probe(target, rows)
     assert seen.get("1", 0) >= 0.99 * sum(seen.values())
     assert not alive(canary)
+
+
+def test_a_canary_deployed_with_the_pipelines_env_logs_its_predictions_where_the_config_says(
+    target: LocalTarget, bundles: dict[str, Path], rows: np.ndarray, tmp_path: Path
+) -> None:
+    raw = {"registry": {"model_name": "tiny"}, "serving": {"prediction_log": {"sample_rate": 1.0}}}
+    cfg = parse_config(raw, source="slipway.yaml", base_dir=tmp_path)
+    start_canary(target, bundles, serve_env(cfg))
+    target.set_traffic(weight=100, shadow=0)
+    assert probe(target, rows, n=40) == {"2": 40}
+    target.rollback()  # SIGTERM: the canary writes what it has queued as it exits
+    assert cfg.prediction_log_path() == tmp_path / ".slipway" / "predictions" / "tiny.jsonl"
+    got = read_prediction_logs([cfg.prediction_log_path()], model_name="tiny", n_features=rows.shape[1])
+    assert (got.counts.read, got.counts.skipped_torn, got.counts.schema_mismatch) == (40, 0, 0)
+    assert got.model_versions == ["2"] * 40 and len(set(got.request_ids)) == 40
+    np.testing.assert_allclose(got.rows, rows[:40], rtol=1e-6)
 
 
 def test_promote_moves_every_answer_without_downtime(

@@ -95,6 +95,15 @@ def test_infra_k8s_files_are_what_the_code_renders() -> None:
         assert committed == objects, f"infra/k8s/{name} is stale: run `.venv/bin/python infra/k8s/render.py`"
 
 
+def test_the_rendered_pods_write_prediction_records_to_stdout_for_the_log_pipeline() -> None:
+    for name in ("rendered/stable.yaml", "rendered/canary.yaml"):
+        committed = list(yaml.safe_load_all((INFRA / name).read_text()))
+        (container,) = committed[0]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["SLIPWAY_SERVE_LOG_PREDICTIONS"] == "stdout", name
+        assert "SLIPWAY_SERVE_LOG_PREDICTIONS_PATH" not in env  # a pod's files are not where logs are read
+
+
 def test_pods_are_hardened_and_probed() -> None:
     dep = m.deployment(app="a", namespace="n", arm="canary", release=RELEASE, replicas=2)
     pod = dep["spec"]["template"]["spec"]

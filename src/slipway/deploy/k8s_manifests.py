@@ -344,16 +344,18 @@ def rbac(*, namespace: str, name: str = DEPLOYER) -> list[Manifest]:
 
 
 def example_manifests(*, namespace: str = "slipway", app: str = "slipway-serve") -> dict[str, list[Manifest]]:
-    """What `infra/k8s/` holds, by file: rbac.yaml and rendered/{service,stable,canary,hpa}.yaml (a 10% canary)."""
+    """What `infra/k8s/` holds, by file: rbac.yaml and rendered/{service,stable,canary,hpa}.yaml (a 10% canary);
+    both arms carry the server env a default pipeline config deploys with (prediction records on stdout)."""
+    from slipway.config import DeployConfig, PipelineConfig
+    from slipway.serving.settings import serve_env
+
+    env = serve_env(PipelineConfig(deploy=DeployConfig(target="kubernetes")))
     repo = "registry.example.com/slipway/slipway-serve"
     stable = ModelRelease(
-        model_name="slipway-classifier", model_version="1", image_ref=f"{repo}@sha256:{'1' * 64}"
+        model_name="slipway-classifier", model_version="1", image_ref=f"{repo}@sha256:{'1' * 64}", env=env
     )
     canary = ModelRelease(
-        model_name="slipway-classifier",
-        model_version="2",
-        image_ref=f"{repo}@sha256:{'2' * 64}",
-        env={"SLIPWAY_SERVE_LOG_SAMPLE_RATE": "0.2"},
+        model_name="slipway-classifier", model_version="2", image_ref=f"{repo}@sha256:{'2' * 64}", env=env
     )
     n_stable, n_canary = split_replicas(total=10, weight=10)
     return {

@@ -72,6 +72,7 @@ def registered_release(
     """How a version is served again: its bundle rebuilt from the registered shipped ONNX file, image by digest."""
     from slipway.data.reference import load_reference
     from slipway.release.canary_stage import champion_bundle
+    from slipway.serving.settings import serve_env
 
     def build(v: VersionInfo) -> ModelRelease:
         # the same folder the release's deploy stage uses for a champion, so both describe one stable
@@ -86,6 +87,7 @@ def registered_release(
             model_version=v.version,
             bundle_dir=bundle,
             image_ref=v.tags.get(Tag.IMAGE_REFERENCE),
+            env=serve_env(cfg),  # what a release deploys it with: workers, prediction log
         )
 
     return build

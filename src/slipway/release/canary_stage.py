@@ -18,7 +18,7 @@ from slipway.canary.clock import Clock
 from slipway.canary.controller import CanaryOutcome, reconcile, run_canary
 from slipway.canary.decision import Decision
 from slipway.canary.output import Baselines, OutputSpec, offline_baselines
-from slipway.config import CanaryConfig, ServingConfig
+from slipway.config import CanaryConfig
 from slipway.data.reference import Reference
 from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.errors import DeployError
@@ -28,12 +28,8 @@ from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.packaging import serving_bundle
 from slipway.serving.answers import row_scores
 from slipway.serving.bundle import read_bundle
+from slipway.serving.faults import injects_fault
 from slipway.serving.servability import expected_answers
-
-
-def serve_env(serving: ServingConfig) -> dict[str, str]:
-    """Pure; the server env every deployed arm gets from `serving` (a canary's fault goes on top)."""
-    return {"SLIPWAY_SERVE_WORKERS": str(serving.workers)} if serving.workers != 1 else {}
 
 
 class DeployOutcome(BaseModel):
@@ -128,11 +124,11 @@ def deploy_release(
     """Blocking (up to the canary deadline); canary -> promote or roll back; the first release is promoted as the stable.
 
     `traffic(target)` returns a context manager that drives load while the canary runs (local target);
-    `stable_env` is the server env of a (re)deployed champion (see `serve_env`).
+    `stable_env` is the server env of a (re)deployed champion (see `slipway.serving.settings.serve_env`).
     """
     reconciled = reconcile(target)
     champion = registry.get_alias(model_name=version.name, alias=CHAMPION)
-    if champion is None and release.env:
+    if champion is None and injects_fault(release.env):
         raise DeployError(
             "a canary fault needs a serving champion to canary against; release once without --canary-fault first"
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from slipway.serving.bundle import BundleMeta
@@ -54,6 +56,7 @@ def corrupt_output(raw: np.ndarray, kind: str, *, meta: BundleMeta | None = None
     return raw
 
 
+FAULT_ENV_PREFIX = "SLIPWAY_SERVE_FAULT_"
 FAULT_KINDS: tuple[str, ...] = ("errors", "latency", "nan", "constant", "flip", "never-ready")
 _FAULT_ENV: dict[str, dict[str, str]] = {
     "errors": {"SLIPWAY_SERVE_FAULT_ERROR_RATE": "0.5"},
@@ -63,6 +66,11 @@ _FAULT_ENV: dict[str, dict[str, str]] = {
     "flip": {"SLIPWAY_SERVE_FAULT_OUTPUT": "flip"},
     "never-ready": {"SLIPWAY_SERVE_FAULT_NEVER_READY": "true"},
 }
+
+
+def injects_fault(env: Mapping[str, str]) -> bool:
+    """Pure; whether this server env turns a fault knob (`SLIPWAY_SERVE_FAULT_*`) on."""
+    return any(name.startswith(FAULT_ENV_PREFIX) for name in env)
 
 
 def fault_env(kind: str | None) -> dict[str, str]:

@@ -23,7 +23,7 @@ import uvicorn
 
 from slipway.serving.metrics import MULTIPROC_ENV
 from slipway.serving.protocol import ConnectionLimits, SlipwayHttpProtocol
-from slipway.serving.settings import ServeSettings
+from slipway.serving.settings import ServeSettings, serve_env_vars
 
 STARTUP_FAILED = 3  # uvicorn's own exit code when the app's startup fails
 FD_RESERVE = 64  # file descriptors kept free of connections: listening socket, model, logs, refusals
@@ -161,14 +161,7 @@ def serve_asgi(app: Any, settings: ServeSettings, *, factory: bool = False) -> i
 
 def settings_env(settings: ServeSettings) -> dict[str, str]:
     """Pure; `SLIPWAY_SERVE_*` variables that rebuild `settings` in another process (unset fields omitted)."""
-    env = {}
-    for name in ServeSettings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        env[f"SLIPWAY_SERVE_{name.upper()}"] = text
-    return env
+    return serve_env_vars({name: getattr(settings, name) for name in ServeSettings.model_fields})
 
 
 def worker_app() -> Any:

@@ -21,7 +21,7 @@ from slipway.serving.bundle import BundleMeta, read_bundle
 from slipway.serving.faults import FaultInjector
 from slipway.serving.metrics import ServingMetrics
 from slipway.serving.model import ModelRuntime, answers, load_runtime
-from slipway.serving.predlog import PredictionLog
+from slipway.serving.predlog import PredictionLog, prediction_log
 from slipway.serving.settings import ServeSettings
 
 log = logging.getLogger("slipway.serving")
@@ -199,15 +199,9 @@ class ServingService:
                 runtime.run, max_batch=s.microbatch_max_batch, max_wait_s=s.microbatch_max_wait_ms / 1000.0
             )
             self.batcher.start()
-        if s.log_predictions_path is not None:
-            self.predlog = PredictionLog(
-                s.log_predictions_path,
-                sample_rate=s.log_sample_rate,
-                max_bytes=s.log_max_bytes,
-                backups=s.log_backups,
-                seed=s.fault_seed,
-            )
-            self.predlog.start()
+        self.predlog = prediction_log(s)
+        if self.predlog is not None:
+            await asyncio.to_thread(self.predlog.start)
         meta = runtime.bundle.meta
         if meta.task == "regression":
             self.metrics.score_values(meta.value_range or (0.0, 1.0))

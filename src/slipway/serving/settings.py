@@ -1,19 +1,26 @@
-"""Server settings (env prefix `SLIPWAY_SERVE_`): where the model is, limits, batching, logging, faults.
+"""Server settings (env prefix `SLIPWAY_SERVE_`): where the model is, limits, batching, logging, faults;
+and the server env a deployed arm gets from the pipeline config (`serve_env`).
 
 Fault injection is off by default and only turns on by explicit env or argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slipway.errors import ConfigError
 
+if TYPE_CHECKING:
+    from slipway.config import PipelineConfig
+
 FaultOutput = Literal["none", "nan", "constant", "flip"]
+PredictionSinkSetting = Literal["off", "file", "stdout"]
+ENV_PREFIX = "SLIPWAY_SERVE_"
 
 
 class ServeSettings(BaseSettings):
@@ -121,8 +128,14 @@ class ServeSettings(BaseSettings):
         ge=0,
         description="Micro-batching: longest wait for more rows once one request is queued.",
     )
+    log_predictions: PredictionSinkSetting | None = Field(
+        default=None,
+        description="Sampled prediction records: off, file (rotating JSONL at log_predictions_path) or stdout "
+        "(one JSON line per record, for a pod's log pipeline); unset: file when log_predictions_path is set, "
+        "else off.",
+    )
     log_predictions_path: Path | None = Field(
-        default=None, description="JSONL file for sampled prediction records; unset = off."
+        default=None, description="JSONL file of the file sink (rotated siblings .1, .2, ... beside it)."
     )
     log_sample_rate: float = Field(
         default=0.1, ge=0, le=1, description="Share of /predict requests whose inputs and outputs are logged."
@@ -131,6 +144,12 @@ class ServeSettings(BaseSettings):
         default=10 << 20, ge=1024, description="Rotate the prediction log when it reaches this size."
     )
     log_backups: int = Field(default=5, ge=0, description="Rotated prediction log files to keep.")
+    log_max_record_bytes: int = Field(
+        default=64 << 10,
+        ge=256,
+        description="Largest prediction record line; a larger request is logged without its inputs and "
+        "outputs (truncated, with its row count).",
+    )
     fault_error_rate: float = Field(
         default=0.0,
         ge=0,
@@ -159,6 +178,18 @@ class ServeSettings(BaseSettings):
         default=None, description="Fault: seed of the error-rate draws (unset: random)."
     )
 
+    @model_validator(mode="after")
+    def _file_sink_has_a_path(self) -> ServeSettings:
+        if self.log_predictions == "file" and self.log_predictions_path is None:
+            raise ValueError("log_predictions is file but log_predictions_path is unset")
+        return self
+
+    def prediction_sink(self) -> PredictionSinkSetting:
+        """Pure; where sampled prediction records go (`log_predictions`, else file when a path is set, else off)."""
+        if self.log_predictions is not None:
+            return self.log_predictions
+        return "file" if self.log_predictions_path is not None else "off"
+
     def faults_on(self) -> list[str]:
         """Pure; the active fault knobs as `name=value` strings (empty when no fault is on)."""
         active = {
@@ -177,7 +208,45 @@ def load_serve_settings(**overrides: Any) -> ServeSettings:
         return ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"SLIPWAY_SERVE_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"]
             for err in exc.errors()
         )
         raise ConfigError(f"serve settings: {problems}") from None
+
+
+def serve_env_vars(fields: Mapping[str, object]) -> dict[str, str]:
+    """Pure; `SLIPWAY_SERVE_<FIELD>` variables for these ServeSettings fields (None omitted); KeyError on an unknown one."""
+    env = {}
+    for name, value in fields.items():
+        if name not in ServeSettings.model_fields:
+            raise KeyError(f"ServeSettings has no field {name!r}")
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env
+
+
+def serve_env(config: PipelineConfig) -> dict[str, str]:
+    """Pure; the server env every deployed arm gets from the pipeline config (workers, prediction log); a
+    canary's fault goes on top. The prediction log's sink follows the target (`PipelineConfig.prediction_sink`)."""
+    fields: dict[str, object] = {}
+    if config.serving.workers != 1:
+        fields["workers"] = config.serving.workers
+    sink = config.prediction_sink()
+    if sink != "off":
+        plog = config.serving.prediction_log
+        fields |= {
+            "log_predictions": sink,
+            "log_sample_rate": plog.sample_rate,
+            "log_max_record_bytes": plog.max_record_bytes,
+        }
+        if sink == "file":
+            fields |= {
+                "log_predictions_path": config.prediction_log_path(),
+                "log_max_bytes": plog.max_bytes,
+                "log_backups": plog.backups,
+            }
+    return serve_env_vars(fields)

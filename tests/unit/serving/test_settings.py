@@ -57,10 +57,15 @@ def test_a_worker_rebuilds_the_parents_settings_from_its_environment(
     assert ServeSettings() == parent
 
 
-def test_the_pipelines_serving_workers_reach_every_deployed_arm() -> None:
-    from slipway.config import ServingConfig
-    from slipway.release.canary_stage import serve_env
+def test_the_pipelines_serving_workers_reach_every_deployed_arm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from slipway.config import parse_config
+    from slipway.serving.settings import serve_env
 
-    assert serve_env(ServingConfig()) == {}
-    env = serve_env(ServingConfig(workers=4))
-    assert ServeSettings(**{k.removeprefix("SLIPWAY_SERVE_").lower(): v for k, v in env.items()}).workers == 4
+    quiet = {"prediction_log": {"sink": "off"}}
+    assert serve_env(parse_config({"serving": quiet}, source="t", base_dir=tmp_path)) == {}
+    env = serve_env(parse_config({"serving": {**quiet, "workers": 4}}, source="t", base_dir=tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert ServeSettings().workers == 4

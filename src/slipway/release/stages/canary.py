@@ -13,7 +13,7 @@ from slipway.deploy.base import DeployTarget, ModelRelease
 from slipway.deploy.loadgen import replaying
 from slipway.names import Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
-from slipway.release.canary_stage import DeployOutcome, deploy_release, serve_env
+from slipway.release.canary_stage import DeployOutcome, deploy_release
 from slipway.release.context import ReleaseContext
 from slipway.release.evidence import CANARY_DATA, CANARY_PLOT, CANARY_REPORT
 from slipway.release.ledger import Evidence, model_output, required
@@ -22,6 +22,7 @@ from slipway.release.packaging import serving_bundle
 from slipway.release.result import ResultPatch
 from slipway.reporting.cells import shorten
 from slipway.serving.faults import fault_env
+from slipway.serving.settings import serve_env
 
 
 def canary(
@@ -71,7 +72,7 @@ def canary(
             model_version=version.version,
             bundle_dir=bundle,
             image_ref=image_ref,
-            env=serve_env(ctx.config.serving) | fault_env(ctx.canary_fault),
+            env=serve_env(ctx.config) | fault_env(ctx.canary_fault),
         ),
         ref=ref,
         clock=clock,
@@ -79,7 +80,7 @@ def canary(
         traffic=replaying(ref.holdout_xy()[0], rate_rps=ctx.config.deploy.load_rps),
         on_outcome=outcomes.append,
         model_output=ctx.config.training.output,
-        stable_env=serve_env(ctx.config.serving),
+        stable_env=serve_env(ctx.config),
         on_decision=on_decision,
     )
     if (
