@@ -84,6 +84,7 @@ def release(
     trigger = current_trigger()
     ctx = _prepare(ledger, config_path, data, model_uri, commit, canary_fault)
     if ctx is not None:
+        ctx = replace(ctx, trigger=trigger)
         _label_start(ctx.model_name, ctx.commit, trigger)
         log = get_run_logger().info
         try:

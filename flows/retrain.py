@@ -1,6 +1,7 @@
 """The scheduled retraining flow: release the newest batch(es) from `batches.location`.
 
-Orchestration only. With `release_deployment` set (as the `retrain` deployment in prefect.yaml
+Orchestration only. The release it starts carries the trigger that started this run (`schedule`, the
+monitor's `drift:<report id>`, `manual`), so the version's `slipway.trigger` says why it was trained. With `release_deployment` set (as the `retrain` deployment in prefect.yaml
 does) the release runs through the `release` deployment, so its concurrency limit (one release
 per environment, later runs queued) also covers scheduled runs; without it, in-process.
 """
@@ -13,6 +14,7 @@ from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from tasks.retrain import plan
+from tasks.run_labels import current_trigger
 
 from flows.release import run_release
 from slipway.orchestration.remote import read_summary
@@ -38,7 +40,7 @@ def retrain(
             parameters={"data": todo.data_path, "config_path": config_path},
             timeout=timeout_s,
             as_subflow=True,
-            tags=["trigger:retrain"],
+            tags=[f"trigger:{current_trigger()}"],  # its own: schedule, drift:<report id>, manual
         ),
     )  # called from sync code: returns the FlowRun, not a coroutine
     from prefect import get_client

@@ -482,6 +482,52 @@ def why_cmd(
     _emit(found.model_dump(mode="json"), render_provenance(found), as_json=as_json)
 
 
+@app.command("monitor")
+def monitor_cmd(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="A batch (CSV/Parquet) to judge instead of the logs; the champion answers it here."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Window of logged predictions, e.g. 30m, 1h, 2d (default: monitor.since)."
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="Delayed ground truth: request_id + label columns (CSV/Parquet/JSONL)."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drift of live inputs and predictions vs the champion's training reference, and live quality when labels
+    are given. Exit 0 no drift and no breach, 1 drift or breach, 2 error. Report under <reports>/monitor/."""
+    from slipway.data.reference import load_reference
+    from slipway.errors import UsageError
+    from slipway.monitoring.run import run_monitor
+
+    if data is not None and since is not None:
+        raise UsageError("--data and --since exclude each other: judge a batch or a window of the logs")
+    ctx = _ops(config)
+    target = load_reference(ctx.cfg.data, base_dir=ctx.cfg.base_dir, work_dir=ctx.settings.work_path()).target
+    result = run_monitor(
+        settings=ctx.settings,
+        cfg=ctx.cfg,
+        registry=ctx.registry(),
+        target=target,
+        data=data,
+        since=since,
+        labels=labels,
+    )
+    _emit(result.summary(), result.lines(), as_json=as_json)
+    raise typer.Exit(result.verdict.exit_code)
+
+
 @app.command("rollback")
 def rollback_cmd(
     reason: Annotated[

@@ -47,3 +47,7 @@ class ImageError(SlipwayError):
 
 class DeployError(SlipwayError):
     """A deploy target could not reach the requested state; the message names the target, object and cause."""
+
+
+class MonitorError(SlipwayError):
+    """`slipway monitor` cannot judge: no champion, no reference, unreadable logs, an empty or mismatched window (exit 2)."""

@@ -94,6 +94,19 @@ class Tag:
         "slipway.model.output"  # logits, probabilities or values: what its ONNX graph answers
     )
 
+    TRIGGER: Final = (
+        "slipway.trigger"  # what started the release: push, schedule, drift:<report id>, manual, ...
+    )
+
+    # monitoring (on the champion's version)
+    MONITOR_EPISODE: Final = (
+        "slipway.monitor.episode"  # report id that opened the drift episode; "" = none open
+    )
+    MONITOR_LAST_REPORT: Final = "slipway.monitor.last_report"  # id and status of the newest monitor report
+    MONITOR_RETRAIN_RUN: Final = (
+        "slipway.monitor.retrain_run"  # flow run id of the retrain its episode started
+    )
+
     # gates
     QUALITY_GATE: Final = "slipway.quality_gate"
     CHAMPION_COMPARED: Final = "slipway.champion_compared"

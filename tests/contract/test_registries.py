@@ -12,6 +12,7 @@ import json
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +335,20 @@ class RegistryContract(ABC):
             got = registry.fetch_artifact(model_name=NAME, version=v.version, path=art, dst=dst)
             assert got == dst / art  # the artifact path, kept under dst, not the local file's name
             assert got.read_bytes() == blob
+
+    def test_a_bytes_document_given_at_registration_is_the_file_itself(
+        self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, tmp_path: Path
+    ) -> None:
+        """Bytes documents (the drift reference, plots) are stored as files, not as JSON of their repr."""
+        blob = bytes(range(256)) * 8
+        reg = registration(model, holdout_x, key="key-bytes")
+        v = registry.register(
+            replace(reg, documents={**reg.documents, "slipway/monitor/reference.npz": blob})
+        )
+        got = registry.fetch_artifact(
+            model_name=NAME, version=v.version, path="slipway/monitor/reference.npz", dst=tmp_path / "dl"
+        )
+        assert got.read_bytes() == blob
 
     def test_fetch_unknown_artifact_or_version_raises_naming_it(
         self, registry: ModelRegistry, model: nn.Module, holdout_x: np.ndarray, tmp_path: Path

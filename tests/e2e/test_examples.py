@@ -98,5 +98,37 @@ def test_an_example_project_promotes_canaries_and_rolls_back_a_flip(
                 assert row["label"] in model["classes"] and list(row["probabilities"]) == [
                     str(c) for c in model["classes"]
                 ]
+        monitor_the_champion(folder, api, features=model["features"], task=model["task"])
     finally:
         cli(folder, api, "deploy", "stop")
+
+
+def monitor_the_champion(folder: Path, api: str, *, features: list[str], task: str) -> None:
+    """`slipway monitor` on the champion: a fresh sample of the data is no drift (exit 0), the same rows with
+    one column shifted by one standard deviation are drift naming that column (exit 1); the served traffic's
+    logs are judged (exit 0 or 1, never an error); `slipway why` names what triggered the champion."""
+    fresh = folder / "fresh.csv"
+    assert (
+        cli(folder, api, "data", "batch", "--out", str(fresh), "--seed", "11", "--rows", "1000").returncode
+        == 0
+    )
+    ok = cli(folder, api, "monitor", "--data", str(fresh), "--json")
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    summary = json.loads(ok.stdout)
+    assert summary["status"] == "ok" and summary["champion_version"] == "2"
+    assert Path(summary["files"]["html"]).is_file() and Path(summary["files"]["summary"]).is_file()
+    frame = pd.read_csv(fresh)
+    column = features[len(features) // 2]
+    frame[column] = frame[column] + frame[column].std()
+    frame.to_csv(shifted := folder / "shifted.csv", index=False)
+    drift = cli(folder, api, "monitor", "--data", str(shifted), "--json")
+    assert drift.returncode == 1, drift.stdout[-3000:] + drift.stderr[-3000:]
+    found = json.loads(drift.stdout)
+    assert column in found["drifted_columns"], found["reasons"]
+    assert set(found["drifted_columns"]) <= {column, "prediction"}, found["reasons"]
+    if task == "binary":  # the canaries' traffic was logged by every server (the local file sink)
+        logged = cli(folder, api, "monitor", "--since", "1h", "--json")
+        assert logged.returncode in (0, 1), logged.stdout[-3000:] + logged.stderr[-3000:]
+        assert json.loads(logged.stdout)["window"]["rows"] >= 100
+    why = json.loads(cli(folder, api, "why", "2", "--json").stdout)
+    assert why["sections"]["source"]["trigger"] == "local", why  # released from the CLI, no deployment

@@ -43,6 +43,15 @@ def test_first_release_registers_a_challenger_with_lineage(home, batch, config_f
     assert set(mv.tags) >= LINEAGE_KEYS
     assert mv.tags["slipway.data_sha256"] == result["lineage"]["slipway.data_sha256"]
     assert mv.tags["slipway.git_dirty"] in {"true", "false", "unknown"}
+    assert mv.tags["slipway.trigger"] == "local"  # a flow run of no deployment
+    # the drift reference `slipway monitor` reads: the batch's rows (all 300 here) and the model's labels on them
+    import numpy as np
+
+    from slipway.monitoring.reference import REFERENCE_DOC, from_bytes
+
+    local = mlflow_client.download_artifacts(mv.run_id, REFERENCE_DOC, str(home))
+    reference = from_bytes(Path(local).read_bytes(), source=REFERENCE_DOC)
+    assert reference.x.shape == (300, 30) and set(np.unique(reference.predictions)) <= {"0", "1"}
     with pytest.raises(Exception, match=r"not found|does not exist|alias"):
         mlflow_client.get_model_version_by_alias("breast-cancer-mlp", "champion")
     run_data = mlflow_client.get_run(mv.run_id).data

@@ -112,6 +112,11 @@ def test_ci_reads_the_decision_from_the_state_and_the_summary(
 def test_the_trigger_comes_from_a_tag_the_schedule_or_who_ran_it() -> None:
     assert trigger_of(tags=["trigger:push"], deployment=True, auto_scheduled=False) == "push"
     assert trigger_of(tags=["x", "trigger:retrain"], deployment=True, auto_scheduled=True) == "retrain"
+    assert trigger_of(
+        tags=["trigger:drift:m-20261205T1100Z-ab12cd"], deployment=True, auto_scheduled=False
+    ) == (
+        "drift:m-20261205T1100Z-ab12cd"  # a retrain the monitor started, and the release it runs
+    )
     assert trigger_of(tags=[], deployment=True, auto_scheduled=True) == "schedule"
     assert trigger_of(tags=[], deployment=True, auto_scheduled=False) == "manual"
     assert trigger_of(tags=["trigger:"], deployment=False, auto_scheduled=False) == "local"

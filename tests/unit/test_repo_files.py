@@ -35,6 +35,10 @@ def test_prefect_yaml_has_the_team_deployments_with_limits_and_schedule() -> Non
     assert retrain["parameters"]["release_deployment"] == "release/release"  # through the release limit
     assert [s["cron"] for s in retrain["schedules"]] == ["0 3 * * *"]
     assert deps["optimize-gpu"]["work_pool"]["name"] == "slipway-gpu-k8s"
+    monitor = deps["monitor"]  # hourly; one at a time; starts `retrain` on drift (once per episode)
+    assert [s["cron"] for s in monitor["schedules"]] == ["15 * * * *"]
+    assert monitor["parameters"]["retrain_deployment"] == "retrain/retrain"
+    assert monitor["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 
 def test_the_committed_suite_is_the_one_the_generator_makes() -> None:

@@ -18,6 +18,7 @@ FIELDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("source", "git commit", (Tag.GIT_COMMIT,)),
     ("source", "git dirty", (Tag.GIT_DIRTY,)),
     ("source", "model source", (Tag.MODEL_SOURCE,)),
+    ("source", "trigger", (Tag.TRIGGER,)),
     ("source", "training code sha256", (Tag.TRAINING_CODE_SHA256,)),
     ("data", "data sha256", (Tag.DATA_SHA256,)),
     ("data", "suite sha256", (Tag.SUITE_SHA256,)),

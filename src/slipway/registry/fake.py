@@ -166,7 +166,8 @@ class InMemoryRegistry(ModelRegistry):
         run = self.runs.get(base.run_id or "", {})
         blob = run.get("artifacts", {}).get(path)
         if blob is None and path in run.get("documents", {}):  # documents are run files too, as in MLflow
-            blob = json.dumps(run["documents"][path], indent=2, default=str).encode()
+            doc = run["documents"][path]
+            blob = doc if isinstance(doc, bytes) else json.dumps(doc, indent=2, default=str).encode()
         if blob is None:
             raise RegistryError(f"artifact {path!r} of {model_name}/{version} not found")
         out = dst / path

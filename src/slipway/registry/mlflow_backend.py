@@ -149,8 +149,7 @@ class MlflowRegistry(ModelRegistry):
             mlflow.log_params(_flat_params(reg.params))
             mlflow.log_metrics(reg.metrics)
             mlflow.set_tags({**reg.tags, **extra_tags, Tag.RELEASE_KEY: reg.release_key})
-            for fname, doc in reg.documents.items():
-                mlflow.log_dict(doc, fname)
+            self._log_documents(run.info.run_id, reg.documents)
             for art_path, local in reg.artifacts.items():
                 _log_as(art_path, Path(local))
             info = None
@@ -201,6 +200,22 @@ class MlflowRegistry(ModelRegistry):
         except MlflowException as exc:
             raise RegistryError(f"model version {model_name}/{version} not found: {exc.message}") from None
 
+    def _log_documents(self, run_id: str, documents: dict[str, Any]) -> None:
+        """Blocking; each document onto the run under its path: JSON-able as JSON, bytes as the file itself."""
+        import tempfile
+
+        for fname, doc in documents.items():
+            if isinstance(
+                doc, bytes
+            ):  # a binary file (a PNG plot, the drift reference), stored under its path
+                folder, _, name = fname.rpartition("/")
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = Path(tmp) / name
+                    local.write_bytes(doc)
+                    self._client.log_artifact(run_id, str(local), folder or None)
+            else:
+                self._client.log_dict(run_id, doc, fname)
+
     def annotate(
         self, *, model_name: str, version: str, tags: dict[str, str], documents: dict[str, Any]
     ) -> VersionInfo:
@@ -208,17 +223,7 @@ class MlflowRegistry(ModelRegistry):
         mv = self._version(model_name, version)
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
-        for fname, doc in documents.items():
-            if isinstance(doc, bytes):  # a binary file (e.g. a PNG plot), stored under its path
-                import tempfile
-
-                folder, _, name = fname.rpartition("/")
-                with tempfile.TemporaryDirectory() as tmp:
-                    local = Path(tmp) / name
-                    local.write_bytes(doc)
-                    self._client.log_artifact(mv.run_id, str(local), folder or None)
-            else:
-                self._client.log_dict(mv.run_id, doc, fname)
+        self._log_documents(mv.run_id, documents)
         return self._to_info(self._version(model_name, version))
 
     def fetch_artifact(self, *, model_name: str, version: str, path: str, dst: Path) -> Path:

@@ -41,6 +41,7 @@ class ReleaseContext:
     recovered_canary: str | None = (
         None  # a killed release's canary this one rolled back when it took the lease
     )
+    trigger: str = "local"  # what started it: push, schedule, drift:<report id>, manual, remote or local
 
     @property
     def training_config_sha256(self) -> str:

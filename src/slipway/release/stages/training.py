@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from slipway.data.batch_io import read_batch
-from slipway.evaluation.scoring import ClassOutput
+from slipway.evaluation.scoring import ClassOutput, class_output, predict
 from slipway.evaluation.target import OutputKind, Target
 from slipway.frameworks.factory import adapter_for
+from slipway.monitoring.reference import REFERENCE_DOC, DriftReference, build_reference, sample_rows, to_bytes
 from slipway.names import FrameworkChoice, Tag
 from slipway.registry.base import ModelRegistry
 from slipway.release.context import ReleaseContext
@@ -63,12 +64,29 @@ def train_or_accept(ctx: ReleaseContext, *, registry: ModelRegistry) -> StageOut
         **{f"{Tag.VERSION_PREFIX}{pkg}": v for pkg, v in adapter.versions().items()},
     }
     rows.insert(0, {"kind": "model", "name": trained.framework, "value": tags[Tag.MODEL_CLASS]})
+    reference = drift_reference(ctx, trained)
+    rows.append({"kind": "drift reference", "name": REFERENCE_DOC, "value": f"{reference.rows} rows"})
     return StageOutcome(
         stage="training",
         verdict="passed",
         value=trained,
         tags=tags,
+        documents={REFERENCE_DOC: to_bytes(reference)},
         artifacts=(table("training-summary", rows, f"Training hand-off: {how}"),),
+    )
+
+
+def drift_reference(ctx: ReleaseContext, trained: TrainedModel) -> DriftReference:
+    """Blocking (reads the batch, runs the model on a sample); the rows `slipway monitor` compares live traffic
+    with: a seeded sample of the release's batch (what the model learned from) and the model's answers on it."""
+    ref = ctx.reference()
+    frame = read_batch(Path(ctx.data_path))
+    keep = sample_rows(len(frame), max_rows=ctx.config.monitor.reference_rows, seed=ctx.config.training.seed)
+    x = ref.x(frame.iloc[keep])
+    output = class_output(trained.output, fallback=ctx.config.training.output)
+    outputs = predict(trained.module, x, target=ref.target, output=output)
+    return build_reference(
+        features=ref.features, x=x, outputs=outputs, task=ref.task, classes=ref.target.classes
     )
 
 

@@ -1,0 +1,1 @@
+"""Monitoring: live inputs and predictions against the champion's training reference, live quality, retrain triggers."""
