@@ -139,13 +139,15 @@ def test_logs_are_read_across_rotation_torn_lines_and_other_models_and_bad_windo
     (logs / "a.jsonl").rename(logs / "a.jsonl.1")  # rotated away, as RotatingFileHandler does
     _log(project, logs / "a.jsonl", x[200:], version=version)
     _log(project, logs / "b.jsonl", x[:30], version="9", model="another-model")
+    _log(project, logs / "canary.jsonl", x[:25], version="99")  # a canary's answers: not the champion's
     with (logs / "a.jsonl").open("a") as fh:
         fh.write('{"event": "slipway.prediction", "ts": 1')  # torn: a writer was cut off
     result = project.monitor(since="1h")
     assert result.window.rows == 400 and result.window.versions == {version: 400}
     assert result.verdict.exit_code in (0, 1)
-    assert any("torn" in n for n in result.window.notes) and any(
-        "other models" in n for n in result.window.notes
+    notes = " | ".join(result.window.notes)
+    assert (
+        "torn" in notes and "other models" in notes and "25 rows other versions answered (v99: 25)" in notes
     )
     empty = project.monitor(since="1h", now=time.time() + 7200)  # nothing logged in that window
     assert (empty.verdict.status, empty.verdict.exit_code) == ("error", 2)

@@ -15,7 +15,6 @@ from slipway.errors import MonitorError
 from slipway.evaluation.target import Target
 from slipway.monitoring.window import LiveWindow
 from slipway.serving.predlog_read import ReadCounts, read_prediction_logs
-from slipway.settings import Settings
 
 
 def log_paths(cfg: PipelineConfig) -> list[Path]:
@@ -71,15 +70,15 @@ def _notes(counts: ReadCounts) -> tuple[str, ...]:
 def window_from_logs(
     cfg: PipelineConfig,
     *,
-    settings: Settings,
     model_name: str,
+    version: str,
     features: tuple[str, ...],
     target: Target,
     since: float,
 ) -> LiveWindow:
-    """Blocking (reads the logs); the rows logged since `since` for `model_name`. MonitorError when there is
-    no log at all, or when logged rows do not have the champion's width (a schema that no longer matches)."""
-    del settings  # where logs are comes from the config; kept for symmetry with the batch path
+    """Blocking (reads the logs); the rows the champion (`version` of `model_name`) answered since `since`
+    (rows other versions answered, e.g. a canary's, are counted in the notes, not judged). MonitorError when
+    there is no log at all, or when logged rows do not have the champion's width (a schema that no longer matches)."""
     paths = log_paths(cfg)
     read = read_prediction_logs(paths, since=since, model_name=model_name, n_features=len(features))
     where = ", ".join(str(p) for p in paths) or "(no paths)"
@@ -94,12 +93,19 @@ def window_from_logs(
             f"{where}: {read.counts.schema_mismatch} logged record(s) have rows of width(s) {sorted(widths)}, the "
             f"champion reads {len(features)} features: the window mixes schemas; shorten --since past the change"
         )
+    mine = np.array([v == version for v in read.model_versions], dtype=bool)
+    others = Counter(v for v in read.model_versions if v != version)
+    notes = _notes(read.counts)
+    if others:
+        said = ", ".join(f"v{v}: {n}" for v, n in sorted(others.items()))
+        notes += (f"skipped {sum(others.values())} rows other versions answered ({said})",)
     classes = tuple(str(c) for c in target.classes)
+    keep = np.flatnonzero(mine)
     return LiveWindow(
-        x=read.rows.astype(np.float32),
-        outputs=output_matrix(read.outputs, task=target.task, classes=classes),
-        request_ids=row_ids(read.request_ids),
+        x=read.rows[keep].astype(np.float32),
+        outputs=output_matrix([read.outputs[i] for i in keep], task=target.task, classes=classes),
+        request_ids=row_ids([read.request_ids[i] for i in keep]),
         source=f"{read.counts.files} log file(s) at {where}",
-        notes=_notes(read.counts),
-        versions=dict(Counter(read.model_versions)),
+        notes=notes,
+        versions={version: len(keep)} if len(keep) else {},
     )

@@ -280,8 +280,8 @@ def run_monitor(
         seconds = parse_duration(since or cfg.monitor.since)
         window = window_from_logs(
             cfg,
-            settings=settings,
             model_name=model_name,
+            version=champion.version,
             features=ref.features,
             target=target,
             since=now - seconds,
