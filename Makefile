@@ -41,7 +41,7 @@ $(NPM_STAMP): package-lock.json
 
 install: $(STAMP) $(NPM_STAMP) ## create .venv and install the project with its dev tools (+ node_modules when npm exists)
 
-demo: install ## a good release promoted, then a faulty canary rolled back (ephemeral Prefect, SQLite MLflow, local target)
+demo: install ## a good release promoted, a faulty canary rolled back, then a fresh and a shifted batch monitored (ephemeral Prefect, SQLite MLflow, local target)
 	@# a machine set up by `make images-setup`: make sure its loopback registry runs (idempotent, ~2 s)
 	@test ! -f $(SLIPWAY_IMAGES_MK) || bash infra/ci/images.sh >/dev/null || echo "warning: infra/ci/images.sh failed; the image stage may fail"
 	$(BIN)/slipway data batch --out $(DEMO_DIR)/batch.csv --rows 400 --seed $(DEMO_SEED)
@@ -53,6 +53,11 @@ demo: install ## a good release promoted, then a faulty canary rolled back (ephe
 	@echo "== operations: what serves, and the release history"
 	$(BIN)/slipway status
 	$(BIN)/slipway history --limit 5
+	@echo "== monitoring: a fresh batch vs the champion's training reference (no drift), then a shifted one (drift: exit 1)"
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/live.csv --rows 1000 --seed $$(( $(DEMO_SEED) + 2 ))
+	$(BIN)/slipway monitor --data $(DEMO_DIR)/live.csv
+	$(BIN)/slipway data batch --out $(DEMO_DIR)/live-shifted.csv --rows 1000 --seed $$(( $(DEMO_SEED) + 3 )) --drift 0.5
+	$(BIN)/slipway monitor --data $(DEMO_DIR)/live-shifted.csv; test $$? -eq 1
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -76,7 +81,7 @@ test: lint ## lint, types, then every test tier (unit, contract, integration, e2
 test-fast: install ## unit and contract tests only (no flows, no subprocesses)
 	$(BIN)/pytest -m "not integration and not slow and not e2e"
 
-bench: install ## benchmarks on this machine; results in bench/results/ (optimize, image, serving, canary, ops, validation, chaos: .json + .md)
+bench: install ## benchmarks on this machine; results in bench/results/ (optimize, image, serving, canary, ops, validation, chaos, monitor, features: .json + .md)
 	$(BIN)/python bench/optimize.py --out bench/results
 	$(BIN)/python bench/image.py --out bench/results
 	$(BIN)/python bench/serving.py --out bench/results
@@ -84,6 +89,8 @@ bench: install ## benchmarks on this machine; results in bench/results/ (optimiz
 	$(BIN)/python bench/ops.py --out bench/results
 	$(BIN)/python bench/validation.py --out bench/results
 	$(BIN)/python bench/chaos.py --out bench/results
+	$(BIN)/python -m slipway.bench.monitor --out bench/results
+	$(BIN)/python -m slipway.bench.features --out bench/results
 
 # A team's setup: Prefect server + UI and MLflow server (make server), a process worker (make worker),
 # the deployments of prefect.yaml (make deploy). Point worker/deploy at another API with PREFECT_API_URL.

@@ -615,11 +615,12 @@ class MonitorConfig(BaseModel):
 
     model_config = _STRICT
     alpha: float = Field(
-        default=0.05,
+        default=0.01,
         gt=0,
         lt=1,
         description="Chance that a window without drift raises any alarm: each column's test runs at alpha / "
-        "(columns + 1) (Bonferroni, the predictions included).",
+        "(columns + 1) (Bonferroni, the predictions included). 0.01: an hourly monitor raises a false alarm "
+        "about once in four days, and still finds a 0.5-sigma shift of one column in 1,000 rows (bench/monitor).",
     )
     min_rows: int = Field(
         default=100,
@@ -652,6 +653,45 @@ class MonitorConfig(BaseModel):
     )
 
 
+class FeaturesConfig(BaseModel):
+    """Where the model's features come from: `none` (the batch's own columns) or a Feast repository's feature service."""
+
+    model_config = _STRICT
+    store: Literal["none", "feast"] = Field(
+        default="none",
+        description="none: batches carry the feature columns; feast: batches carry entity keys, event timestamps "
+        "and labels, and features come from `service` in the Feast repository `repo`.",
+    )
+    repo: Path | None = Field(
+        default=None,
+        description="Feast repository folder (holds feature_store.yaml and the definitions), relative to the config.",
+    )
+    service: str | None = Field(
+        default=None,
+        description="Feature service whose features, in its order, are the model input.",
+    )
+    online_store: str | None = Field(
+        default=None,
+        description="Online store replacing feature_store.yaml's without editing it: redis://HOST:PORT[/DB] or "
+        "sqlite:///PATH (relative to the config; sqlite:////ABS for an absolute path). "
+        "SLIPWAY_FEATURES_ONLINE_STORE overrides this.",
+    )
+    skew_atol: float = Field(
+        default=1e-6, ge=0, description="Absolute tolerance of the online-vs-historical comparison."
+    )
+    skew_rtol: float = Field(
+        default=1e-5, ge=0, description="Relative tolerance (of the historical value) of that comparison."
+    )
+
+    @model_validator(mode="after")
+    def _feast_needs_repo_and_service(self) -> FeaturesConfig:
+        if self.store == "feast":
+            unset = [name for name in ("repo", "service") if getattr(self, name) is None]
+            if unset:
+                raise ValueError(f"store feast needs {' and '.join(unset)} (features.{unset[0]})")
+        return self
+
+
 class PipelineConfig(BaseModel):
     """The whole `slipway.yaml`."""
 
@@ -678,6 +718,9 @@ class PipelineConfig(BaseModel):
     )
     monitor: MonitorConfig = Field(
         default_factory=MonitorConfig, description="Drift and live-quality monitoring, and what it triggers."
+    )
+    features: FeaturesConfig = Field(
+        default_factory=FeaturesConfig, description="Feature store: none, or a Feast feature service."
     )
     base_dir: Path = Field(
         default=Path("."), exclude=True, description="Folder of the config file (set by the loader)."

@@ -190,3 +190,10 @@ def test_the_gauges_are_prometheus_text_with_escaped_labels() -> None:
     assert 'slipway_monitor_drift{model="m\\"1",version="3"} 1' in text.splitlines()
     assert 'slipway_monitor_drifted_columns{model="m\\"1",version="3"} 2' in text.splitlines()
     assert text.endswith("\n") and "slipway_monitor_quality_breach" in text
+
+
+def test_the_bench_measures_the_shipped_alpha() -> None:
+    from slipway.bench.monitor import ALPHA
+    from slipway.config import MonitorConfig
+
+    assert MonitorConfig().alpha == ALPHA

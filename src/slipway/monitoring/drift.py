@@ -108,7 +108,7 @@ def detect_drift(
     categorical_prediction: bool,
     alpha: float,
 ) -> DriftRun:
-    """Blocking (Evidently; ~0.2 s per 1k rows); each feature and the predictions tested at alpha / m."""
+    """Blocking (Evidently: 3-5 s per window, most of it building the report's plots; bench/monitor); each feature and the predictions tested at alpha / m."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
