@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from slipway.errors import SlipwayError, UsageError
+from slipway.features.cli import features_app
 
 if TYPE_CHECKING:
     from slipway.ops.context import OpsContext
@@ -30,6 +31,7 @@ app.add_typer(data_app, name="data")
 deploy_app = typer.Typer(help="Inspect and stop the local deploy target.", no_args_is_help=True)
 app.add_typer(suite_app, name="suite")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(features_app, name="features")
 
 
 def _add_remote() -> None:

@@ -51,3 +51,7 @@ class DeployError(SlipwayError):
 
 class MonitorError(SlipwayError):
     """`slipway monitor` cannot judge: no champion, no reference, unreadable logs, an empty or mismatched window (exit 2)."""
+
+
+class FeatureStoreError(SlipwayError):
+    """The feature store cannot answer: a bad repo or service, a missing key column, nothing materialized (exit 2)."""
