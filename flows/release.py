@@ -1,6 +1,6 @@
 """The release flow: one model release as the list of its stages.
 
-prepare -> validation gate -> training hand-off -> quality gate -> ONNX export + parity + CPU candidates
+prepare -> validation gate -> feature consistency (feature-store projects) -> training hand-off -> quality gate -> ONNX export + parity + CPU candidates
 -> servability (in-process) -> registration -> TensorRT hand-off -> serving image -> servability (the
 image itself) -> canary -> promote or roll back.
 
@@ -25,6 +25,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from tasks.artifacts import publish_artifacts
 from tasks.canary import canary_deploy
+from tasks.features import feature_consistency
 from tasks.optimize import optimize, tensorrt
 from tasks.package import build_image, check_servable, smoke_test
 from tasks.prepare import prepare_release
@@ -49,6 +50,7 @@ from slipway.settings import Settings
 
 STAGES: tuple[tuple[Stage, Step], ...] = (
     ("validation", validate),
+    ("feature_consistency", feature_consistency),
     ("training", train),
     ("quality_gate", gate),
     ("optimize", optimize),

@@ -11,7 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from slipway.config import load_config
-from slipway.data.reference import load_reference
+from slipway.features.joined import project_reference
 from slipway.optimize.parity import ort_outputs
 from slipway.optimize.tensorrt import EngineReport, Precision, TensorRTReport, evaluate_precision
 from slipway.registry.factory import make_registry
@@ -61,7 +61,7 @@ def load_eager_model(config_path: str, model_name: str, version: str) -> Any:
 def load_rows(config_path: str, calibrate: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Holdout features (parity, timing) and, if `calibrate`, the first `calibration_rows` training-pool rows."""
     cfg = load_config(Path(config_path))
-    ref = load_reference(cfg.data, base_dir=cfg.base_dir)
+    ref = project_reference(cfg)
     x, _ = ref.holdout_xy()
     if not calibrate:
         return x, None

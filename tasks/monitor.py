@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from slipway.config import load_config
-from slipway.data.reference import load_reference
+from slipway.features.joined import project_reference
 from slipway.monitoring.episode import EpisodeStep
 from slipway.monitoring.evidence import advance_episode, monitor_artifacts, record_report
 from slipway.monitoring.run import MonitorResult, run_monitor
@@ -24,7 +24,7 @@ def judge_window(
     """One window judged against the champion's reference, its report recorded on the champion's run."""
     settings, cfg = Settings(), load_config(Path(config_path))
     registry = make_registry(settings, cfg)
-    target = load_reference(cfg.data, base_dir=cfg.base_dir, work_dir=settings.work_path()).target
+    target = project_reference(cfg, settings=settings).target
     result = run_monitor(
         settings=settings,
         cfg=cfg,

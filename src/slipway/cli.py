@@ -84,7 +84,7 @@ def data_batch(
     from slipway.config import load_config
     from slipway.data.batch_io import write_batch
     from slipway.data.generate import Corruption, make_batch
-    from slipway.data.reference import load_reference
+    from slipway.features.joined import entity_batch, project_reference
 
     kind = None
     if corrupt is not None:
@@ -95,9 +95,16 @@ def data_batch(
                 f"--corrupt {corrupt!r}: unknown kind; one of {[c.value for c in Corruption]}"
             ) from None
     cfg = load_config(_config_path(config))
-    frame = make_batch(
-        load_reference(cfg.data, base_dir=cfg.base_dir), rows=rows, seed=seed, drift=drift, corrupt=kind
-    )
+    ref = project_reference(cfg)
+    if cfg.features.store != "none":  # the batch names entities; the store has their features
+        if drift or kind is not None:
+            raise UsageError(
+                "--drift/--corrupt: a feature-store project's batch carries entity keys, timestamps and labels; "
+                "its features come from the store (shift or corrupt them there)"
+            )
+        frame = entity_batch(ref, rows=rows, seed=seed)
+    else:
+        frame = make_batch(ref, rows=rows, seed=seed, drift=drift, corrupt=kind)
     write_batch(frame, out)
     typer.echo(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {out}", err=True)
 
@@ -304,6 +311,7 @@ def suite_generate(
     """Derive the expectation suite from the reference data (review the diff before committing it)."""
     from slipway.config import DataConfig, load_config
     from slipway.data.reference import load_reference
+    from slipway.features.joined import project_reference
     from slipway.validation.suite import build_reference_suite, save_suite, suite_hash
 
     if task is not None and task not in ("binary", "multiclass", "regression"):
@@ -315,7 +323,7 @@ def suite_generate(
         ref, name = load_reference(cfg_data, base_dir=Path.cwd()), data.stem
     else:
         cfg = load_config(_config_path(config))
-        ref, name = load_reference(cfg.data, base_dir=cfg.base_dir), cfg.project
+        ref, name = project_reference(cfg), cfg.project
     spec = build_reference_suite(
         ref,
         name=name.replace("-", "_"),
@@ -509,14 +517,14 @@ def monitor_cmd(
 ) -> None:
     """Drift of live inputs and predictions vs the champion's training reference, and live quality when labels
     are given. Exit 0 no drift and no breach, 1 drift or breach, 2 error. Report under <reports>/monitor/."""
-    from slipway.data.reference import load_reference
     from slipway.errors import UsageError
+    from slipway.features.joined import project_reference
     from slipway.monitoring.run import run_monitor
 
     if data is not None and since is not None:
         raise UsageError("--data and --since exclude each other: judge a batch or a window of the logs")
     ctx = _ops(config)
-    target = load_reference(ctx.cfg.data, base_dir=ctx.cfg.base_dir, work_dir=ctx.settings.work_path()).target
+    target = project_reference(ctx.cfg, settings=ctx.settings).target
     result = run_monitor(
         settings=ctx.settings,
         cfg=ctx.cfg,

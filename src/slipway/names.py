@@ -14,6 +14,7 @@ from typing import Final, Literal, get_args
 Stage = Literal[
     "prepare",
     "validation",
+    "feature_consistency",
     "training",
     "quality_gate",
     "export",
@@ -106,6 +107,14 @@ class Tag:
     MONITOR_RETRAIN_RUN: Final = (
         "slipway.monitor.retrain_run"  # flow run id of the retrain its episode started
     )
+
+    # features (feature-store projects)
+    FEATURE_SERVICE: Final = "slipway.features.service"  # the Feast feature service the model reads
+    FEATURE_SERVICE_HASH: Final = (
+        "slipway.features.service_sha256"  # its definition's hash (serving checks it)
+    )
+    FEATURE_VIEWS: Final = "slipway.features.views"  # JSON: feature view -> version hash
+    FEATURE_CONSISTENCY: Final = "slipway.features.consistency"  # the feature_consistency gate's verdict
 
     # gates
     QUALITY_GATE: Final = "slipway.quality_gate"

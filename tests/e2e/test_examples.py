@@ -47,19 +47,33 @@ def project(name: str, tmp: Path) -> Path:
     return folder
 
 
-def cli(folder: Path, api: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
-    env |= {"PREFECT_API_URL": api, "SLIPWAY_HOME": str(folder / ".slipway"), "SLIPWAY_IMAGE_BUILDER": "fake"}
+def cli(
+    folder: Path, api: str, *args: str, timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "SLIPWAY_"))}
+    base |= {
+        "PREFECT_API_URL": api,
+        "SLIPWAY_HOME": str(folder / ".slipway"),
+        "SLIPWAY_IMAGE_BUILDER": "fake",
+    }
     return subprocess.run(
-        [SLIPWAY, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [SLIPWAY, *args],
+        cwd=folder,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
-def release(folder: Path, api: str, seed: int, *extra: str) -> tuple[int, dict[str, object]]:
+def release(
+    folder: Path, api: str, seed: int, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
     batch = f"data/incoming/batch-{seed}.csv"
-    made = cli(folder, api, "data", "batch", "--out", batch, "--seed", str(seed))
+    made = cli(folder, api, "data", "batch", "--out", batch, "--seed", str(seed), env=env)
     assert made.returncode == 0, made.stderr
-    proc = cli(folder, api, "release", "--data", batch, "--json", *extra)
+    proc = cli(folder, api, "release", "--data", batch, "--json", *extra, env=env)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
 

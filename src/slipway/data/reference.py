@@ -159,10 +159,18 @@ def _split(frame: pd.DataFrame, *, target: Target, fraction: float, seed: int) -
     return np.asarray(frame.index.isin(index))
 
 
-def load_reference(cfg: DataConfig, *, base_dir: Path = Path("."), work_dir: Path | None = None) -> Reference:
+def load_reference(
+    cfg: DataConfig,
+    *,
+    base_dir: Path = Path("."),
+    work_dir: Path | None = None,
+    keep: tuple[str, ...] = (),
+) -> Reference:
     """Blocking (reads the data; cached per content and config); the reference, its target and its holdout.
 
-    ConfigError naming the `data.*` key at fault (missing column, non-numeric feature, unknown dataset).
+    `keep`: columns kept beside the features and the label, first (a feature-store project's entity keys and
+    event timestamp). ConfigError naming the `data.*` key at fault (missing column, non-numeric feature,
+    unknown dataset).
     """
     key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
     stamp = ""
@@ -170,17 +178,25 @@ def load_reference(cfg: DataConfig, *, base_dir: Path = Path("."), work_dir: Pat
     if path is not None and path.exists():
         stats = [path.stat()] if path.is_file() else [p.stat() for p in sorted(path.iterdir())]
         stamp = ",".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
-    return _load(key, str(base_dir.resolve()), str(work_dir or base_dir / ".slipway" / "work"), stamp)
+    return _load(key, str(base_dir.resolve()), str(work_dir or base_dir / ".slipway" / "work"), stamp, keep)
 
 
 @lru_cache(maxsize=8)
-def _load(key: str, base_dir: str, work_dir: str, stamp: str) -> Reference:
+def _load(key: str, base_dir: str, work_dir: str, stamp: str, keep: tuple[str, ...]) -> Reference:
     cfg = DataConfig.model_validate_json(key)
     base = Path(base_dir)
     frame = read_reference(cfg.reference, label=cfg.label_column, base_dir=base, work_dir=Path(work_dir))
     features = _features(frame, cfg, source=cfg.reference)
+    absent = [c for c in keep if c not in frame.columns]
+    if absent:
+        raise ConfigError(
+            f"data.reference: {cfg.reference} lacks column(s) {absent} (entity keys, event timestamp)"
+        )
+    kept = [c for c in keep if c not in features and c != cfg.label_column]
     frame = (
-        frame.loc[:, [*features, cfg.label_column]].dropna(subset=[cfg.label_column]).reset_index(drop=True)
+        frame.loc[:, [*kept, *features, cfg.label_column]]
+        .dropna(subset=[cfg.label_column])
+        .reset_index(drop=True)
     )
     target, how = make_target(frame[cfg.label_column], task=cfg.task, positive_class=cfg.positive_class)
     if target.classification:
@@ -189,7 +205,7 @@ def _load(key: str, base_dir: str, work_dir: str, stamp: str) -> Reference:
         holdout_path = cfg.holdout if cfg.holdout.is_absolute() else (base / cfg.holdout).resolve()
         holdout = read_batch(holdout_path)
         _features(holdout, cfg.model_copy(update={"features": list(features)}), source=str(cfg.holdout))
-        holdout = holdout.loc[:, [*features, cfg.label_column]].reset_index(drop=True)
+        holdout = holdout.loc[:, [*kept, *features, cfg.label_column]].reset_index(drop=True)
         target.encode(holdout[cfg.label_column])  # a class the reference lacks is named here
         pool = frame
     else:

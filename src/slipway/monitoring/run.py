@@ -248,6 +248,15 @@ def _json(value: object) -> object:
     return str(value)
 
 
+def _with_features(cfg: PipelineConfig, data: Path, *, settings: Settings) -> Path:
+    """Blocking; a feature-store project's batch (entities) joined with its features, else `data` as it is."""
+    from slipway.features.factory import make_feature_store
+    from slipway.features.joined import joined_file
+
+    store = make_feature_store(cfg, settings=settings)
+    return data if store is None else joined_file(store, data, work_dir=settings.work_path())
+
+
 def run_monitor(
     *,
     settings: Settings,
@@ -268,6 +277,7 @@ def run_monitor(
     champion = champion_of(registry, model_name=model_name)
     ref = load_drift_reference(registry, champion)
     if data is not None:
+        data = _with_features(cfg, data, settings=settings)
         model = registry.load_model(uri=champion.uri)
         output = class_output(champion.tags.get(Tag.MODEL_OUTPUT), fallback=cfg.training.output)
         window = window_from_batch(

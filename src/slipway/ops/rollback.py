@@ -70,15 +70,13 @@ def registered_release(
     registry: ModelRegistry, *, work_dir: Path, cfg: PipelineConfig
 ) -> Callable[[VersionInfo], ModelRelease]:
     """How a version is served again: its bundle rebuilt from the registered shipped ONNX file, image by digest."""
-    from slipway.data.reference import load_reference
+    from slipway.features.joined import project_reference
     from slipway.release.canary_stage import champion_bundle
     from slipway.serving.settings import serve_env
 
     def build(v: VersionInfo) -> ModelRelease:
         # the same folder the release's deploy stage uses for a champion, so both describe one stable
-        ref = load_reference(
-            cfg.data, base_dir=cfg.base_dir
-        )  # only when a target needs a bundle (not for deploy.target none)
+        ref = project_reference(cfg)  # only when a target needs a bundle (not for deploy.target none)
         bundle = champion_bundle(
             registry, champion=v, dst=work_dir / f"champion-{v.version}", ref=ref, output=cfg.training.output
         )

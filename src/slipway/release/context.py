@@ -7,7 +7,8 @@ Values computed while the release runs (the offline shift baseline, ...) travel 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from slipway.config import PipelineConfig, load_config
@@ -42,6 +43,13 @@ class ReleaseContext:
         None  # a killed release's canary this one rolled back when it took the lease
     )
     trigger: str = "local"  # what started it: push, schedule, drift:<report id>, manual, remote or local
+    reference_file: str | None = (
+        None  # a feature-store project's reference joined with its features (else None)
+    )
+    feature_tags: dict[str, str] = field(
+        default_factory=dict
+    )  # the feature service's lineage (feature-store projects)
+    entity_columns: tuple[str, ...] = ()  # a feature-store project's join keys and event timestamp (kept)
 
     @property
     def training_config_sha256(self) -> str:
@@ -59,9 +67,13 @@ class ReleaseContext:
         return self.git.get("requested") or self.git["commit"]
 
     def reference(self) -> Reference:
-        """Blocking (first call); the reference data and its fixed holdout (cached per config)."""
+        """Blocking (first call); the reference data and its fixed holdout (cached per config); a feature-store
+        project's reference is its entity rows joined with their features (`reference_file`)."""
+        data = self.config.data
+        if self.reference_file is not None:
+            data = data.model_copy(update={"reference": self.reference_file})
         return load_reference(
-            self.config.data, base_dir=self.config.base_dir, work_dir=Settings().work_path()
+            data, base_dir=self.config.base_dir, work_dir=Settings().work_path(), keep=self.entity_columns
         )
 
     def release_key(self) -> str:
@@ -108,7 +120,12 @@ def prepare(
     config = load_config(config_path)
     model_uri = _model_uri(model_uri)
     fault_env(canary_fault)  # an unknown kind is a usage error before anything runs
-    ref = load_reference(config.data, base_dir=config.base_dir, work_dir=Settings().work_path())
+    joined = _feature_store_inputs(config)
+    data_cfg = config.data
+    if joined is not None:
+        data_cfg = data_cfg.model_copy(update={"reference": str(joined.reference)})
+    keep = joined.entity_columns if joined is not None else ()
+    ref = load_reference(data_cfg, base_dir=config.base_dir, work_dir=Settings().work_path(), keep=keep)
     problems = config.quality_gate.problems_for(ref.target.task)
     if problems:
         raise ConfigError(f"{config_path}: {'; '.join(problems)} ({ref.how})")
@@ -118,6 +135,8 @@ def prepare(
     suite = load_suite(config.suite_path())
     data_path = resolve_batch(config=config, data=data)
     read_batch(data_path)  # fail early, with the reader's message, on an unreadable batch
+    if joined is not None:  # the batch carries entities: the store's features at their timestamps replace it
+        data_path = joined.batch(data_path)
     return ReleaseContext(
         config=config,
         config_path=str(config_path.resolve()),
@@ -132,6 +151,38 @@ def prepare(
         model_uri=model_uri,
         git=check_commit(_code_git(config.base_dir), requested=commit),
         canary_fault=canary_fault,
+        reference_file=str(joined.reference) if joined is not None else None,
+        feature_tags=joined.tags if joined is not None else {},
+        entity_columns=keep,
+    )
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """A feature-store project's inputs: the joined reference, how to join a batch, the service's lineage."""
+
+    reference: Path
+    batch: Callable[[Path], Path]
+    tags: dict[str, str]
+    entity_columns: tuple[str, ...]
+
+
+def _feature_store_inputs(config: PipelineConfig) -> _Joined | None:
+    """Blocking (Feast: apply, cached; historical joins, cached per content); None without a feature store."""
+    from slipway.features.factory import make_feature_store
+    from slipway.features.joined import entity_columns, joined_file, lineage_tags
+
+    settings = Settings()
+    store = make_feature_store(config, settings=settings)
+    if store is None:
+        return None
+    work = settings.work_path()
+    reference = joined_file(store, config.resolve(Path(config.data.reference)), work_dir=work)
+    return _Joined(
+        reference=reference,
+        batch=lambda path: joined_file(store, path, work_dir=work),
+        tags=lineage_tags(store, service=config.features.service or ""),
+        entity_columns=entity_columns(store),
     )
 
 

@@ -240,6 +240,7 @@ def draft_registration(ctx: ReleaseContext, evidence: Evidence) -> Registration:
             **evidence.tags,
             Tag.CONFIG_SHA256: ctx.config_sha256,
             Tag.TRIGGER: ctx.trigger,
+            **ctx.feature_tags,
             **({Tag.RELEASE_LEASE: ctx.lease_key} if ctx.lease_key else {}),
         },
         release_key=ctx.release_key(),

@@ -145,7 +145,7 @@ def build_reference_suite(
     exps: list[ExpectationSpec] = [
         ExpectationSpec(
             type="expect_table_columns_to_match_set",
-            kwargs={"column_set": [*ref.features, ref.label], "exact_match": True},
+            kwargs={"column_set": list(frame.columns), "exact_match": True},  # + entity keys, when kept
         ),
         ExpectationSpec(type="expect_table_row_count_to_be_between", kwargs={"min_value": min_rows}),
     ]
