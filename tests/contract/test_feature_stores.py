@@ -268,3 +268,18 @@ class TestFeastRedis(FeastContract):
             assert isinstance(backend.store, FeastFeatureStore)
             assert backend.store.online_id.startswith("redis://127.0.0.1:")
             yield backend
+
+
+def test_importing_feast_leaves_no_metrics_folder_for_child_processes() -> None:
+    """Feast exports PROMETHEUS_MULTIPROC_DIR when imported; model servers a release starts would inherit it and
+    share one metrics folder (their /metrics summed). Slipway imports Feast without leaving it behind."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from slipway.features.feast_repo import import_feast; import_feast(); import feast; "
+        "print(os.environ.get('PROMETHEUS_MULTIPROC_DIR'), os.environ.get('PROMETHEUS_MULTIPROCESS_DIR'))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "None"], out.stdout + out.stderr[-2000:]

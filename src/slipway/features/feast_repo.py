@@ -35,6 +35,27 @@ if TYPE_CHECKING:
     from feast.repo_contents import RepoContents
 
 YAML_NAME = "feature_store.yaml"
+# Feast's metrics module exports a temporary multiprocess-metrics folder into os.environ when imported: every
+# child process (model servers started by a release or a test) would inherit it and share one metrics folder
+_FEAST_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
+def import_feast() -> None:
+    """Blocking (~4 s, the first time); imports Feast, leaving os.environ's multiprocess-metrics folders as they were."""
+    if "feast.feature_store" in sys.modules:
+        return
+    before = {key: os.environ.get(key) for key in _FEAST_ENV}
+    try:
+        import feast
+        import feast.feature_store  # noqa: F401
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 # Proto keys that never change a value served: bookkeeping, documentation, and pickled UDF bytes (the UDF's
 # source text, `udfString`/`bodyText`, stays in the document)
 _NOT_DEFINITION = frozenset(
@@ -90,6 +111,7 @@ def _raw_config(root: Path, *, online_store: dict[str, Any] | None) -> dict[str,
 
 def load_repo_config(root: Path, *, online_store: dict[str, Any] | None) -> RepoConfig:
     """Blocking (imports Feast); `root`'s feature_store.yaml as Feast loads it, `online_store` replacing its own."""
+    import_feast()
     from feast.repo_config import RepoConfig
 
     raw = _raw_config(root, online_store=online_store)
@@ -180,6 +202,7 @@ def _importable(root: Path) -> Iterator[None]:
     """The repository's modules importable by their names (`features`), and forgotten again afterwards, so a
     second repository (or a changed copy) with the same module names is read afresh. The working directory is
     left alone (a release runs tasks in threads): Feast's module naming is pointed at `root` instead."""
+    import_feast()
     from feast import repo_operations
 
     def module_name(path: Path) -> str:
@@ -204,6 +227,7 @@ def _importable(root: Path) -> Iterator[None]:
 
 def parse_definitions(root: Path, *, project: str) -> RepoContents:
     """Blocking (imports the repository's Python files); its Feast objects, as `feast apply` collects them."""
+    import_feast()
     from feast.project import Project
     from feast.repo_operations import parse_repo
 

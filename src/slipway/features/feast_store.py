@@ -76,6 +76,7 @@ class FeastFeatureStore(FeatureStore):
     @cached_property
     def feast(self) -> feast.FeatureStore:
         """Blocking; the underlying `feast.FeatureStore` (for writes Slipway does not wrap, e.g. tests' skew)."""
+        fr.import_feast()
         from feast import FeatureStore as Store
 
         with _feast_console_to_stderr():
@@ -150,6 +151,7 @@ class FeastFeatureStore(FeatureStore):
         if cached and not force:
             detail = f"content {content[:12]} already applied to {registry} and {self.online_id}"
             return StepResult("apply", True, time.perf_counter() - t0, detail)
+        fr.import_feast()
         from feast import repo_operations
 
         repo = fr.parse_definitions(self.repo, project=self.config.project)
@@ -261,6 +263,7 @@ class FeastFeatureStore(FeatureStore):
 
     def _horizon(self, views: list[str]) -> datetime | None:
         """The latest event time in the views' local Parquet sources; None when a source is anything else."""
+        fr.import_feast()
         from feast import FileSource
 
         latest: datetime | None = None
