@@ -31,13 +31,12 @@ def record_report(registry: ModelRegistry, result: MonitorResult) -> Recorded:
     for name, path in (("report.html", paths.html), ("drift.png", paths.plot)):
         if path.is_file():
             documents[f"{folder}/{name}"] = path.read_bytes()
-    registry.annotate(
+    version = registry.annotate(
         model_name=result.model_name,
         version=result.champion_version,
         tags={Tag.MONITOR_LAST_REPORT: f"{result.report_id} {result.verdict.status}"},
         documents=documents,
     )
-    version = registry.get_version(model_name=result.model_name, version=result.champion_version)
     links = registry.run_links(run_id=version.run_id) if version.run_id else None
     if links is None:
         return Recorded(html=None, plot=None)

@@ -326,7 +326,7 @@ def run_monitor(
         result,
         run,
         root=root,
-        textfile=textfile if textfile.is_absolute() else cfg.base_dir / textfile,
+        textfile=cfg.resolve(textfile),
         now=now,
     )
     return result
