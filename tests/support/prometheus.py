@@ -132,23 +132,13 @@ def prometheus(binary: str, config: Mapping[str, Any], *, workdir: Path) -> Iter
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False))
     url = f"http://127.0.0.1:{free_port()}"
-    log = workdir / "prometheus.log"
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config_file}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address={url.removeprefix('http://')}",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f"{url}/-/ready", timeout_s=30, proc=proc, log=log)
+    args = [
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address={url.removeprefix('http://')}",
+    ]
+    with _serving([binary, *args], ready=f"{url}/-/ready", log=workdir / "prometheus.log"):
         yield url
-    finally:
-        stop(proc, grace_s=10)
 
 
 def node_exporter_path() -> str | None:
@@ -162,22 +152,24 @@ def node_exporter(binary: str, *, textfile_dir: Path, workdir: Path) -> Iterator
     loopback port; yields its host:port; stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
-    log = workdir / "node-exporter.log"
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--collector.disable-defaults",
-            "--collector.textfile",
-            f"--collector.textfile.directory={textfile_dir}",
-            f"--web.listen-address={address}",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f"http://{address}/metrics", timeout_s=30, proc=proc, log=log)
+    args = [
+        "--collector.disable-defaults",
+        "--collector.textfile",
+        f"--collector.textfile.directory={textfile_dir}",
+        f"--web.listen-address={address}",
+    ]
+    with _serving([binary, *args], ready=f"http://{address}/metrics", log=workdir / "node-exporter.log"):
         yield address
+
+
+@contextmanager
+def _serving(command: list[str], *, ready: str, log: Path) -> Iterator[None]:
+    """Blocking until `ready` answers 200 (30 s at most); the command in its own process group, its output in
+    `log`; stopped (SIGTERM, SIGKILL after 10 s) on exit."""
+    proc = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(ready, timeout_s=30, proc=proc, log=log)
+        yield
     finally:
         stop(proc, grace_s=10)
 
