@@ -387,6 +387,14 @@ class CanaryConfig(BaseModel):
         description="Added-latency budget in ms: a latency check fails only if the canary adds more than this "
         "(live: canary tail minus stable tail; shadow: the median of canary minus stable on the same requests).",
     )
+    min_latency_exceedance: float = Field(
+        default=0.1,
+        ge=0.05,
+        lt=1,
+        description="Share of canary requests slower than the stable's p95 that a latency failure must ALSO reach "
+        "(5% by chance; 0.1 = twice that): a loaded machine that stalls one process a little more than the other "
+        "moves the p99 ratio, not a tenth of the requests.",
+    )
     min_latency_samples: int = Field(
         default=5, ge=1, description="Canary requests at a weight before the latency check can judge."
     )

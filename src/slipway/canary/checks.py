@@ -473,11 +473,14 @@ def error_rate(
 
 
 def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
-    """Pure; fails if canary latencies exceed the stable's p95 significantly often AND the tail ratio > `max_p99_ratio`
-    AND the canary's tail is more than `max_added_latency_ms` above the stable's (2 ms vs 4 ms is no failure)."""
+    """Pure; fails if canary requests land above the stable's p95 (its r-th largest, r = 5% of its requests)
+    significantly more often than 5% (the exact exceedance test: that p95 is itself a sample, not a constant) AND in
+    at least `min_latency_exceedance` of canary requests AND the tail ratio > `max_p99_ratio` AND the canary's tail
+    is more than `max_added_latency_ms` above the stable's (2 ms vs 4 ms is no failure)."""
     n_c, n_s = int(canary.size), int(stable.size)
     threshold = (
-        f"p < {policy.alpha:g} and tail ratio > {policy.max_p99_ratio:g} "
+        f"p < {policy.alpha:g} and share above stable p95 >= {policy.min_latency_exceedance:g} "
+        f"and tail ratio > {policy.max_p99_ratio:g} "
         f"and canary tail > stable tail + {policy.max_added_latency_ms:g} ms"
     )
     if n_c < policy.min_latency_samples or n_s < max(MIN_REFERENCE_SAMPLES, policy.min_latency_samples):
@@ -490,13 +493,20 @@ def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> 
             n_stable=n_s,
         )
     q = min(0.99, 1.0 - 1.0 / n_c)
-    reference, stable_tail = (float(v) for v in np.quantile(stable, [LATENCY_REFERENCE_QUANTILE, q]))
+    stable_tail = float(np.quantile(stable, q))
+    rank = max(1, math.ceil((1.0 - LATENCY_REFERENCE_QUANTILE) * n_s))
+    reference = float(np.sort(stable)[n_s - rank])
     above = int((canary > reference).sum())
-    p = 1.0 if above == 0 else stats.binom_sf(above - 1, n_c, 1.0 - LATENCY_REFERENCE_QUANTILE)
+    p = stats.exceedance_sf(above, n=n_c, reference_n=n_s, rank=rank)
     canary_tail = float(np.quantile(canary, q))
     ratio = canary_tail / stable_tail if stable_tail > 0 else math.inf
     added = canary_tail - stable_tail
-    failed = p < policy.alpha and ratio > policy.max_p99_ratio and added > policy.max_added_latency_ms
+    failed = (
+        p < policy.alpha
+        and above >= policy.min_latency_exceedance * n_c
+        and ratio > policy.max_p99_ratio
+        and added > policy.max_added_latency_ms
+    )
     return CheckResult(
         "latency",
         CheckStatus.FAILED if failed else CheckStatus.PASSED,

@@ -26,6 +26,21 @@ def binom_sf(k: float, n: float, p: float) -> float:
     return float(bdtrc(k, n, p))
 
 
+def exceedance_sf(above: int, *, n: int, reference_n: int, rank: int) -> float:
+    """Pure; P(X >= above): X = how many of n draws land above the `rank`-th largest of `reference_n` reference
+    values when both come from one continuous distribution (the exact exceedance test; ties only lower X)."""
+    if above <= 0:
+        return 1.0
+    x = np.arange(above, n + 1, dtype=float)
+
+    def lcomb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.asarray(gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1))
+
+    terms = lcomb(x + rank - 1, x) + lcomb(reference_n - rank + n - x, n - x)
+    total = lcomb(np.asarray(float(reference_n + n)), np.asarray(float(n)))
+    return float(min(1.0, np.exp(terms - total).sum()))
+
+
 def kolmogorov_sf(x: float) -> float:
     """Pure; the limiting Kolmogorov distribution's survival function at x."""
     from scipy.special import kolmogorov

@@ -172,3 +172,32 @@ def test_every_result_serializes_without_nan() -> None:
     )
     doc = result.to_dict()
     assert doc["statistic"] is None and doc["p_value"] is None and doc["status"] == "passed"
+
+
+def test_latency_tolerates_a_canary_process_that_meets_a_few_more_stalls() -> None:
+    """The CI case: a loaded node stalls the healthy canary's process on 3% more requests than the stable's; its p99
+    is 1.5x+ the stable's and significantly more requests pass the stable's p95, but not a tenth of them."""
+    rng = np.random.default_rng(3)
+    stable = 15 * np.exp(rng.normal(0, 0.35, 2900))
+    own = np.exp(rng.normal(0, 0.35, 2900))
+    canary = 15 * np.where(rng.random(2900) < 0.03, own * 4, own)
+    result = ck.latency(canary, stable, policy=POLICY)
+    assert result.p_value is not None and result.p_value < POLICY.alpha
+    assert result.statistic is not None and result.statistic > POLICY.max_p99_ratio
+    assert result.effect is not None and result.effect < POLICY.min_latency_exceedance
+    assert result.status is CheckStatus.PASSED
+    every_request = ck.latency(stable[:2000] * 2, stable, policy=POLICY)  # a real slowdown passes the floor
+    assert every_request.failed
+
+
+def test_latency_p_value_holds_its_size_against_a_small_stable_sample() -> None:
+    """Same distribution on both arms, 30 stable requests: the stable's p95 is a noisy estimate, and the exact
+    exceedance test accounts for it (a binomial test against it as a constant rejects far more often)."""
+    rng = np.random.default_rng(4)
+    p_values = []
+    for _ in range(2000):
+        stable, canary = rng.lognormal(3, 0.3, 30), rng.lognormal(3, 0.3, 60)
+        p = ck.latency(canary, stable, policy=POLICY).p_value
+        assert p is not None
+        p_values.append(p)
+    assert np.mean(np.asarray(p_values) < 0.05) <= 0.06
