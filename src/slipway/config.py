@@ -407,6 +407,14 @@ class CanaryConfig(BaseModel):
         le=1,
         description="Canary schema-invalid output rate (outside [0, 1]) allowed above the stable's.",
     )
+    max_missing_entity_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Feature-store models: canary missing-entity rate (entities looked up by key that the online "
+        "store lacked) allowed above the stable's; a canary significantly above (exact test at alpha, stratified "
+        "by window) by more than this fails.",
+    )
     collapse_std_ratio: float = Field(
         default=0.1,
         ge=0,
@@ -748,6 +756,16 @@ class PipelineConfig(BaseModel):
             raise ValueError(
                 "serving.prediction_log.sink: file is only for the local target's server processes; containers "
                 "(deploy.target kubernetes, deploy.local.runtime podman) log to stdout (sink: auto or stdout)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _feature_store_serves_from_processes(self) -> PipelineConfig:
+        if self.features.store != "none" and self._serves_in_containers():
+            raise ValueError(
+                "features.store: feast models are served by local processes only (deploy.target local with "
+                "deploy.local.runtime process, or none): the serving image has no Feast and no feature repository, "
+                "so its server would never be Ready"
             )
         return self
 

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from slipway.data.reference import Reference
-from slipway.deploy.router import UPSTREAM_KEEPALIVE_S, Router, score_rows
+from slipway.deploy.router import (
+    UPSTREAM_KEEPALIVE_S,
+    Entry,
+    Outcome,
+    Router,
+    aggregate,
+    entity_count,
+    score_rows,
+)
 from slipway.deploy.state import DeploymentFile, ProcessRecord, ReleaseRecord, write_state
 from slipway.serving.bundle import write_bundle
 from slipway.serving.settings import ServeSettings
@@ -202,12 +210,38 @@ Rows = tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]
         ),  # mixed
         ({"predictions": [{"value": 1.0}, 2.0]}, ((), (), 0, 1)),  # objects and bare values mixed
         ({"probabilities": []}, ((), (), 0, 1)),
+        (
+            {
+                "predictions": [
+                    {"error": "entity not found", "status": 404, "key": {"patient_id": 9}},
+                    {"label": 1, "probabilities": {"0": 0.25, "1": 0.75}},
+                ]
+            },
+            ((0.75,), (1,), 0, 0),
+        ),  # by entity: a missing entity's row is no answer (counted apart), not an invalid one
+        (
+            {"predictions": [{"error": "entity not found", "status": 404, "key": {"patient_id": 9}}]},
+            ((), (), 0, 0),
+        ),
         ({"detail": "no"}, ((), (), 0, 1)),
         (None, ((), (), 0, 1)),
     ],
 )
 def test_score_rows(doc: Any, expected: Rows) -> None:
     assert score_rows(doc) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"entities": [{"patient_id": 1}, {"patient_id": 2}]}', 2),
+        (b'{"instances": [[1.0, 2.0]]}', 0),
+        (b'{"instances": [{"entities": 1.0}]}', 0),  # a feature named so: not a request by entity
+        (b'{"entities": ', 0),
+    ],
+)
+def test_entity_count_reads_requests_by_entity_only(body: bytes, expected: int) -> None:
+    assert entity_count(body) == expected
 
 
 def test_a_shedding_upstream_is_passed_through_and_counted_as_shed(
@@ -275,3 +309,16 @@ def test_model_metadata_without_a_reachable_stable(state: Path, tmp_path: Path) 
 async def get(router: Router, path: str = "/model") -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=router), base_url="http://r") as client:
         return await client.get(path)
+
+
+def test_aggregate_counts_entities_and_missing_entities_per_arm() -> None:
+    def entry(arm: str, status: int, entities: int, missing: int) -> Entry:
+        out = Outcome(status, 1.0, entities=entities, missing=missing)
+        return Entry(seq=0, generation=0, arm=arm, shadow=False, outcome=out)
+
+    arms = aggregate([entry("canary", 200, 3, 1), entry("canary", 404, 2, 2), entry("stable", 200, 4, 0)])[
+        "arms"
+    ]
+    assert (arms["canary"]["entities"], arms["canary"]["missing_entities"]) == (5, 3)
+    assert (arms["stable"]["entities"], arms["stable"]["missing_entities"]) == (4, 0)
+    assert arms["canary"]["errors"] == 0  # a 404 by entity is the client's miss, not a server error

@@ -79,6 +79,19 @@ def test_difference_is_what_happened_between_scrapes() -> None:
     assert sum(n for _, n in delta.latency) == 1
 
 
+def test_entity_lookups_and_missing_entities_difference_into_the_arms_window() -> None:
+    metrics = served(ok=2)
+    metrics.entities(version="2", looked_up=3, missing=1, seconds=0.001)
+    before = counters(metrics)
+    assert (before.entities, before.missing) == (3, 1)
+    metrics.entities(version="2", looked_up=5, missing=2, seconds=0.001)
+    metrics.entities(version="2", looked_up=1, missing=0, seconds=0.001)
+    delta = difference(counters(metrics), before)
+    assert (delta.entities, delta.missing) == (6, 2)
+    window = arm_window([delta, delta])
+    assert (window.entities, window.missing_entities) == (12, 4)
+
+
 def test_a_restarted_server_counts_in_full() -> None:
     old = counters(served(ok=50))
     new = counters(served(ok=4))  # a new process: counters went down, `_created` moved

@@ -4,12 +4,18 @@ caches save.
 On a copy of examples/breast-cancer-feast (569 patients, 30 features in two views):
 1. Online lookup latency, in process, for batches of 1 and 32 random patients, on the repository's SQLite
    online store and on Redis (Debian's `redis-server` on a loopback port; skipped with the reason when absent):
-   Feast's own `get_online_features` through the service (`feast`), and Slipway's `FeatureStore.online`
-   (`slipway`: the same call plus float32 rows in features() order and the missing-key report). p50/p99/mean.
-   Target: p50 <= 2 ms for one entity.
+   Feast's own `get_online_features` through the service (`feast`), Slipway's `FeatureStore.online`
+   (`slipway`: the same call plus float32 rows in features() order and the missing-key report), and the
+   server's direct read of the same stored rows (`direct`: `slipway.features.direct`, the same answer without
+   Feast's request path). p50/p99/mean. Target: p50 <= 2 ms for one entity.
 2. Cold vs cached: `import feast`, apply and materialize in this process (cold, then the cached no-op), and
    `slipway features apply` as a fresh process before and after the cache holds it (what CI pays).
-`/predict` by entity key is not wired yet: `predict_by_entity` is null with a note.
+3. `/predict` by entity vs by vector (`predict_by_entity`), per online store: ONE `python -m slipway.serving`
+   process serving the shipped example MLP (exported as a release does) bundled with the feature service, driven
+   by the serving bench's closed-loop generator (`slipway.bench.loadgen`, same concurrency, warm-up and window as
+   `slipway.bench.serving`) with batch-1 requests: `{"instances": [the patient's latest features]}`, then
+   `{"entities": [{"patient_id": p}]}` for the same random patients. Ratio = by-entity rps / by-vector rps;
+   target >= 0.5.
 Writes OUT/features.json and OUT/features.md.
 """
 
@@ -47,6 +53,8 @@ QUICK_CALLS: Final = 100
 WARMUP: Final = 50
 END: Final = datetime(2025, 6, 1, tzinfo=UTC)
 TARGET_P50_MS: Final = 2.0
+TARGET_BY_ENTITY_RATIO: Final = 0.5
+REQUEST_BODIES: Final = 2_000  # distinct batch-1 requests each mode cycles through
 
 
 def copy_project(dest: Path) -> Path:
@@ -121,11 +129,16 @@ def lookups(store: FeastFeatureStore, *, calls: int) -> dict[str, Any]:
     def feast_call(rows: list[dict[str, Any]]) -> object:
         return store.feast.get_online_features(features=service, entity_rows=rows)
 
+    from slipway.features.direct import direct_online
+
+    direct, how = direct_online(store)
+    assert direct is not None, how
     result: dict[str, Any] = {}
     for batch in BATCHES:
         result[str(batch)] = {
             "feast": percentiles(time_calls(feast_call, batch=batch, calls=calls, seed=batch)),
             "slipway": percentiles(time_calls(store.online, batch=batch, calls=calls, seed=batch)),
+            "direct": percentiles(time_calls(direct, batch=batch, calls=calls, seed=batch)),
         }
     return result
 
@@ -203,6 +216,88 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def feature_bundle(dst: Path, store: FeastFeatureStore) -> Path:
+    """Blocking (seconds; imports torch); the shipped example MLP, exported and bundled as the serving bench does,
+    its inputs renamed to the service's features (the same 30 measurements in the same order) and the service
+    recorded (repo, hash, keys)."""
+    from slipway.bench.serving import build_bundle
+    from slipway.serving.bundle import FeatureServiceMeta, read_bundle, write_bundle
+
+    plain, _ = build_bundle(dst / "plain", config_path=REPO / "slipway.yaml")
+    meta = read_bundle(plain).meta
+    features = list(store.features())
+    assert len(features) == len(meta.features), (features, meta.features)
+    service = FeatureServiceMeta(
+        name=SERVICE,
+        service_hash=store.service_hash(),
+        entity_keys=list(store.entity_keys()),
+        features=features,
+        repo=str(store.repo),
+    )
+    return write_bundle(
+        dst / "bundle",
+        onnx_path=plain / "model.onnx",
+        model_name=meta.model_name,
+        model_version="bench",
+        features=features,
+        classes=meta.classes,
+        feature_service=service,
+    )
+
+
+def request_bodies(store: FeastFeatureStore, *, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
+    """Blocking (one online read); batch-1 bodies for the same random patients: by vector (their online features)
+    and by entity."""
+    rng = np.random.default_rng(seed)
+    patients = [int(p) for p in rng.integers(0, PATIENTS, size=REQUEST_BODIES)]
+    rows = store.online([{"patient_id": p} for p in range(PATIENTS)])
+    assert bool(rows.found.all()), rows.missing[:3]
+    by_vector = [json.dumps({"instances": [rows.values[p].tolist()]}).encode() for p in patients]
+    by_entity = [json.dumps({"entities": [{"patient_id": p}]}).encode() for p in patients]
+    return by_vector, by_entity
+
+
+def predict_by_entity(
+    bundle: Path, store: FeastFeatureStore, *, online_url: str | None, quick: bool
+) -> dict[str, Any]:
+    """Blocking (~30 s; quick ~5 s); one server, loaded by vector then by entity (same load protocol as the
+    serving bench); both runs' numbers and the ratio of their rps."""
+    import httpx
+
+    from slipway.bench.serving import closed_loop, protocol, started_server
+
+    proto = protocol(quick=quick)
+    by_vector, by_entity = request_bodies(store)
+    env = {"SLIPWAY_FEATURES_ONLINE_STORE": online_url} if online_url else {}
+    cmd = [sys.executable, "-m", "slipway.serving", "--model", str(bundle), "--host", "127.0.0.1"]
+    with started_server(cmd, ready_path="/readyz", env=env) as (proc, port):
+        service = httpx.get(f"http://127.0.0.1:{port}/model").json()["feature_service"]["name"]
+        vector = closed_loop(proc, port, bodies=by_vector, proto=proto)
+        entity = closed_loop(proc, port, bodies=by_entity, proto=proto)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    ratio = round(entity["rps"] / vector["rps"], 3) if vector["rps"] else None
+    return {
+        "service": service,
+        "by_vector": vector,
+        "by_entity": entity,
+        "ratio": ratio,
+        "missing_entities": _sample(metrics, "slipway_missing_entities_total"),
+        "entity_lookups": _sample(metrics, "slipway_entity_lookups_total"),
+        "protocol": {
+            "concurrency": proto.concurrency,
+            "warmup_s": proto.warmup_s,
+            "duration_s": proto.duration_s,
+        },
+    }
+
+
+def _sample(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def run(out_dir: Path, *, quick: bool = False) -> dict[str, Any]:
     """Blocking (about a minute; quick: ~20 s); writes features.json and features.md, returns the JSON."""
     started = time.perf_counter()
@@ -217,9 +312,14 @@ def run(out_dir: Path, *, quick: bool = False) -> dict[str, Any]:
         sqlite.apply()
         sqlite.materialize(end=END)
         backends["sqlite"] = lookups(sqlite, calls=calls)
+        bundle = feature_bundle(tmp / "model", sqlite)
+        by_entity: dict[str, Any] = {
+            "sqlite": predict_by_entity(bundle, sqlite, online_url=None, quick=quick)
+        }
         with local_redis(tmp / "redis") as url:
             if url is None:
-                backends["redis"] = {"skipped": "redis-server not installed (apt-get install redis-server)"}
+                skipped = {"skipped": "redis-server not installed (apt-get install redis-server)"}
+                backends["redis"] = by_entity["redis"] = skipped
             else:
                 online = online_store_override(url, base_dir=tmp)
                 redis = FeastFeatureStore(
@@ -231,16 +331,22 @@ def run(out_dir: Path, *, quick: bool = False) -> dict[str, Any]:
                 redis.apply()
                 redis.materialize(end=END)
                 backends["redis"] = lookups(redis, calls=calls)
+                # the same bundle (the SQLite copy's repository, same definition) pointed at Redis by env
+                by_entity["redis"] = predict_by_entity(bundle, redis, online_url=url, quick=quick)
     one = [b["1"]["slipway"]["p50_ms"] for b in backends.values() if "1" in b]
+    ratios = [r["ratio"] for r in by_entity.values() if r.get("ratio") is not None]
     doc: dict[str, Any] = {
         "online_lookup": backends,
         "caching": cache,
-        "predict_by_entity": None,
+        "predict_by_entity": by_entity,
         "notes": [
             "online_lookup: in process, one call per batch of random patients through the feature service "
             f"{SERVICE!r} (30 features, 2 views); feast = FeatureStore.get_online_features, slipway = "
-            "slipway.features FeatureStore.online (float32 rows in model order + missing keys)",
-            "predict_by_entity: null until /predict accepts entity keys (issue 16, serving part)",
+            "slipway.features FeatureStore.online (float32 rows in model order + missing keys), direct = "
+            "slipway.features.direct (what the server reads with: the same rows without Feast's request path)",
+            "predict_by_entity: one `python -m slipway.serving` (the shipped example MLP + the feature service), "
+            "closed loop at the serving bench's concurrency, batch 1, the same random patients by vector (their "
+            "online features) then by entity; ratio = by-entity rps / by-vector rps",
             "caching.cli_apply: `slipway features apply` as a fresh process; the cached run never imports Feast",
         ],
         "targets": {
@@ -248,7 +354,12 @@ def run(out_dir: Path, *, quick: bool = False) -> dict[str, Any]:
                 "target": f"p50 <= {TARGET_P50_MS:g} ms for one entity (slipway path, every backend measured)",
                 "value": max(one) if one else None,
                 "met": bool(one) and max(one) <= TARGET_P50_MS,
-            }
+            },
+            "predict_by_entity_ratio": {
+                "target": f"/predict by entity >= {TARGET_BY_ENTITY_RATIO:g}x by vector in rps (every backend measured)",
+                "value": min(ratios) if ratios else None,
+                "met": bool(ratios) and min(ratios) >= TARGET_BY_ENTITY_RATIO,
+            },
         },
         "machine": machine_facts(),
         "quick": quick,
@@ -297,7 +408,24 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {step} | {cache[step]['cold_s']} | {cache[step]['cached_s']} |")
     lines += [
         "",
-        "predict_by_entity: not measured yet (/predict by entity key comes with the serving part).",
+        "| online store | /predict by | rps | p50 ms | p99 ms | server CPU µs/request |",
+        "|---|---|---|---|---|---|",
+    ]
+    for backend, r in doc["predict_by_entity"].items():
+        if "skipped" in r:
+            lines.append(f"| {backend} | - | skipped: {r['skipped']} | | | |")
+            continue
+        for mode in ("by_vector", "by_entity"):
+            m = r[mode]
+            lines.append(
+                f"| {backend} | {mode.removeprefix('by_')} | {m['rps']} | {m['p50_ms']} | {m['p99_ms']} "
+                f"| {m['server_cpu_us_per_request']} |"
+            )
+        lines.append(f"| {backend} | **ratio** | **{r['ratio']}** | | | |")
+    ratio = doc["targets"]["predict_by_entity_ratio"]
+    lines += [
+        "",
+        f"Target {ratio['target']}: {ratio['value']}, {'met' if ratio['met'] else 'NOT met'}.",
         "",
     ]
     return "\n".join(lines)

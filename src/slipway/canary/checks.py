@@ -472,6 +472,74 @@ def error_rate(
     )
 
 
+def _mh_rate_difference(strata: Sequence[tuple[int, int, int, int]]) -> float:
+    """Pure; canary minus stable rate over (canary count, canary total, stable count, stable total) windows,
+    weighted per window (n_c n_s / n), as `mantel_haenszel_difference` weighs errors."""
+    num = den = 0.0
+    for c_k, c_n, s_k, s_n in strata:
+        w = c_n * s_n / (c_n + s_n)
+        num += w * (c_k / c_n - s_k / s_n)
+        den += w
+    return num / den if den else 0.0
+
+
+def missing_entities(windows: Sequence[Observation], *, policy: CanaryConfig) -> CheckResult:
+    """Pure; the canary's missing-entity rate (entities looked up by key that its online store lacked) vs the
+    stable's over the same windows: fails (statistical) if the exact test stratified by window (as `error_rate`)
+    says p < alpha AND canary - stable (MH) > `max_missing_entity_rate`.
+
+    Which entities are asked depends on the traffic, which both arms share, so the stable's rate is the
+    baseline (unknown patients are no failure; a canary reading an emptier or other online store is). Passed
+    with nothing to judge when the canary looked nothing up, or no window has lookups on both arms (a stable
+    without a feature service answers entities 400)."""
+    both = [o for o in windows if o.canary.entities > 0 and o.stable.entities > 0]
+    n_c = sum(o.canary.entities for o in windows)
+    n_s = sum(o.stable.entities for o in windows)
+    m_c = sum(o.canary.missing_entities for o in windows)
+    m_s = sum(o.stable.missing_entities for o in windows)
+    threshold = f"p < {policy.alpha:g} and canary - stable (MH) > {policy.max_missing_entity_rate:g}"
+    detail = f"canary {m_c}/{n_c} entities missing vs stable {m_s}/{n_s}"
+    if not both:
+        why = "no entity lookups on the canary" if n_c == 0 else "no window with entity lookups on both arms"
+        return CheckResult(
+            "missing_entities",
+            CheckStatus.PASSED,
+            Severity.STATISTICAL,
+            threshold=threshold,
+            n_canary=n_c,
+            n_stable=n_s,
+            detail=f"{detail}: {why}, nothing to compare",
+        )
+    strata = [
+        (
+            o.canary.entities + o.stable.entities,
+            o.canary.missing_entities + o.stable.missing_entities,
+            o.canary.entities,
+        )
+        for o in both
+    ]
+    p = stratified_upper_p(strata, sum(o.canary.missing_entities for o in both))
+    delta = _mh_rate_difference(
+        [
+            (o.canary.missing_entities, o.canary.entities, o.stable.missing_entities, o.stable.entities)
+            for o in both
+        ]
+    )
+    failed = p < policy.alpha and delta > policy.max_missing_entity_rate
+    return CheckResult(
+        "missing_entities",
+        CheckStatus.FAILED if failed else CheckStatus.PASSED,
+        Severity.STATISTICAL,
+        statistic=_rate(m_c, n_c),
+        p_value=p,
+        effect=delta,
+        threshold=threshold,
+        n_canary=n_c,
+        n_stable=n_s,
+        detail=f"{detail} (exact test stratified over {len(both)} windows)",
+    )
+
+
 def latency(canary: np.ndarray, stable: np.ndarray, *, policy: CanaryConfig) -> CheckResult:
     """Pure; fails if canary requests land above the stable's p95 (its r-th largest, r = 5% of its requests)
     significantly more often than 5% (the exact exceedance test: that p95 is itself a sample, not a constant) AND in

@@ -2,7 +2,8 @@
 
 Rules, in order (each a line of `decide`):
 1. the total deadline has passed -> ROLLBACK; the canary is not Ready past its deadline -> ROLLBACK;
-2. inputs that contradict the state (no window, wrong weight, errors > requests) -> ERROR (rolled back);
+2. inputs that contradict the state (no window, wrong weight, errors > requests, missing entities > looked
+   up) -> ERROR (rolled back);
 3. the latest window is stale, empty or not newer than the previous one -> HOLD, and `stale_limit`
    such windows in a row -> ROLLBACK (missing metrics fail closed, never promote);
 4. every check runs on fresh windows only: shadow checks on paired outputs, live checks on the
@@ -128,6 +129,10 @@ class WindowSummary:
     stable_error_rate: float | None
     canary_p99_ms: float | None
     stable_p99_ms: float | None
+    canary_missing_entities: int = 0  # entities the online store lacked (feature-store models)
+    stable_missing_entities: int = 0
+    canary_entities: int = 0  # entities looked up by key
+    stable_entities: int = 0
 
 
 def _p99(arm: ArmWindow) -> float | None:
@@ -135,7 +140,7 @@ def _p99(arm: ArmWindow) -> float | None:
 
 
 def summarize(obs: Observation, *, index: int, stale: bool) -> WindowSummary:
-    """Pure; one window's counts, error rates and p99 latency per arm."""
+    """Pure; one window's counts, error rates, p99 latency and missing entities (of those looked up) per arm."""
     c, s = obs.canary, obs.stable
     return WindowSummary(
         index=index,
@@ -150,6 +155,10 @@ def summarize(obs: Observation, *, index: int, stale: bool) -> WindowSummary:
         stable_error_rate=s.errors / s.requests if s.requests else None,
         canary_p99_ms=_p99(c),
         stable_p99_ms=_p99(s),
+        canary_missing_entities=c.missing_entities,
+        stable_missing_entities=s.missing_entities,
+        canary_entities=c.entities,
+        stable_entities=s.entities,
     )
 
 
@@ -209,6 +218,8 @@ def _inconsistent(obs: Observation, state: ControllerState, history_len: int) ->
     for arm_name, arm in (("canary", obs.canary), ("stable", obs.stable)):
         if min(arm.requests, arm.errors, arm.nonfinite, arm.invalid) < 0 or arm.errors > arm.requests:
             return f"impossible {arm_name} counts: {arm.errors} errors of {arm.requests} requests"
+        if not 0 <= arm.missing_entities <= arm.entities:
+            return f"impossible {arm_name} counts: {arm.missing_entities} missing of {arm.entities} entities"
     if not 0 <= state.phase_start < history_len or not 0 <= state.live_start <= history_len:
         return f"state points past the history ({state.phase_start}/{state.live_start} of {history_len})"
     return None
@@ -252,6 +263,7 @@ def _live_checks(
     checks = [
         ck.traffic_share(step, weight=state.weight, policy=policy),
         ck.error_rate(live, policy=policy, promotion=at_gate),
+        ck.missing_entities(live, policy=policy),
         ck.nonfinite(canary, stable, policy=policy),
         ck.invalid(canary, stable, policy=policy),
         ck.collapse(canary, stable, policy=policy, spec=spec),

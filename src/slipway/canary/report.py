@@ -14,7 +14,7 @@ from typing import Any
 
 from slipway.canary.checks import CheckResult
 from slipway.canary.controller import CanaryOutcome, TimelinePoint
-from slipway.canary.decision import Decision
+from slipway.canary.decision import Decision, WindowSummary
 from slipway.reporting.cells import shorten
 
 TAG_LIMIT = 5000  # MLflow tag values are capped (5000 chars on older servers)
@@ -56,6 +56,7 @@ def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
                 "n_canary": None if w is None else w.n_canary,
                 "n_stable": None if w is None else w.n_stable,
                 "pairs": None if w is None else w.pairs,
+                "missing_entities": None if w is None else _missing(w),
                 "elapsed_s": round(d.elapsed_s, 1),
                 "phase": d.phase.value,
                 "canary_version": d.state.canary_version,
@@ -66,6 +67,14 @@ def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     return rows
 
 
+def _missing(w: WindowSummary) -> str:
+    """`canary m/n, stable m/n`: entities missing of those looked up; empty without lookups."""
+    if not (w.canary_entities or w.stable_entities):
+        return ""
+    c = f"{w.canary_missing_entities}/{w.canary_entities}"
+    return f"canary {c}, stable {w.stable_missing_entities}/{w.stable_entities}"
+
+
 def progress_line(d: Decision) -> str:
     """Pure; one line per window, for the log and the progress artifact: weight, n per arm, checks, what next."""
     w = d.window
@@ -73,6 +82,8 @@ def progress_line(d: Decision) -> str:
     n = "no window" if w is None else f"n canary {w.n_canary} / stable {w.n_stable}"
     if w is not None and w.pairs:
         n += f", {w.pairs} shadow pairs"
+    if w is not None and _missing(w):
+        n += f", missing entities {_missing(w)}"
     at = f"shadow {d.state.shadow}%" if d.phase.value == "shadow" else f"weight {d.weight}%"
     if d.outcome.terminal:
         then = "rolled back"
@@ -130,14 +141,14 @@ def render_markdown(outcome: CanaryOutcome) -> str:
     lines += [
         "## Decisions",
         "",
-        "| window | weight | outcome | reason | failed | n canary / stable | t (s) | phase |",
-        "|---|---|---|---|---|---|---|---|",
+        "| window | weight | outcome | reason | failed | n canary / stable | missing entities | t (s) | phase |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for d, row in zip(outcome.decisions, decision_rows(outcome.decisions), strict=True):
         lines.append(
             f"| {row['window'] if row['window'] is not None else '—'} | {row['weight']} | {row['outcome']} "
             f"| {_cell(d.reason)} | {row['failed'] or '—'} | {row['n_canary']} / {row['n_stable']} "
-            f"| {row['elapsed_s']:.0f} | {row['phase']} |"
+            f"| {row['missing_entities'] or '—'} | {row['elapsed_s']:.0f} | {row['phase']} |"
         )
     return "\n".join(lines) + "\n"
 

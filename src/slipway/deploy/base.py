@@ -103,6 +103,8 @@ class ArmWindow:
     labels: list[int] = field(default_factory=list)  # classification: the predicted class index per row
     nonfinite: int = 0  # rows answered with NaN/Inf (or null) outputs
     invalid: int = 0  # rows whose output broke the schema (out of range, wrong shape)
+    entities: int = 0  # a feature-store model: entities looked up by key in the online store
+    missing_entities: int = 0  # of those, the ones the online store lacked (answered 404 in their row)
 
 
 @dataclass

@@ -16,6 +16,9 @@ observed share with what its pods should have drawn, not with a weight the split
 After each window the canary follows the stable's HPA (`KubernetesTarget.follow_stable`); a
 follow that fails makes the next window stale.
 
+A feature-store model's entities looked up and missing come from `slipway_entity_lookups_total` and
+`slipway_missing_entities_total` (the missing-entity check compares the arms' rates).
+
 Each arm's predicted classes come from `slipway_predictions_total` (one label per counted row, for the
 label-distribution checks); a regression's values from `slipway_prediction_value`, whose lowest bucket
 and +Inf bucket lie outside the canary's validity range (`OutputSpec.regression`) and count as invalid.
@@ -54,6 +57,8 @@ SCORE = "slipway_prediction_score"
 VALUE = "slipway_prediction_value"
 PREDICTIONS = "slipway_predictions_total"
 NONFINITE = "slipway_nonfinite_outputs_total"
+ENTITIES = "slipway_entity_lookups_total"
+MISSING = "slipway_missing_entities_total"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class PodCounters:
     values: Buckets = ()  # a regression's values (its server has no score histogram)
     classes: tuple[tuple[int, int], ...] = ()  # (predicted class index, rows), sorted by class
     nonfinite: int = 0
+    entities: int = 0  # entities looked up by key (a model with a feature service)
+    missing: int = 0  # of those, missing from the online store
     versions: frozenset[str] = frozenset()  # model_version label values seen
     created: float = 0.0  # earliest `_created` time of the request series (the process's first request)
 
@@ -76,6 +83,8 @@ class PodCounters:
             self.requests,
             self.errors,
             self.nonfinite,
+            self.entities,
+            self.missing,
             *(n for _, n in self.latency),
             *(n for _, n in self.scores),
             *(n for _, n in self.values),
@@ -97,7 +106,7 @@ def parse_metrics(text: str) -> PodCounters:
     """Pure; the serving app's exposition (slipway.serving.metrics) summed over model versions; ValueError if malformed."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    requests = errors = nonfinite = 0.0
+    requests = errors = nonfinite = entities = missing = 0.0
     latency: dict[float, float] = {}
     scores: dict[float, float] = {}
     values: dict[float, float] = {}
@@ -117,6 +126,10 @@ def parse_metrics(text: str) -> PodCounters:
                 created.append(s.value)
             elif s.name == NONFINITE:
                 nonfinite += s.value
+            elif s.name == ENTITIES:
+                entities += s.value
+            elif s.name == MISSING:
+                missing += s.value
             elif s.name == PREDICTIONS:
                 k = int(s.labels["class"])
                 classes[k] = classes.get(k, 0.0) + s.value
@@ -132,6 +145,8 @@ def parse_metrics(text: str) -> PodCounters:
         values=_buckets(values),
         classes=tuple((k, round(n)) for k, n in sorted(classes.items())),
         nonfinite=int(nonfinite),
+        entities=int(entities),
+        missing=int(missing),
         versions=frozenset(versions),
         created=min(created, default=0.0),
     )
@@ -155,6 +170,8 @@ def difference(now: PodCounters, before: PodCounters | None) -> PodCounters:
         values=_sub(now.values, before.values),
         classes=tuple((k, n - dict(before.classes).get(k, 0)) for k, n in now.classes),
         nonfinite=now.nonfinite - before.nonfinite,
+        entities=now.entities - before.entities,
+        missing=now.missing - before.missing,
         versions=now.versions,
         created=now.created,
     )
@@ -198,6 +215,8 @@ def arm_window(deltas: list[PodCounters]) -> ArmWindow:
         window.requests += d.requests
         window.errors += d.errors
         window.nonfinite += d.nonfinite
+        window.entities += d.entities
+        window.missing_entities += d.missing
         for k, n in d.classes:
             classes[k] = classes.get(k, 0) + n
     _summed(latency, (d.latency for d in deltas))

@@ -557,6 +557,8 @@ def _arm_window(doc: dict[str, Any]) -> ArmWindow:
         labels=[int(v) for v in doc.get("labels", [])],
         nonfinite=int(doc["nonfinite"]),
         invalid=int(doc["invalid"]),
+        entities=int(doc.get("entities", 0)),
+        missing_entities=int(doc.get("missing_entities", 0)),
     )
 
 

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 
 from slipway.deploy.state import DeploymentFile, read_state
 from slipway.errors import DeployError
-from slipway.serving.answers import answer_columns
+from slipway.serving.answers import AnswerColumns, answer_columns
 
 if TYPE_CHECKING:
     import httpx
@@ -100,6 +100,8 @@ class Outcome:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     detail: str = ""
     shed: bool = False  # a 503 with Retry-After: the upstream refused it for load (also an error)
+    entities: int = 0  # a request by entity key answered 200 or 404: the entities it looked up
+    missing: int = 0  # of those, the entities the online store lacked (404 rows)
 
     @property
     def error(self) -> bool:
@@ -130,7 +132,14 @@ def score_rows(doc: Any) -> tuple[tuple[float | None, ...], tuple[int | None, ..
     its values are numbers in [0, 1] summing to 1 (±1e-3). A regressor's row carries a numeric `value`: the
     value is the score. An answer with neither counts as one invalid row.
     """
-    columns = answer_columns(doc)
+    return score_columns(answer_columns(doc))
+
+
+def score_columns(
+    columns: AnswerColumns,
+) -> tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]:
+    """Pure; `score_rows` of an answer already read into columns; an answer whose every row is a missing
+    entity has no rows (and nothing invalid)."""
     if columns.probabilities:
         return _class_rows(columns.probabilities)
     values = columns.values
@@ -138,7 +147,22 @@ def score_rows(doc: Any) -> tuple[tuple[float | None, ...], tuple[int | None, ..
         rows = tuple(float(v) if v is not None and math.isfinite(v) else None for v in values)
         nonfinite = sum(1 for v in rows if v is None)
         return rows, (None,) * len(rows), nonfinite, 0
+    if columns.missing and columns.labels is None and columns.values is None:
+        return (), (), 0, 0
     return (), (), 0, 1
+
+
+def entity_count(body: bytes) -> int:
+    """Pure; how many entities a /predict body asks for by key (`{"entities": [...]}`), 0 for anything else
+    (only a body that mentions them is parsed)."""
+    if b'"entities"' not in body:
+        return 0
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return 0
+    rows = doc.get("entities") if isinstance(doc, dict) else None
+    return len(rows) if isinstance(rows, list) else 0
 
 
 def _class_rows(probs: list[Any]) -> tuple[tuple[float | None, ...], tuple[int | None, ...], int, int]:
@@ -207,6 +231,8 @@ def aggregate(entries: list[Entry]) -> dict[str, Any]:
         )
         arm["nonfinite"] += out.nonfinite
         arm["invalid"] += out.invalid
+        arm["entities"] += out.entities
+        arm["missing_entities"] += out.missing
         key = str(out.status) if out.status else "transport"
         arm["statuses"][key] = arm["statuses"].get(key, 0) + 1
         if out.version is not None:
@@ -224,6 +250,8 @@ def _empty_arm() -> dict[str, Any]:
         "labels": [],
         "nonfinite": 0,
         "invalid": 0,
+        "entities": 0,
+        "missing_entities": 0,
         "statuses": {},
         "versions": {},
     }
@@ -448,16 +476,20 @@ class Router:
         kept = tuple((k.encode(), v.encode()) for k, v in resp.headers.items() if k.encode() in _PASS_HEADERS)
         rows: tuple[float | None, ...] = ()
         labels: tuple[int | None, ...] = ()
-        nonfinite = invalid = 0
+        nonfinite = invalid = entities = missing = 0
         version = None
-        if resp.status_code == 200:
+        asked = entity_count(body) if resp.status_code in (200, 404) else 0  # 404: no entity found
+        if resp.status_code == 200 or asked:
             try:
                 doc = json.loads(resp.content)
             except ValueError:
                 doc = None
-            rows, labels, nonfinite, invalid = score_rows(doc)
-            if isinstance(doc, dict) and isinstance(doc.get("model_version"), str):
-                version = doc["model_version"]
+            columns = answer_columns(doc)
+            if resp.status_code == 200:
+                rows, labels, nonfinite, invalid = score_columns(columns)
+                if isinstance(doc, dict) and isinstance(doc.get("model_version"), str):
+                    version = doc["model_version"]
+            entities, missing = asked, min(columns.missing, asked)
         shed = resp.status_code == 503 and "retry-after" in resp.headers
         return Outcome(
             resp.status_code,
@@ -470,6 +502,8 @@ class Router:
             resp.content,
             kept,
             shed=shed,
+            entities=entities,
+            missing=missing,
         )
 
     async def _record_shadow(self, generation: int, live: Outcome, copy: asyncio.Task[Outcome]) -> None:

@@ -27,7 +27,7 @@ from slipway.names import CHAMPION, Tag
 from slipway.registry.base import ModelRegistry, VersionInfo
 from slipway.release.packaging import serving_bundle
 from slipway.serving.answers import row_scores
-from slipway.serving.bundle import read_bundle
+from slipway.serving.bundle import FeatureServiceMeta, read_bundle
 from slipway.serving.faults import injects_fault
 from slipway.serving.servability import expected_answers
 
@@ -54,10 +54,14 @@ def champion_bundle(
     dst: Path,
     ref: Reference,
     output: Literal["logits", "probabilities"] = "logits",
+    feature_service: FeatureServiceMeta | None = None,
 ) -> Path:
     """Blocking; the champion's serving bundle rebuilt from its registered shipped ONNX file; DeployError if absent.
 
     What its graph answers is the version's own `slipway.model.output` tag; `output` only for versions without one.
+    `feature_service` (a feature-store project's service) is recorded with the champion's own definition hash
+    (its `slipway.features.service_sha256` tag, when it has one): a champion trained on another definition
+    refuses Ready.
     """
     artifact = champion.tags.get(Tag.SHIPPED_ARTIFACT)
     if not artifact:
@@ -68,6 +72,9 @@ def champion_bundle(
     onnx_path = registry.fetch_artifact(
         model_name=champion.name, version=champion.version, path=artifact, dst=dst / "fetched"
     )
+    own_hash = champion.tags.get(Tag.FEATURE_SERVICE_HASH)
+    if feature_service is not None and own_hash:
+        feature_service = feature_service.model_copy(update={"service_hash": own_hash})
     return serving_bundle(
         onnx_path,
         dst=dst / "bundle",
@@ -75,6 +82,7 @@ def champion_bundle(
         model_version=champion.version,
         ref=ref,
         output=version_output(champion, fallback=output),
+        feature_service=feature_service,
     )
 
 
@@ -148,6 +156,10 @@ def deploy_release(
         dst=work_dir / f"champion-{champion.version}",
         ref=ref,
         output=model_output,
+        # the same feature service as the candidate's (one definition per store), at the champion's own hash
+        feature_service=read_bundle(release.bundle_dir).meta.feature_service
+        if release.bundle_dir is not None
+        else None,
     )
     spec, baselines = (
         offline_comparison(bundle, release.bundle_dir, ref=ref)

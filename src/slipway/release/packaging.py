@@ -5,18 +5,20 @@ Plain Python; the stages in `slipway.release.stages` call them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from slipway.config import PipelineConfig
 from slipway.data.reference import Reference
-from slipway.errors import ImageError
+from slipway.errors import FeatureStoreError, ImageError
 from slipway.images.base import ImageBuilder
 from slipway.images.stage import ImageRecord, build_and_push
 from slipway.names import TAG_VALUE_LIMIT, Tag
-from slipway.serving.bundle import write_bundle
+from slipway.serving.bundle import FeatureServiceMeta, absolute_store_url, write_bundle
 from slipway.settings import Settings
 
 
@@ -63,9 +65,11 @@ def serving_bundle(
     model_version: str,
     ref: Reference,
     output: Literal["logits", "probabilities"] = "logits",
+    feature_service: FeatureServiceMeta | None = None,
 ) -> Path:
     """Blocking; idempotent; the serving bundle (ONNX file + model.json: the reference's schema, task and
-    classes; for a regression, the label's range and mean)."""
+    classes; for a regression, the label's range and mean; the feature service it reads, if any:
+    `feature_service_meta`)."""
     target = ref.target
     if target.classification:
         return write_bundle(
@@ -77,6 +81,7 @@ def serving_bundle(
             task=target.task,
             classes=list(target.classes),
             output=output,
+            feature_service=feature_service,
         )
     labels = ref.frame()[ref.label].to_numpy(dtype=np.float64)
     return write_bundle(
@@ -89,6 +94,42 @@ def serving_bundle(
         output="values",
         value_range=(float(labels.min()), float(labels.max())),
         value_mean=float(labels.mean()),
+        feature_service=feature_service,
+    )
+
+
+def feature_service_meta(
+    cfg: PipelineConfig,
+    *,
+    features: Sequence[str],
+    settings: Settings | None = None,
+    service_hash: str | None = None,
+) -> FeatureServiceMeta | None:
+    """Blocking (Feast: import on first use, one registry read); what a bundle records of the configured feature
+    service (`features.store: feast`), None without one. `features` are the model's inputs: FeatureStoreError
+    naming both lists when they are not the service's features in its order. `service_hash` is recorded
+    instead of the store's current one (a registered version's own `slipway.features.service_sha256`, so a
+    champion trained on an older definition refuses Ready against a changed one)."""
+    from slipway.features.factory import make_feature_store, online_store_url
+
+    store = make_feature_store(cfg, settings=settings or Settings())
+    if store is None:
+        return None
+    served = list(store.features())
+    if served != list(features):
+        raise FeatureStoreError(
+            f"feature service {cfg.features.service!r} serves {served}, but the model reads {list(features)}: "
+            "train on the service's historical features (same names, same order)"
+        )
+    url = online_store_url(cfg)
+    assert cfg.features.repo is not None and cfg.features.service is not None  # the config validates both
+    return FeatureServiceMeta(
+        name=cfg.features.service,
+        service_hash=service_hash or store.service_hash(),
+        entity_keys=list(store.entity_keys()),
+        features=served,
+        repo=str(cfg.resolve(cfg.features.repo).resolve()),
+        online_store=absolute_store_url(url, base_dir=cfg.base_dir) if url else None,
     )
 
 

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     args = parser.parse_args(argv)
 
+    from slipway.serving.features import drop_inherited_feast_metrics_dir
+
+    drop_inherited_feast_metrics_dir()  # before prometheus_client is imported (by the server's modules)
     from slipway.errors import SlipwayError
     from slipway.serving.server import run_server
     from slipway.serving.settings import load_serve_settings

@@ -9,7 +9,7 @@ with `row_scores`; the local router and the servability check read a JSON answer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,20 +40,32 @@ def row_scores(task: str, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class AnswerColumns:
     """A /predict JSON answer as columns: `labels` and `probabilities` (one dict keyed by class, or a list, per
-    row) of a classifier, `values` of a regressor; None where the answer has no such column."""
+    row) of a classifier, `values` of a regressor; None where the answer has no such column. `missing`: rows
+    answered `{"error": ..., "status": 404, "key": ...}` (entities the online store lacks), left out of the
+    columns."""
 
     labels: list[Any] | None = None
     probabilities: list[Any] | None = None
     values: list[Any] | None = None
+    missing: int = 0
+
+
+def is_missing_row(row: object) -> bool:
+    """Pure; True for the row of an entity the online store lacked (`slipway.serving.app.missing_row`)."""
+    return isinstance(row, dict) and row.get("status") == 404 and "error" in row
 
 
 def answer_columns(answer: object) -> AnswerColumns:
-    """Pure; the columns of a /predict answer: per-row objects (`{"label", "probabilities"}` or `{"value"}`), or the
-    columnar answer of images built before them (`predictions` labels or values, `probabilities` rows).
-    Anything else (mixed or malformed rows): no columns."""
+    """Pure; the columns of a /predict answer: per-row objects (`{"label", "probabilities"}` or `{"value"}`,
+    missing entities' rows counted and left out), or the columnar answer of images built before them
+    (`predictions` labels or values, `probabilities` rows). Anything else (mixed or malformed rows): no columns."""
     if not isinstance(answer, dict):
         return AnswerColumns()
     rows = answer.get("predictions")
+    if isinstance(rows, list) and any(is_missing_row(r) for r in rows):
+        found = [r for r in rows if not is_missing_row(r)]
+        columns = answer_columns({"predictions": found}) if found else AnswerColumns()
+        return replace(columns, missing=len(rows) - len(found))
     if isinstance(rows, list) and any(isinstance(r, dict) for r in rows):
         if not all(isinstance(r, dict) for r in rows):
             return AnswerColumns()

@@ -1,7 +1,10 @@
 """The HTTP face of the server: `POST /predict` as a bare ASGI handler, the rest as FastAPI routes.
 
 `POST /predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /model`, `POST /lease` (a canary's
-traffic lease, `SLIPWAY_SERVE_LEASE_S`). Bad input is always
+traffic lease, `SLIPWAY_SERVE_LEASE_S`). A model with a feature service also answers `{"entities": [...]}`:
+the entities' online features, in the model's column order, are predicted together; an entity the online
+store lacks is answered in place by `{"error": "entity not found", "status": 404, "key": {...}}` (the
+request is a 200 while any entity was found, else a 404). Bad input is always
 a 4xx whose `detail` starts with the field at fault; a 500 means a bug in the server or model.
 Overload is a 503 with `Retry-After` and `x-slipway-shed` (`queue-full` at once when the in-flight
 and queue limits are full, `deadline` when the request waited past its deadline), never computed.
@@ -15,7 +18,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -28,10 +31,14 @@ from slipway import __version__
 from slipway.serving.admission import TICKET_KEY, TIMED_OUT_KEY, Ticket
 from slipway.serving.batcher import BatcherClosed, DeadlineExpired
 from slipway.serving.faults import FAULT_HEADER
+from slipway.serving.features import StoreFactory, open_feast_store
 from slipway.serving.model import ModelRuntime
-from slipway.serving.schemas import InputError, parse_predict_body
+from slipway.serving.schemas import InputError, parse_predict_request
 from slipway.serving.service import ServingService, postprocess
 from slipway.serving.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from slipway.features.base import MissingKey  # features.base imports pandas: never at run time here
 
 log = logging.getLogger("slipway.serving")
 
@@ -51,7 +58,7 @@ _PREDICT_BODY = {
         "application/json": {
             "schema": {
                 "type": "object",
-                "required": ["instances"],
+                "oneOf": [{"required": ["instances"]}, {"required": ["entities"]}],
                 "properties": {
                     "instances": {
                         "type": "array",
@@ -61,7 +68,15 @@ _PREDICT_BODY = {
                                 {"type": "object", "additionalProperties": {"type": "number"}},
                             ]
                         },
-                    }
+                    },
+                    "entities": {
+                        "description": "A model with a feature service: entity keys whose online features it reads.",
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                        },
+                    },
                 },
             },
             "example": {"instances": [[17.99, 10.38, 122.8, "... 30 values in feature order"]]},
@@ -105,6 +120,16 @@ async def _read_body(receive: Receive, *, declared: bytes | None, limit: int) ->
 
 
 Answer = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
+NOT_FOUND = "entity not found"
+
+
+def missing_row(miss: MissingKey, *, n_features: int) -> dict[str, Any]:
+    """Pure; what an entity the online store lacks is answered with, in its row's place (`absent` names the
+    features when only some of the `n_features` are missing)."""
+    row: dict[str, Any] = {"error": NOT_FOUND, "status": 404, "key": miss.key}
+    if len(miss.absent) < n_features:
+        row["absent"] = list(miss.absent)
+    return row
 
 
 class PredictHandler:
@@ -178,13 +203,19 @@ class PredictHandler:
         if runtime is None:
             return 503, {"detail": "model not loaded", "request_id": rid}, []
         meta = runtime.bundle.meta
+        fs = meta.feature_service
         try:
             media = (content_type or b"").split(b";", 1)[0].strip().lower()
             if media != b"application/json":
                 shown = media.decode("latin-1") or "nothing"
                 raise InputError(415, "content-type", f"expected application/json, got {shown!r}")
             body = await _read_body(receive, declared=length, limit=settings.max_body_bytes)
-            x = parse_predict_body(body, features=meta.features, max_instances=settings.max_batch_size)
+            x = parse_predict_request(
+                body,
+                features=meta.features,
+                entity_keys=fs.entity_keys if fs is not None else None,
+                max_instances=settings.max_batch_size,
+            )
         except InputError as exc:
             return exc.status, {"detail": exc.message, "field": exc.field, "request_id": rid}, []
         if service.faults.should_fail():
@@ -199,6 +230,8 @@ class PredictHandler:
             service.metrics.admission(outcome="admitted", version=version)
             if service.faults.latency_s > 0:
                 await asyncio.sleep(service.faults.latency_s)
+            if isinstance(x, list):
+                return await self._by_entity(x, runtime, rid, deadline=ticket.deadline)
             logits = await service.infer(x, deadline=ticket.deadline)
         except DeadlineExpired:
             return self._deadline(rid, version)
@@ -207,6 +240,48 @@ class PredictHandler:
         finally:
             service.admission.release()
         return 200, self._predicted(x, logits, runtime, rid), []
+
+    async def _by_entity(
+        self, keys: list[dict[str, Any]], runtime: ModelRuntime, rid: str, *, deadline: float
+    ) -> Answer:
+        """One online read for the entities, the found rows predicted together, the missing answered in place."""
+        service, meta = self.service, runtime.bundle.meta
+        lookup = service.lookup
+        if lookup is None:  # before Ready: the feature service is not open (or does not match)
+            detail = f"feature store not open: {service.not_ready_reason}"
+            return 503, {"detail": detail, "request_id": rid}, []
+        start = time.perf_counter()
+        try:
+            rows = await lookup.online(keys)
+        except Exception as exc:  # the store is down or refuses: the server's failure, not the client's
+            log.warning("online feature lookup failed: %s: %s", type(exc).__name__, exc)
+            detail = f"feature store: online lookup failed: {type(exc).__name__}: {exc}"
+            return 503, {"detail": detail, "request_id": rid}, []
+        service.metrics.entities(
+            version=meta.model_version,
+            looked_up=len(keys),
+            missing=len(rows.missing),
+            seconds=time.perf_counter() - start,
+        )
+        if not rows.missing:
+            logits = await service.infer(rows.values, deadline=deadline)
+            return 200, self._predicted(rows.values, logits, runtime, rid), []
+        head = {"model_name": meta.model_name, "model_version": meta.model_version, "request_id": rid}
+        answers: list[Any] = [None] * len(keys)
+        for miss in rows.missing:
+            answers[miss.index] = missing_row(miss, n_features=len(rows.features))
+        found = np.flatnonzero(rows.found)
+        if not found.size:
+            first = ", ".join(f"{k}={v!r}" for k, v in rows.missing[0].key.items())
+            detail = f"entities: none of the {len(keys)} entities is in the online store (first: {first})"
+            return 404, {"detail": detail, "field": "entities", **head, "predictions": answers}, []
+        x = rows.values[found]
+        logits = await service.infer(x, deadline=deadline)
+        for i, answer in zip(
+            found.tolist(), self._predicted(x, logits, runtime, rid)["predictions"], strict=True
+        ):
+            answers[i] = answer
+        return 200, {**head, "predictions": answers}, []
 
     def shed_bytes(self, rid: str) -> bytes:
         """Non-blocking; the complete HTTP/1.1 503 of a request shed before reaching the app, counted as the app would."""
@@ -269,9 +344,15 @@ class LeaseRenewal(BaseModel):
     ttl_s: float = Field(gt=0, le=3600, description="Seconds from now until the lease runs out.")
 
 
-def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> FastAPI:
-    """Non-blocking; a new app with its own metrics registry; the model loads and warms in its lifespan (or use `runtime`)."""
-    service = ServingService(settings, runtime=runtime)
+def create_app(
+    settings: ServeSettings,
+    *,
+    runtime: ModelRuntime | None = None,
+    store_factory: StoreFactory = open_feast_store,
+) -> FastAPI:
+    """Non-blocking; a new app with its own metrics registry; the model loads and warms in its lifespan (or use
+    `runtime`); a bundle's feature service is opened by `store_factory` (Feast; tests pass a fake)."""
+    service = ServingService(settings, runtime=runtime, store_factory=store_factory)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -326,7 +407,7 @@ def create_app(settings: ServeSettings, *, runtime: ModelRuntime | None = None) 
         """The served bundle's metadata: name, version, feature order, classes, ONNX sha256."""
         if service.runtime is None:
             return JSONResponse({"detail": "model not loaded"}, status_code=503)
-        return JSONResponse(service.runtime.bundle.meta.model_dump(mode="json"))
+        return JSONResponse(service.runtime.bundle.meta.document())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,6 +5,11 @@
 reference label's range and mean), the ONNX file's sha256 and its input/output names. Reading verifies
 the sha256, so a swapped file never serves. Bundles written before the task existed read as binary or
 multiclass classifiers returning logits.
+
+A model trained on a feature store's feature service also records that service (`feature_service`: its name,
+definition hash, entity keys, features in model order, the Feast repository and the online-store override):
+the server then answers `/predict` by entity key and refuses Ready while the store's service hash differs.
+Bundles without it (every older one) serve by feature values only; model.json then has no such key.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +31,56 @@ ONNX_FILE = "model.onnx"
 META_FILE = "model.json"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+
+
+class FeatureServiceMeta(BaseModel):
+    """The feature service a model was trained on: what the server opens to answer by entity key."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(min_length=1, description="The feature service's name in the Feast repository.")
+    service_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the service's definition at training (`FeatureStore.service_hash`); the server "
+        "refuses Ready while the store's differs.",
+    )
+    entity_keys: list[str] = Field(
+        min_length=1, description="Join keys a `/predict` entity must carry, exactly (sorted)."
+    )
+    features: list[str] = Field(
+        min_length=1, description="The service's features in model input order (= the bundle's `features`)."
+    )
+    repo: str = Field(min_length=1, description="Absolute path of the Feast repository (feature_store.yaml).")
+    online_store: str | None = Field(
+        default=None,
+        description="Online-store override URL (redis://HOST:PORT[/DB], sqlite:////ABS), password left out; "
+        "$SLIPWAY_FEATURES_ONLINE_STORE in the server's environment replaces it. None: the repository's own.",
+    )
+
+    @field_validator("online_store")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        return public_store_url(value) if value is not None else None
+
+
+def public_store_url(url: str) -> str:
+    """Pure; an online-store URL without its password (`redis://:pw@host:6379/0` -> `redis://host:6379/0`):
+    a bundle is not a place for credentials (the server reads them from $SLIPWAY_FEATURES_ONLINE_STORE)."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def absolute_store_url(url: str, *, base_dir: Path) -> str:
+    """Pure; a `sqlite:///relative` online-store URL made absolute against `base_dir` (servers run elsewhere);
+    any other URL as it is."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str((base_dir / url[len(prefix) :]).resolve())
+    return url
 
 
 class BundleMeta(BaseModel):
@@ -50,6 +106,10 @@ class BundleMeta(BaseModel):
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
+    feature_service: FeatureServiceMeta | None = Field(
+        default=None,
+        description="The feature service the model reads (answers by entity key); None: feature values only.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -78,7 +138,18 @@ class BundleMeta(BaseModel):
             raise ValueError(
                 f"a {self.task} bundle needs {'2' if self.task == 'binary' else '3+'} classes and logits or probabilities"
             )
+        service = self.feature_service
+        if service is not None and service.features != self.features:
+            raise ValueError(
+                f"feature service {service.name!r} serves {service.features} but the model reads {self.features}"
+            )
         return self
+
+    def document(self) -> dict[str, Any]:
+        """Pure; model.json's content (no `feature_service` key when there is none: older readers, same bytes)."""
+        return self.model_dump(
+            mode="json", exclude={"feature_service"} if self.feature_service is None else None
+        )
 
     @property
     def width(self) -> int:
@@ -106,8 +177,10 @@ def write_bundle(
     output: Literal["logits", "probabilities", "values"] = "logits",
     value_range: tuple[float, float] | None = None,
     value_mean: float | None = None,
+    feature_service: FeatureServiceMeta | None = None,
 ) -> Path:
-    """Blocking; idempotent (same inputs, same files); copies the ONNX file into `dst` and writes model.json."""
+    """Blocking; idempotent (same inputs, same files); copies the ONNX file into `dst` and writes model.json.
+    UsageError when the metadata is inconsistent (a feature service whose features are not `features`)."""
     if not onnx_path.is_file():
         raise UsageError(f"{onnx_path}: no such ONNX file")
     dst.mkdir(parents=True, exist_ok=True)
@@ -125,11 +198,12 @@ def write_bundle(
             value_range=value_range,
             value_mean=value_mean,
             onnx_sha256=file_sha256(target),
+            feature_service=feature_service,
         )
     except ValidationError as exc:
         raise UsageError(f"bundle metadata: {_problems(exc)}") from None
     tmp = dst / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta.model_dump(mode="json"), indent=2) + "\n")
+    tmp.write_text(json.dumps(meta.document(), indent=2) + "\n")
     tmp.replace(dst / META_FILE)
     return dst
 

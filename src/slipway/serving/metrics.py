@@ -62,7 +62,8 @@ class _FastHistogram:
 
 
 class ServingMetrics:
-    """/predict counts by status, latency, admission (admitted, shed, deadline, queue depth), scores, classes.
+    """/predict counts by status, latency, admission (admitted, shed, deadline, queue depth), scores, classes,
+    and for a model with a feature service the entities looked up, missing, and the lookup time.
 
     Every series carries the model version.
     """
@@ -121,6 +122,25 @@ class ServingMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.entity_lookups = Counter(
+            "slipway_entity_lookups_total",
+            "/predict entities looked up in the online feature store (a model with a feature service).",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.missing_entities = Counter(
+            "slipway_missing_entities_total",
+            "Of the entities looked up, those the online store lacked (answered 404 in their row's place).",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.lookup_latency = Histogram(
+            "slipway_entity_lookup_seconds",
+            "One /predict request's online feature lookup (every entity in one read), seconds.",
+            ["model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.connections_refused = Counter(
             "slipway_connections_refused_total",
             "Connections answered 503 and closed at the connection cap.",
@@ -162,6 +182,13 @@ class ServingMetrics:
         """Non-blocking; counts one /predict request and its latency."""
         self._count(self.requests, str(status), version).inc(1)
         self._histogram(self.latency, version).observe(seconds)
+
+    def entities(self, *, version: str, looked_up: int, missing: int, seconds: float) -> None:
+        """Non-blocking; counts one request's entity lookups and missing entities, observes the lookup's time."""
+        self._count(self.entity_lookups, version).inc(looked_up)
+        if missing:
+            self._count(self.missing_entities, version).inc(missing)
+        self._histogram(self.lookup_latency, version).observe(seconds)
 
     def admission(self, *, outcome: str, version: str) -> None:
         """Non-blocking; counts one admission outcome: `admitted`, `shed` or `deadline`."""

@@ -6,6 +6,9 @@ with the field it names, e.g. `instances[3]: expected 30 values, got 29`.
 Two paths, one answer: a well-formed body of value lists (the common case) is checked in Rust by a
 strict pydantic validator and converted in one numpy call; anything it does not accept, or whose
 values are not finite float32 numbers, goes through the Python checks, which name the field at fault.
+
+A model with a feature service also takes `{"entities": [{"patient_id": 17}, ...]}`: each entity an object
+with exactly the service's join keys, each an integer or a string (`parse_predict_request`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 F32_MAX = float(np.finfo(np.float32).max)
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 INF = float("inf")
 SMALL_ROWS = 8
 _NUMBER = (int, float)
@@ -187,3 +191,103 @@ def parse_predict_body(body: bytes, *, features: Sequence[str], max_instances: i
         return x
     rows = instances_of(decode_body(body), max_instances=max_instances)
     return to_matrix(rows, features=features)
+
+
+def entities_of(
+    doc: dict[str, Any], *, entity_keys: Sequence[str], max_instances: int
+) -> list[dict[str, Any]]:
+    """Pure; the `entities` of a decoded body, each an object with exactly `entity_keys` whose values are
+    integers (int64) or strings; InputError 413/422 naming the first bad field."""
+    extra = sorted(set(doc) - {"entities"})
+    if extra:
+        raise InputError(
+            422, "body", f"unknown key {extra[0]!r}; send either 'instances' or 'entities', not both"
+        )
+    rows = doc["entities"]
+    if not isinstance(rows, list):
+        raise InputError(422, "entities", f"expected a list of entity keys, got {json_type(rows)}")
+    if not rows:
+        raise InputError(422, "entities", "empty list; send at least one entity")
+    if len(rows) > max_instances:
+        raise InputError(
+            413, "entities", f"{len(rows)} entities exceed the limit of {max_instances} per request"
+        )
+    wanted = set(entity_keys)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            example = ", ".join(f'"{k}": ...' for k in entity_keys)
+            raise InputError(422, f"entities[{i}]", f"expected an object {{{example}}}, got {json_type(row)}")
+        if row.keys() != wanted:
+            unknown = sorted(set(row) - wanted)
+            missing = [k for k in entity_keys if k not in row]
+            parts = []
+            if unknown:
+                parts.append(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
+            if missing:
+                parts.append(f"missing {', '.join(map(repr, missing))}")
+            raise InputError(422, f"entities[{i}]", "; ".join(parts))
+        for key in entity_keys:
+            value = row[key]
+            if type(value) is int:  # type(): a bool is not a key
+                if not I64_MIN <= value <= I64_MAX:
+                    raise InputError(422, f"entities[{i}].{key}", "integer out of int64 range")
+            elif type(value) is not str:
+                raise InputError(
+                    422, f"entities[{i}].{key}", f"expected an integer or a string, got {json_type(value)}"
+                )
+    return rows
+
+
+class _EntityBody(TypedDict):
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid")  # type: ignore[misc]
+    entities: list[dict[str, int | str]]  # strict: a boolean or a float is no key
+
+
+@functools.cache
+def _entity_body() -> TypeAdapter[_EntityBody]:
+    return TypeAdapter(_EntityBody)  # built on first use: no work at import time
+
+
+def _fast_entities(
+    body: bytes, *, entity_keys: Sequence[str], max_instances: int
+) -> list[dict[str, Any]] | None:
+    """Pure; the entities of a well-formed body (checked in Rust, then their keys and int64 range here), or
+    None for the checked path (which names the field at fault)."""
+    try:
+        rows = _entity_body().validate_json(body)["entities"]
+    except (ValidationError, ValueError):
+        return None
+    wanted = set(entity_keys)
+    if not 0 < len(rows) <= max_instances or any(row.keys() != wanted for row in rows):
+        return None
+    for row in rows:
+        for value in row.values():
+            if type(value) is int and not I64_MIN <= value <= I64_MAX:
+                return None
+    return rows
+
+
+def parse_predict_request(
+    body: bytes, *, features: Sequence[str], entity_keys: Sequence[str] | None, max_instances: int
+) -> np.ndarray | list[dict[str, Any]]:
+    """Pure; a /predict body -> float32 [N, len(features)] (`instances`) or the entity keys to look up
+    (`entities`, a model with a feature service: `entity_keys`); InputError naming the first bad field, 400
+    for entities sent to a model without a feature service."""
+    if entity_keys is not None and body[:16].lstrip().startswith(b'{"entities"'):  # checked in Rust first
+        rows = _fast_entities(body, entity_keys=entity_keys, max_instances=max_instances)
+        if rows is not None:
+            return rows
+    x = _fast_matrix(body, width=len(features), max_instances=max_instances)
+    if x is not None:
+        return x
+    doc = decode_body(body)
+    if isinstance(doc, dict) and "entities" in doc:
+        if entity_keys is None:
+            raise InputError(
+                400,
+                "entities",
+                "this model has no feature service to look entities up in; send "
+                '{"instances": [...]} with its feature values',
+            )
+        return entities_of(doc, entity_keys=entity_keys, max_instances=max_instances)
+    return to_matrix(instances_of(doc, max_instances=max_instances), features=features)

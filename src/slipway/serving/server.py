@@ -174,8 +174,12 @@ def worker_app() -> Any:
 def run_server(settings: ServeSettings) -> int:
     """Blocking until SIGTERM/SIGINT; loads the model first (UsageError on a bad bundle), then serves it; exit code."""
     from slipway.serving.app import FastPredictFront, create_app
+    from slipway.serving.features import drop_inherited_feast_metrics_dir
     from slipway.serving.service import load_model
 
+    dropped = drop_inherited_feast_metrics_dir()  # `python -m slipway.serving` drops it before any import
+    if dropped is not None:
+        log.warning("ignoring PROMETHEUS_MULTIPROC_DIR=%s: Feast made it for another process", dropped)
     runtime = load_model(settings)
     if settings.workers == 1:
         return serve_asgi(FastPredictFront(create_app(settings, runtime=runtime)), settings)

@@ -19,6 +19,7 @@ from slipway.serving.answers import NO_LABEL, row_scores
 from slipway.serving.batcher import MicroBatcher
 from slipway.serving.bundle import BundleMeta, read_bundle
 from slipway.serving.faults import FaultInjector
+from slipway.serving.features import EntityLookup, StoreFactory, open_feast_store, open_lookup
 from slipway.serving.metrics import ServingMetrics
 from slipway.serving.model import ModelRuntime, answers, load_runtime
 from slipway.serving.predlog import PredictionLog, prediction_log
@@ -140,11 +141,20 @@ def postprocess(raw: np.ndarray, *, meta: BundleMeta) -> Outputs:
 
 
 class ServingService:
-    """The model, its readiness, admission control, and the optional batcher and prediction log of one app."""
+    """The model, its readiness, admission control, and the optional batcher, prediction log and feature lookup
+    (a bundle with a feature service: `store_factory` opens it, Feast by default) of one app."""
 
-    def __init__(self, settings: ServeSettings, *, runtime: ModelRuntime | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        *,
+        runtime: ModelRuntime | None = None,
+        store_factory: StoreFactory = open_feast_store,
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
+        self.store_factory = store_factory
+        self.lookup: EntityLookup | None = None  # set once the bundle's feature service is open and matches
         self.metrics = ServingMetrics()
         self.admission = Admission(
             max_inflight=settings.max_inflight,
@@ -185,12 +195,19 @@ class ServingService:
         return self.runtime.bundle.meta.model_version if self.runtime else ""
 
     async def start(self) -> None:
-        """Loads (off the loop) and warms the model, starts batcher and log, schedules readiness; raises on a bad model."""
+        """Loads (off the loop) and warms the model while it opens the bundle's feature service (off the loop),
+        starts batcher and log, schedules readiness; raises on a bad model. A feature service that cannot be
+        opened or changed since training keeps the server not Ready (rechecked every `feature_recheck_s`)."""
         if self.runtime is None:
             self.runtime = await asyncio.to_thread(load_model, self.settings)
         runtime = self.runtime
         s = self.settings
         self.not_ready_reason = "warming up"
+        opening = (
+            asyncio.get_running_loop().create_task(asyncio.to_thread(self._open_features))
+            if runtime.bundle.meta.feature_service is not None
+            else None
+        )
         for rows in sorted({1, min(WARMUP_ROWS, s.max_batch_size)}):
             await asyncio.to_thread(runtime.run, np.zeros((rows, runtime.n_features), dtype=np.float32))
         self.inline_rows = await asyncio.to_thread(self._inline_rows, runtime)
@@ -216,6 +233,56 @@ class ServingService:
         )
         if s.faults_on():
             log.warning("FAULT INJECTION ON: %s", ", ".join(s.faults_on()))
+        problem = await opening if opening is not None else None
+        if self.lookup is not None:  # timed now, alone: during the warm-up the GIL was shared
+            await asyncio.to_thread(self._calibrate_lookup)
+        if problem is not None:
+            log.warning("not ready: %s", problem)
+            self.not_ready_reason = problem
+            self._ready_task = asyncio.get_running_loop().create_task(self._await_features())
+        else:
+            self._become_ready()
+
+    def _open_features(self) -> str | None:
+        """Blocking (imports Feast the first time); opens the bundle's feature service into `lookup`; why the
+        server must not be Ready, or None."""
+        assert self.runtime is not None
+        meta = self.runtime.bundle.meta.feature_service
+        assert meta is not None
+        lookup, problem = open_lookup(meta, factory=self.store_factory)
+        if lookup is not None:
+            self.lookup = lookup
+        return problem
+
+    def _calibrate_lookup(self) -> None:
+        """Blocking (a few ms of reads); where lookups run, logged with how they read."""
+        lookup = self.lookup
+        assert lookup is not None
+        lookup.calibrate(inline_max_ms=self.settings.feature_inline_max_ms)
+        log.info(
+            "feature service %s (%s) open; lookups by %s: %s",
+            lookup.meta.name,
+            lookup.meta.service_hash[:12],
+            lookup.how,
+            "inline" if lookup.inline else "on the lookup thread, gathered",
+        )
+
+    async def _await_features(self) -> None:
+        """Until the feature service opens and matches: recheck it every `feature_recheck_s`, then turn ready."""
+        while True:
+            await asyncio.sleep(self.settings.feature_recheck_s)
+            problem = await asyncio.to_thread(self._open_features)
+            if problem is None:
+                await asyncio.to_thread(self._calibrate_lookup)
+                self._become_ready()
+                return
+            if problem != self.not_ready_reason:
+                log.warning("not ready: %s", problem)
+            self.not_ready_reason = problem
+
+    def _become_ready(self) -> None:
+        """Ready now, or as the fault knobs say (never, or after a slow start)."""
+        s = self.settings
         if s.fault_never_ready:
             self.not_ready_reason = "fault injection: never ready"
         elif s.fault_slow_start_s > 0:
@@ -264,6 +331,8 @@ class ServingService:
             await self.batcher.stop()
         if self.predlog is not None:
             await asyncio.to_thread(self.predlog.stop)
+        if self.lookup is not None:
+            await asyncio.to_thread(self.lookup.close)
 
     async def infer(self, x: np.ndarray, *, deadline: float = math.inf) -> np.ndarray:
         """Logits for x (inline for a tiny model, else off the loop or micro-batched), fault-corrupted when asked.

@@ -6,6 +6,7 @@ Fault injection is off by default and only turns on by explicit env or argument.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +15,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slipway.errors import ConfigError
+from slipway.serving.bundle import absolute_store_url
+from slipway.serving.features import ONLINE_STORE_ENV
 
 if TYPE_CHECKING:
     from slipway.config import PipelineConfig
@@ -116,6 +119,22 @@ class ServeSettings(BaseSettings):
             "Run calls of <= 32 rows on the event loop when the warmed model's 32-row call takes less than "
             "this many ms (a thread hop costs ~0.1 ms, more than a tiny model); 0 = always off the loop."
         ),
+    )
+    feature_inline_max_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "A bundle with a feature service: look entities up on the event loop when the warmed store's fastest "
+            "one-entity read takes less than this many ms and mostly computes (a thread hop costs ~0.1 ms); else "
+            "on one lookup thread that gathers concurrent lookups into one read (a read waiting on Redis goes there "
+            "too). 0 = always on the thread (an online store that can stall then never blocks the loop)."
+        ),
+    )
+    feature_recheck_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="While the bundle's feature service cannot be opened or has changed (not Ready), check it again "
+        "this often.",
     )
     microbatch: bool = Field(
         default=False, description="Gather concurrent requests into one ONNX Runtime call."
@@ -230,8 +249,24 @@ def serve_env_vars(fields: Mapping[str, object]) -> dict[str, str]:
 
 
 def serve_env(config: PipelineConfig) -> dict[str, str]:
-    """Pure; the server env every deployed arm gets from the pipeline config (workers, prediction log); a
-    canary's fault goes on top. The prediction log's sink follows the target (`PipelineConfig.prediction_sink`)."""
+    """Pure (reads os.environ); the server env every deployed arm gets from the pipeline config (workers,
+    prediction log, a feature-store project's online-store override); a canary's fault goes on top. The
+    prediction log's sink follows the target (`PipelineConfig.prediction_sink`)."""
+    return serve_env_vars(_serve_fields(config)) | features_env(config)
+
+
+def features_env(config: PipelineConfig) -> dict[str, str]:
+    """Pure (reads os.environ); $SLIPWAY_FEATURES_ONLINE_STORE for the servers of a feature-store project whose
+    online store is overridden (this process's environment first, else `features.online_store`), a relative
+    SQLite path made absolute against the config's folder; {} otherwise. A server opens its bundle's feature
+    service with it (passwords travel here, never in model.json)."""
+    if config.features.store == "none":
+        return {}
+    url = os.environ.get(ONLINE_STORE_ENV) or config.features.online_store
+    return {ONLINE_STORE_ENV: absolute_store_url(url, base_dir=config.base_dir)} if url else {}
+
+
+def _serve_fields(config: PipelineConfig) -> dict[str, object]:
     fields: dict[str, object] = {}
     if config.serving.workers != 1:
         fields["workers"] = config.serving.workers
@@ -249,4 +284,4 @@ def serve_env(config: PipelineConfig) -> dict[str, str]:
                 "log_max_bytes": plog.max_bytes,
                 "log_backups": plog.backups,
             }
-    return serve_env_vars(fields)
+    return fields

@@ -17,9 +17,12 @@ def arm(
     scores: str = "healthy",
     nonfinite: int = 0,
     shed: int = 0,
+    entities: int = 0,
+    missing: int = 0,
     seed: int = 0,
 ) -> ArmWindow:
-    """A window of one arm: n requests, lognormal latency (median 20 ms), bimodal scores; `shed` of the errors."""
+    """A window of one arm: n requests, lognormal latency (median 20 ms), bimodal scores; `shed` of the errors;
+    `entities` looked up by key, `missing` of them not in the online store."""
     rng = np.random.default_rng(seed)
     answered = n - errors - nonfinite
     lat = 20.0 * latency_factor * np.exp(rng.normal(0.0, 0.25, n))
@@ -38,6 +41,8 @@ def arm(
         latencies_ms=lat.tolist(),
         scores=s.tolist(),
         nonfinite=nonfinite,
+        entities=entities,
+        missing_entities=missing,
     )
 
 

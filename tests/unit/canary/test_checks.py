@@ -9,7 +9,7 @@ from scipy.stats import binomtest, hypergeom, ks_2samp  # type: ignore[import-un
 from slipway.canary import checks as ck
 from slipway.canary.checks import CheckStatus, Severity
 from slipway.config import CanaryConfig
-from slipway.deploy.base import ArmWindow
+from slipway.deploy.base import ArmWindow, Observation
 
 from .helpers import window
 
@@ -51,6 +51,38 @@ def test_error_rate_is_insufficient_without_canary_traffic_and_hard_only_when_gr
     ]
     result = ck.error_rate(mild, policy=POLICY)
     assert result.failed and result.severity is Severity.STATISTICAL and result.p_value is not None
+
+
+def test_missing_entities_judges_the_canarys_rate_against_the_stables_on_the_same_windows() -> None:
+    def windows(c: tuple[int, int], s: tuple[int, int], n: int = 3) -> list[Observation]:
+        return [
+            window(
+                i,
+                weight=10,
+                n_c=c[0],
+                n_s=s[0],
+                canary={"entities": c[0], "missing": c[1]},
+                stable={"entities": s[0], "missing": s[1]},
+            )
+            for i in range(n)
+        ]
+
+    nothing = ck.missing_entities([window(0, weight=10, n_c=20, n_s=180)], policy=POLICY)
+    assert nothing.status is CheckStatus.PASSED and "no entity lookups on the canary" in nothing.detail
+    # a stable without a feature service answers entities 400: no lookups there, nothing to compare with
+    only_canary = [window(0, weight=10, n_c=20, n_s=180, canary={"entities": 20, "missing": 20})]
+    vector_stable = ck.missing_entities(only_canary, policy=POLICY)
+    assert vector_stable.status is CheckStatus.PASSED
+    assert "no window with entity lookups on both arms" in vector_stable.detail
+    same = ck.missing_entities(windows((40, 2), (360, 18)), policy=POLICY)  # unknown patients on both arms
+    assert same.status is CheckStatus.PASSED and same.p_value is not None and same.p_value > POLICY.alpha
+    emptier = ck.missing_entities(windows((40, 12), (360, 18)), policy=POLICY)  # 30% vs 5%
+    assert emptier.failed and emptier.severity is Severity.STATISTICAL
+    assert emptier.p_value is not None and emptier.p_value < POLICY.alpha
+    assert emptier.effect == pytest.approx(0.25) and emptier.statistic == pytest.approx(0.3)
+    assert (emptier.n_canary, emptier.n_stable) == (120, 1080) and "canary 36/120" in emptier.detail
+    tolerant = CanaryConfig(max_missing_entity_rate=0.3)
+    assert ck.missing_entities(windows((40, 12), (360, 18)), policy=tolerant).status is CheckStatus.PASSED
 
 
 def test_latency_needs_samples_and_fails_on_a_doubled_tail() -> None:

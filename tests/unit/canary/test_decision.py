@@ -135,6 +135,39 @@ def test_canary_only_errors_roll_back_at_once() -> None:
     assert d.outcome is Outcome.ROLLBACK and d.check("error_rate").failed  # type: ignore[union-attr]
 
 
+def test_a_canary_whose_online_store_lacks_entities_rolls_back_at_the_failure_threshold() -> None:
+    policy = small_policy()
+
+    def emptier(
+        i: int, weight: int
+    ) -> Observation:  # 40% of the canary's entities missing, 5% of the stable's
+        n_c = 2 * weight
+        return window(
+            i,
+            weight=weight,
+            n_c=n_c,
+            n_s=200 - n_c,
+            canary={"entities": n_c, "missing": n_c * 2 // 5},
+            stable={"entities": 200 - n_c, "missing": (200 - n_c) // 20},
+        )
+
+    decisions = drive(emptier, state=live(policy, step=0, weight=5), policy=policy)
+    last = decisions[-1]
+    assert last.outcome is Outcome.ROLLBACK and len(decisions) <= 3  # one window of 10 is short of evidence
+    assert all(d.weight == 5 for d in decisions)  # never raised while it fails
+    check = last.check("missing_entities")
+    assert check is not None and check.failed and "missing_entities" in last.reason
+    assert last.window is not None and last.window.canary_missing_entities == 4
+    assert last.window.canary_entities == 10 and last.window.stable_missing_entities == 9
+
+
+def test_impossible_missing_entity_counts_are_an_error() -> None:
+    policy = small_policy()
+    obs = window(0, weight=5, n_c=10, n_s=190, canary={"entities": 2, "missing": 3})
+    d = decide([obs], state=live(policy, step=0, weight=5), policy=policy)
+    assert d.outcome is Outcome.ERROR and "3 missing of 2 entities" in d.reason
+
+
 def test_zero_versus_one_error_is_not_a_failure() -> None:
     policy = small_policy()
     obs = window(0, weight=5, n_c=10, n_s=190, canary={"errors": 1})

@@ -74,3 +74,29 @@ def test_promoted_markdown_reports_the_live_peak_not_the_promotion() -> None:
     top = max(d.weight for d in outcome.decisions)
     assert top < 100 and f"→ {top}%, then promoted to 100%" in md
     assert "Peak weight 100%" not in md
+
+
+def test_missing_entities_per_arm_are_in_the_rows_and_the_progress_line() -> None:
+    from slipway.canary.decision import decide
+
+    from .helpers import live, small_policy, window
+
+    policy = small_policy()
+    obs = window(
+        0,
+        weight=5,
+        n_c=10,
+        n_s=190,
+        canary={"entities": 10, "missing": 1},
+        stable={"entities": 190, "missing": 9},
+    )
+    d = decide([obs], state=live(policy, step=0, weight=5), policy=policy)
+    (row,) = decision_rows([d])
+    assert row["missing_entities"] == "canary 1/10, stable 9/190"
+    assert "missing entities canary 1/10, stable 9/190" in progress_line(d)
+    plain = decide(
+        [window(0, weight=5, n_c=10, n_s=190)], state=live(policy, step=0, weight=5), policy=policy
+    )
+    assert decision_rows([plain])[0]["missing_entities"] == ""  # no lookups: nothing to show
+    check = d.check("missing_entities")
+    assert check is not None and {c["name"] for c in check_rows(d)} >= {"missing_entities"}

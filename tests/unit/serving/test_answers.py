@@ -37,6 +37,19 @@ PROBS = [{"a": 0.1, "b": 0.7, "c": 0.2}, {"a": 0.1, "b": 0.2, "c": None}]
         ({"predictions": [{"value": 1.0}, 2.0]}, AnswerColumns()),  # objects and bare values mixed
         ({"predictions": [{"label": "a", "probabilities": {"a": 1.0}}, {"value": 2.0}]}, AnswerColumns()),
         ({"predictions": [{"label": "a"}]}, AnswerColumns()),  # a row with neither
+        (  # by entity: missing entities' rows are counted and left out of the columns
+            {
+                "predictions": [
+                    {"error": "entity not found", "status": 404, "key": {"id": 1}},
+                    {"value": 2.5},
+                ]
+            },
+            AnswerColumns(values=[2.5], missing=1),
+        ),
+        (
+            {"predictions": [{"error": "entity not found", "status": 404, "key": {"id": 1}}]},
+            AnswerColumns(missing=1),
+        ),
         ({"detail": "overloaded"}, AnswerColumns()),
         (None, AnswerColumns()),
     ],

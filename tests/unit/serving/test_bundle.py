@@ -11,7 +11,15 @@ import pytest
 
 from slipway.errors import UsageError
 from slipway.hashing import file_sha256
-from slipway.serving.bundle import META_FILE, ONNX_FILE, read_bundle, write_bundle
+from slipway.serving.bundle import (
+    META_FILE,
+    ONNX_FILE,
+    FeatureServiceMeta,
+    absolute_store_url,
+    public_store_url,
+    read_bundle,
+    write_bundle,
+)
 from slipway.serving.model import load_runtime
 from tests.support.onnx_models import linear_onnx
 
@@ -158,3 +166,88 @@ def test_the_runtime_checks_the_model_against_the_metadata(
     )
     with pytest.raises(UsageError, match="onnxruntime cannot load it"):
         load_runtime(bad, threads=1)
+
+
+# --- feature service ------------------------------------------------------------------------------------
+
+HASH = "ab" * 32
+
+
+def _service(features: list[str], **overrides: object) -> FeatureServiceMeta:
+    doc: dict[str, object] = {
+        "name": "tumor_diagnosis",
+        "service_hash": HASH,
+        "entity_keys": ["patient_id"],
+        "features": features,
+        "repo": "/srv/feature_repo",
+    }
+    return FeatureServiceMeta.model_validate(doc | overrides)
+
+
+def test_a_feature_service_round_trips_without_the_online_stores_password(
+    bundle_dir: Path, tmp_path: Path, features: list[str]
+) -> None:
+    copy = _copy(bundle_dir, tmp_path)
+    service = _service(features, online_store="redis://:s3cret@127.0.0.1:6379/2")
+    write_bundle(
+        copy,
+        onnx_path=copy / ONNX_FILE,
+        model_name="tiny",
+        model_version="3",
+        features=features,
+        classes=[0, 1],
+        feature_service=service,
+    )
+    doc = json.loads((copy / META_FILE).read_text())
+    assert doc["feature_service"]["online_store"] == "redis://127.0.0.1:6379/2"
+    assert "s3cret" not in (copy / META_FILE).read_text()
+    meta = read_bundle(copy).meta
+    assert meta.feature_service is not None
+    assert meta.feature_service.model_dump() == {
+        "name": "tumor_diagnosis",
+        "service_hash": HASH,
+        "entity_keys": ["patient_id"],
+        "features": features,
+        "repo": "/srv/feature_repo",
+        "online_store": "redis://127.0.0.1:6379/2",
+    }
+
+
+def test_a_feature_service_serving_other_features_is_refused_naming_both(
+    bundle_dir: Path, tmp_path: Path, features: list[str]
+) -> None:
+    copy = _copy(bundle_dir, tmp_path)
+    swapped = [features[1], features[0], *features[2:]]
+    with pytest.raises(UsageError, match=r"serves .* but the model reads") as err:
+        write_bundle(
+            copy,
+            onnx_path=copy / ONNX_FILE,
+            model_name="tiny",
+            model_version="3",
+            features=features,
+            classes=[0, 1],
+            feature_service=_service(swapped),
+        )
+    assert repr(swapped[:2])[1:-1] in str(err.value) and repr(features[:2])[1:-1] in str(err.value)
+
+
+def test_a_bundle_without_a_feature_service_reads_as_none(bundle_dir: Path) -> None:
+    assert "feature_service" not in json.loads((bundle_dir / META_FILE).read_text())
+    assert read_bundle(bundle_dir).meta.feature_service is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///data/online.db", "sqlite:////cfg/data/online.db"),
+        ("sqlite:////abs/online.db", "sqlite:////abs/online.db"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_online_store_urls_are_made_absolute_for_servers_elsewhere(url: str, expected: str) -> None:
+    assert absolute_store_url(url, base_dir=Path("/cfg")) == expected
+
+
+def test_public_store_url_drops_user_and_password() -> None:
+    assert public_store_url("redis://user:pw@h:1/0") == "redis://h:1/0"
+    assert public_store_url("redis://h:1/0") == "redis://h:1/0"

@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from slipway.serving.schemas import InputError, decode_body, instances_of, parse_predict_body, to_matrix
+from slipway.serving.schemas import (
+    InputError,
+    decode_body,
+    entities_of,
+    instances_of,
+    parse_predict_body,
+    parse_predict_request,
+    to_matrix,
+)
 
 
 def _parse(doc: object, features: list[str], *, max_instances: int = 1024) -> np.ndarray:
@@ -157,3 +165,38 @@ def test_the_fast_path_gives_the_checked_paths_matrix(features: list[str], rows:
     checked = to_matrix(instances_of(decode_body(body), max_instances=64), features=features)
     assert fast.dtype == checked.dtype == np.float32
     np.testing.assert_array_equal(fast, checked)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"entities": [{"patient_id": 17}, {"patient_id": "a-9"}]}',
+        b'{"entities": [{"patient_id": 9223372036854775807}]}',
+        b' {"entities":[{"patient_id":-3}]}',
+    ],
+)
+def test_entities_read_in_rust_equal_the_checked_path(body: bytes) -> None:
+    fast = parse_predict_request(body, features=["a"], entity_keys=["patient_id"], max_instances=8)
+    checked = entities_of(decode_body(body), entity_keys=["patient_id"], max_instances=8)
+    assert fast == checked == json.loads(body)["entities"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"entities": [{"patient_id": 9223372036854775808}]}', "entities[0].patient_id"),
+        (b'{"entities": [{"patient_id": true}]}', "entities[0].patient_id"),
+        (b'{"entities": [{"patient_id": 1, "x": 2}]}', "entities[0]"),
+        (b'{"entities": [{"patient_id": 1}], "extra": 1}', "body"),
+    ],
+)
+def test_entities_the_rust_check_refuses_are_named_by_the_checked_path(body: bytes, field: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_predict_request(body, features=["a"], entity_keys=["patient_id"], max_instances=8)
+    assert err.value.field == field and err.value.status == 422
+
+
+def test_entities_to_a_model_without_a_feature_service_are_a_400() -> None:
+    with pytest.raises(InputError) as err:
+        parse_predict_request(b'{"entities": [{"id": 1}]}', features=["a"], entity_keys=None, max_instances=8)
+    assert (err.value.status, err.value.field) == (400, "entities")

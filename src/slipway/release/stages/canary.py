@@ -18,7 +18,7 @@ from slipway.release.context import ReleaseContext
 from slipway.release.evidence import CANARY_DATA, CANARY_PLOT, CANARY_REPORT
 from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import Artifact, StageOutcome, markdown, table
-from slipway.release.packaging import serving_bundle
+from slipway.release.packaging import feature_service_meta, serving_bundle
 from slipway.release.result import ResultPatch
 from slipway.reporting.cells import shorten
 from slipway.serving.faults import fault_env
@@ -126,13 +126,15 @@ def canary_plan(ctx: ReleaseContext, evidence: Evidence, *, target: str) -> str:
 def _bundle(ctx: ReleaseContext, evidence: Evidence, work_dir: Path) -> Path:
     version = required(evidence.version, what="a registered version")
     optimization = required(evidence.optimization, what="an optimization outcome")
+    ref = ctx.reference()
     return serving_bundle(
         Path(optimization.artifacts[optimization.shipped_artifact()]),
         dst=work_dir / f"bundle-{version.version}",
         model_name=version.name,
         model_version=version.version,
-        ref=ctx.reference(),
+        ref=ref,
         output=model_output(ctx, evidence),
+        feature_service=feature_service_meta(ctx.config, features=ref.features),
     )
 
 

@@ -9,7 +9,7 @@ from slipway.registry.base import ModelRegistry
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import StageOutcome, markdown
-from slipway.release.packaging import ImageOutcome, build_image, serving_bundle
+from slipway.release.packaging import ImageOutcome, build_image, feature_service_meta, serving_bundle
 from slipway.release.result import ResultPatch
 from slipway.settings import Settings
 
@@ -25,17 +25,21 @@ def build_serving_image(
 ) -> StageOutcome[ImageOutcome]:
     """Blocking (seconds to minutes); passed when built, skipped without a builder, error when the build fails.
 
-    The version's serving bundle is written either way (the local process target serves it).
+    The version's serving bundle is written either way (the local process target serves it). A feature-store
+    model's image holds the bundle but neither Feast nor the feature repository: such an image is not Ready
+    (serve it as a local process; see README, Serving by entity key).
     """
     version = required(evidence.version, what="a registered version")
     optimization = required(evidence.optimization, what="an optimization outcome")
+    ref = ctx.reference()
     bundle = serving_bundle(
         Path(optimization.artifacts[optimization.shipped_artifact()]),
         dst=work_dir,
         model_name=version.name,
         model_version=version.version,
-        ref=ctx.reference(),
+        ref=ref,
         output=model_output(ctx, evidence),
+        feature_service=feature_service_meta(ctx.config, features=ref.features, settings=settings),
     )
     image = build_image(
         builder,

@@ -16,7 +16,8 @@ from slipway.names import Tag
 from slipway.release.context import ReleaseContext
 from slipway.release.ledger import Evidence, model_output, required
 from slipway.release.outcome import StageOutcome, markdown
-from slipway.release.packaging import serving_bundle
+from slipway.release.packaging import feature_service_meta, serving_bundle
+from slipway.serving.bundle import read_bundle
 from slipway.serving.servability import (
     Launcher,
     ServabilityReport,
@@ -60,6 +61,7 @@ def check_in_process(
         model_version=f"candidate-{ctx.release_key()[:12]}",
         ref=ref,
         output=model_output(ctx, evidence),
+        feature_service=feature_service_meta(ctx.config, features=ref.features),
     )
     x, _ = ref.holdout_xy()
     report = check_servability(
@@ -94,6 +96,11 @@ def smoke_test_image(
     if image is None or image.record is None or image.bundle_dir is None:
         return _skipped(f"no image was built: image {image.status if image else 'stage did not run'}")
     record = image.record
+    if read_bundle(Path(image.bundle_dir)).meta.feature_service is not None:
+        return _skipped(
+            "a feature-store model: the serving image has no Feast and no feature repository, so it is served "
+            "as a local process"
+        )
     try:
         builder.server_command(record.image_id, name="probe", port=0, env={})
     except ImageError as exc:
