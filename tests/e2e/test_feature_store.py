@@ -66,6 +66,7 @@ def test_a_feast_project_trains_from_its_features_and_a_skewed_store_is_rejected
         features = why["sections"]["features"]
         assert features["service"] == "tumor_diagnosis" and len(features["service sha256"]) == 64
         assert set(json.loads(features["view versions"])) == {"tumor_means", "tumor_extremes"}
+        _answers_by_entity(folder, api, env)
 
         skew = subprocess.run(
             [sys.executable, "-c", SKEW], cwd=folder, env=_env(folder, env), capture_output=True, text=True
@@ -80,6 +81,40 @@ def test_a_feast_project_trains_from_its_features_and_a_skewed_store_is_rejected
         assert cli(folder, api, "features", "skew", env=env).returncode == 1  # the CLI sees the same skew
     finally:
         cli(folder, api, "deploy", "stop", env=env)
+
+
+def _answers_by_entity(folder: Path, api: str, env: dict[str, str]) -> None:
+    """The champion behind the local router answers patients by id from the online store: a known patient as the
+    same prediction as its feature vector, an unknown one as a 404 row naming the key."""
+    import httpx
+    import pandas as pd
+
+    status = json.loads(cli(folder, api, "status", "--json", env=env).stdout)
+    url = status["deploy"]["router_url"]
+    visits = pd.read_parquet(folder / "feature_repo" / "data" / "measurements.parquet")
+    patient = int(visits["patient_id"].iloc[0])
+    unknown = int(visits["patient_id"].max()) + 1000
+    resp = httpx.post(
+        f"{url}/predict", json={"entities": [{"patient_id": patient}, {"patient_id": unknown}]}, timeout=30
+    )
+    assert resp.status_code == 200, resp.text
+    found, missing = resp.json()["predictions"]
+    assert missing == {"error": "entity not found", "status": 404, "key": {"patient_id": unknown}}
+    assert set(found["probabilities"]) == {"benign", "malignant"}
+    assert sum(found["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    latest = visits[visits["patient_id"] == patient].sort_values("event_timestamp").iloc[-1]
+    with_vector = httpx.post(f"{url}/predict", json={"instances": [_vector(folder, latest)]}, timeout=30)
+    assert with_vector.status_code == 200, with_vector.text
+    assert with_vector.json()["predictions"][0]["probabilities"] == pytest.approx(
+        found["probabilities"], abs=1e-5
+    )
+
+
+def _vector(folder: Path, visit: object) -> dict[str, float]:
+    """The model's inputs for one visit row, by the names the served bundle reads."""
+    bundles = sorted((folder / ".slipway").rglob("model.json"))
+    meta = json.loads(bundles[-1].read_text())
+    return {name: float(visit[name]) for name in meta["features"]}  # type: ignore[index]
 
 
 def _env(folder: Path, extra: dict[str, str]) -> dict[str, str]:

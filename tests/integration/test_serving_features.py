@@ -9,6 +9,7 @@ and says which service and both hashes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -190,12 +191,33 @@ def same_rows_as_feast(store: FeastFeatureStore) -> None:
     np.testing.assert_array_equal(direct.values, feast.values)  # NaN where absent, on both
     assert direct.found.tolist() == feast.found.tolist() and direct.missing == feast.missing
     assert direct.features == feast.features and int(direct.found.sum()) == 569
+    same_on_the_loop(read, keys, direct)
     row = visits()[lambda f: f["patient_id"] == 5].tail(1).assign(patient_id=UNKNOWN - 1)
     store.feast.write_to_online_store("tumor_means", row)  # one view of a new patient: the other absent
     one = [{"patient_id": UNKNOWN - 1}]
     assert read(one).missing == store.online(one).missing  # the extremes absent, named alike
     np.testing.assert_array_equal(read(one).values, store.online(one).values)
     assert read([{"patient_id": "5"}]).missing[0].key == {"patient_id": "5"}  # a string for an int64 key
+
+
+def same_on_the_loop(read: Any, keys: list[dict[str, Any]], expected: Any) -> None:
+    """A Redis read's event-loop twin (`aread`, slipway.features.resp) answers as the blocking read: the keys all
+    at once, then each alone and concurrently (pipelined on one connection, replies back in order)."""
+    aread = getattr(read, "aread", None)
+    if aread is None:
+        assert read.__class__.__name__ != "_RedisRead", "a plain Redis store reads on the loop"
+        return
+
+    async def both() -> tuple[Any, list[Any]]:
+        try:
+            return await aread(keys), await asyncio.gather(*(aread([k]) for k in keys))
+        finally:
+            read.close()
+
+    together, alone = asyncio.run(both())
+    np.testing.assert_array_equal(together.values, expected.values)
+    assert together.missing == expected.missing and together.found.tolist() == expected.found.tolist()
+    np.testing.assert_array_equal(np.concatenate([rows.values for rows in alone]), expected.values)
 
 
 def overwrite_stored(store: FeastFeatureStore, patient: int, value: Any) -> None:
@@ -239,6 +261,7 @@ def other_types_as_feast(store: FeastFeatureStore) -> None:
     direct, feast = read(keys), store.online(keys)
     np.testing.assert_array_equal(direct.values, feast.values)
     assert direct.missing == feast.missing and [m.index for m in direct.missing] == [2]  # the null is absent
+    same_on_the_loop(read, keys, direct)
     assert direct.values[0, FEATURES.index("mean_area")] == 1234.5
 
 

@@ -9,7 +9,8 @@ key serialization, table ids and field hashes, and decodes the values straight i
 * SQLite: one query per entity over every view of the service (`UNION ALL`), each view's rows packed by
   `group_concat` into its names and its stored values end to end, on a read-only connection of this object's
   own (filtering the names in SQL costs more than skipping a view's other features after);
-* Redis: one `HMGET` of the service's hashed feature fields per entity and join-key group, pipelined.
+* Redis: one `HMGET` of the service's hashed feature fields per entity and join-key group, pipelined; `aread`
+  sends them from the serving event loop itself (`slipway.features.resp`), no lookup thread.
 Values that are all float32 (each stored as a 5-byte ValueProto) decode in one numpy call; anything else (a
 double, an integer, a null) value by value through protobuf (SQLite: the entity read again row by row).
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,6 +37,7 @@ import numpy as np
 from slipway.features import feast_repo as fr
 from slipway.features.base import FeatureStore, MissingKey, OnlineRows, check_keys
 from slipway.features.feast_store import FeastFeatureStore
+from slipway.features.resp import AsyncRedis, Fields, parse_connection_string
 
 OnlineRead = Callable[[Sequence[Mapping[str, Any]]], OnlineRows]
 _NUMERIC: Final = frozenset({"float_val", "double_val", "int32_val", "int64_val", "bool_val"})
@@ -177,6 +179,10 @@ class _DirectRead:
         rows = check_keys(keys, join_keys=self.join_keys)
         values = np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
         self.fill(values, rows)
+        return self.answer(values, rows)
+
+    def answer(self, values: np.ndarray, rows: list[dict[str, Any]]) -> OnlineRows:
+        """Pure; the filled matrix as OnlineRows (an entity with any feature absent is missing, named)."""
         absent = np.isnan(values)
         if not absent.any():  # the common case: every entity found
             return OnlineRows(
@@ -296,14 +302,43 @@ class _RedisRead(_DirectRead):
         super().__init__(store, **kw)
         assert store.facts.redis is not None
         self._client = fr.redis_client(store.facts.redis)
+        address = parse_connection_string(store.facts.redis)
+        self._async = AsyncRedis(address) if address is not None else None
+        self._fields = {id(group): Fields.of(group.redis_fields) for group in self.groups}
 
-    def fill(self, values: np.ndarray, rows: list[dict[str, Any]]) -> None:
-        todo = [
+    @property
+    def aread(self) -> Callable[[Sequence[Mapping[str, Any]]], Awaitable[OnlineRows]] | None:
+        """The same read on the running event loop (`slipway.features.resp`), None for a connection string that
+        client cannot follow (TLS and other options: the blocking read, on a thread)."""
+        return self._read_async if self._async is not None else None
+
+    async def _read_async(self, keys: Sequence[Mapping[str, Any]]) -> OnlineRows:
+        """Non-blocking (awaits Redis); what `__call__` answers, every HMGET pipelined on the loop's connection."""
+        assert self._async is not None
+        rows = check_keys(keys, join_keys=self.join_keys)
+        values = np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
+        todo = self._todo(rows)
+        if todo:
+            answers = await self._async.hmget_many([(key, self._fields[id(group)]) for group, _, key in todo])
+            for (group, i, _), raws in zip(todo, answers, strict=True):
+                self.put(values[i], group.redis_columns, raws)
+        return self.answer(values, rows)
+
+    def close(self) -> None:
+        """Idempotent; closes the event-loop connection (call it on the loop's thread)."""
+        if self._async is not None:
+            self._async.close()
+
+    def _todo(self, rows: list[dict[str, Any]]) -> list[tuple[_Group, int, bytes]]:
+        return [
             (group, i, key)
             for group in self.groups
             for i, row in enumerate(rows)
             if (key := self.stored_key(group, row)) is not None
         ]
+
+    def fill(self, values: np.ndarray, rows: list[dict[str, Any]]) -> None:
+        todo = self._todo(rows)
         if not todo:
             return
         if len(todo) == 1:  # one entity, one group: no pipeline

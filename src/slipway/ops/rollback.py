@@ -72,13 +72,20 @@ def registered_release(
     """How a version is served again: its bundle rebuilt from the registered shipped ONNX file, image by digest."""
     from slipway.features.joined import project_reference
     from slipway.release.canary_stage import champion_bundle
+    from slipway.release.packaging import feature_service_meta
     from slipway.serving.settings import serve_env
 
     def build(v: VersionInfo) -> ModelRelease:
         # the same folder the release's deploy stage uses for a champion, so both describe one stable
         ref = project_reference(cfg)  # only when a target needs a bundle (not for deploy.target none)
         bundle = champion_bundle(
-            registry, champion=v, dst=work_dir / f"champion-{v.version}", ref=ref, output=cfg.training.output
+            registry,
+            champion=v,
+            dst=work_dir / f"champion-{v.version}",
+            ref=ref,
+            output=cfg.training.output,
+            # a feature-store project's version answers entities again, at its own definition hash
+            feature_service=feature_service_meta(cfg, features=ref.features),
         )
         return ModelRelease(
             model_name=v.name,

@@ -17,7 +17,7 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +36,7 @@ INLINE_MIN_CPU_SHARE: Final = 0.8  # less: the read waits on I/O (loopback Redis
 GATHER_MAX_KEYS: Final = 256  # most keys one gathered read takes (a larger request is read alone)
 StoreFactory = Callable[[FeatureServiceMeta], "FeatureStore"]
 OnlineRead = Callable[[Sequence[Mapping[str, Any]]], "OnlineRows"]
+AsyncRead = Callable[[Sequence[Mapping[str, Any]]], Awaitable["OnlineRows"]]
 
 
 def drop_inherited_feast_metrics_dir() -> str | None:
@@ -107,6 +108,7 @@ class EntityLookup:
         self.read: OnlineRead = read or store.online
         self.inline = inline
         self.how = how
+        self.aread: AsyncRead | None = getattr(self.read, "aread", None)  # reads on the loop, no thread
         self.reads = 0  # reads done on the lookup thread (fewer than lookups when they were gathered)
         self._executor: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[Sequence[Mapping[str, Any]], asyncio.Future[OnlineRows]]] = deque()
@@ -115,6 +117,8 @@ class EntityLookup:
     async def online(self, keys: Sequence[Mapping[str, Any]]) -> OnlineRows:
         """One online-store read of `keys` (inline, or gathered on the lookup thread); FeatureStoreError and the
         store's own errors (a Redis connection refused) pass through."""
+        if self.aread is not None:
+            return await self.aread(keys)
         if self.inline:
             return self.read(keys)
         future: asyncio.Future[OnlineRows] = asyncio.get_running_loop().create_future()
@@ -155,9 +159,24 @@ class EntityLookup:
     def calibrate(self, *, inline_max_ms: float) -> None:
         """Blocking (TIMED_LOOKUPS + 2 reads; call it with nothing else running, after the model's warm-up:
         a contended GIL would look like waiting); decides `inline` (`runs_inline`) and says why in `how`."""
+        if self.aread is not None:  # the loop waits on the socket like on any client's: nothing to decide
+            return
         best_ms, cpu_share = lookup_ms(self.read, self.meta)
         self.inline = runs_inline(best_ms, cpu_share, inline_max_ms=inline_max_ms)
         self.how += f"; fastest read {best_ms:.3f} ms, {cpu_share:.0%} on the CPU"
+
+    async def aclose(self) -> None:
+        """Idempotent; closes the event-loop connection (on the loop), then the lookup thread (off it)."""
+        closer = getattr(self.read, "close", None)
+        if self.aread is not None and closer is not None:
+            closer()
+        await asyncio.to_thread(self.close)
+
+    def where(self) -> str:
+        """Pure; where lookups run, for the log."""
+        if self.aread is not None:
+            return "on the event loop, pipelined"
+        return "inline" if self.inline else "on the lookup thread, gathered"
 
     def close(self) -> None:
         """Idempotent; stops the lookup thread (after the read running on it)."""

@@ -264,7 +264,7 @@ class ServingService:
             lookup.meta.name,
             lookup.meta.service_hash[:12],
             lookup.how,
-            "inline" if lookup.inline else "on the lookup thread, gathered",
+            lookup.where(),
         )
 
     async def _await_features(self) -> None:
@@ -332,7 +332,7 @@ class ServingService:
         if self.predlog is not None:
             await asyncio.to_thread(self.predlog.stop)
         if self.lookup is not None:
-            await asyncio.to_thread(self.lookup.close)
+            await self.lookup.aclose()
 
     async def infer(self, x: np.ndarray, *, deadline: float = math.inf) -> np.ndarray:
         """Logits for x (inline for a tiny model, else off the loop or micro-batched), fault-corrupted when asked.
