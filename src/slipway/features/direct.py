@@ -8,7 +8,9 @@ key serialization, table ids and field hashes, and decodes the values straight i
 
 * SQLite: one query per entity over every view of the service (`UNION ALL`), each view's rows packed by
   `group_concat` into its names and its stored values end to end, on a read-only connection of this object's
-  own (filtering the names in SQL costs more than skipping a view's other features after);
+  own (filtering the names in SQL costs more than skipping a view's other features after); an entity's decoded
+  row is kept (up to ROW_CACHE) until `PRAGMA data_version` says another connection committed, so it is
+  never stale;
 * Redis: one `HMGET` of the service's hashed feature fields per entity and join-key group, pipelined; `aread`
   sends them from the serving event loop itself (`slipway.features.resp`), no lookup thread.
 Values that are all float32 (each stored as a 5-byte ValueProto) decode in one numpy call; anything else (a
@@ -43,6 +45,7 @@ OnlineRead = Callable[[Sequence[Mapping[str, Any]]], OnlineRows]
 _NUMERIC: Final = frozenset({"float_val", "double_val", "int32_val", "int64_val", "bool_val"})
 KEY_CACHE: Final = 1 << 16  # serialized entity keys kept (a pure function of the key: never stale)
 _NAME_SEP: Final = b"\x1f"  # char(31), between packed feature names
+ROW_CACHE: Final = 1 << 17  # SQLite entity rows kept between commits of other connections (then: all dropped)
 LAYOUTS: Final = 64  # SQLite row orders remembered (one in practice: features are written in one order)
 # ValueProto field 6 (float_val), wire type 5 (32-bit), then the 4 bytes of the float, little-endian
 _FLOAT_TAG: Final = b"\x35"
@@ -248,6 +251,9 @@ class _SqliteRead(_DirectRead):
         self._conn: sqlite3.Connection | None = None
         # (view index, packed names) -> (output columns, which packed values they take or None: all, count)
         self._layouts: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray | None, int]] = {}
+        # (group index, stored key) -> (output columns, their values): exact while PRAGMA data_version holds
+        self._rows: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        self._version: int | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:  # read-only, one per reader; the server reads from one thread at a time
@@ -259,21 +265,37 @@ class _SqliteRead(_DirectRead):
 
     def fill(self, values: np.ndarray, rows: list[dict[str, Any]]) -> None:
         conn = self._connect()
-        for group in self.groups:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:  # another connection committed (a materialization): forget every row
+            self._version = version
+            self._rows.clear()
+        for g, group in enumerate(self.groups):
             for i, row in enumerate(rows):
                 key = self.stored_key(group, row)
                 if key is None:
                     continue
-                out = values[i]
-                for view, names, blob in conn.execute(group.packed_sql, (key,)).fetchall():
-                    if names is None:  # no row of this entity in this view
-                        continue
-                    cols, keep, n = self._layout(group, view, names)
-                    if len(blob) != 5 * n or blob[::5] != _FLOAT_TAG * n:
-                        self._by_row(conn, group, key, out)
-                        break
-                    packed = np.ndarray((n,), dtype="<f4", buffer=blob, offset=1, strides=(5,))
-                    out[cols] = packed if keep is None else packed[keep]
+                cached = self._rows.get((g, key))
+                if cached is None:
+                    fresh = np.full(values.shape[1], np.nan, dtype=np.float32)
+                    self._read(conn, group, key, fresh)
+                    written = np.flatnonzero(~np.isnan(fresh))
+                    cached = (written, fresh[written])
+                    if len(self._rows) >= ROW_CACHE:
+                        self._rows.clear()
+                    self._rows[(g, key)] = cached
+                values[i, cached[0]] = cached[1]
+
+    def _read(self, conn: sqlite3.Connection, group: _Group, key: bytes, out: np.ndarray) -> None:
+        """One entity's stored rows of one join-key group, decoded into `out`."""
+        for view, names, blob in conn.execute(group.packed_sql, (key,)).fetchall():
+            if names is None:  # no row of this entity in this view
+                continue
+            cols, keep, n = self._layout(group, view, names)
+            if len(blob) != 5 * n or blob[::5] != _FLOAT_TAG * n:
+                self._by_row(conn, group, key, out)
+                break
+            packed = np.ndarray((n,), dtype="<f4", buffer=blob, offset=1, strides=(5,))
+            out[cols] = packed if keep is None else packed[keep]
 
     def _by_row(self, conn: sqlite3.Connection, group: _Group, key: bytes, out: np.ndarray) -> None:
         """The entity's rows one by one, each value parsed by protobuf (any numeric type, nulls)."""
