@@ -251,13 +251,15 @@ def other_types_as_feast(store: FeastFeatureStore) -> None:
 
     read, _ = direct_online(store)
     assert read is not None
+    keys = [{"patient_id": p} for p in (11, 12, 13, 14)]
+    # read (and kept by a SQLite reader) before another writer changes them
+    assert len(read(keys).missing) == 0
     for patient, value in (
         (11, Value(double_val=1234.5)),
         (12, Value(int64_val=7)),
         (13, Value(null_val=Null.NULL)),
     ):
         overwrite_stored(store, patient, value)
-    keys = [{"patient_id": p} for p in (11, 12, 13, 14)]
     direct, feast = read(keys), store.online(keys)
     np.testing.assert_array_equal(direct.values, feast.values)
     assert direct.missing == feast.missing and [m.index for m in direct.missing] == [2]  # the null is absent
