@@ -257,11 +257,19 @@ def collapse(
     policy: CanaryConfig,
     spec: OutputSpec = BINARY,
     name: str = "collapse",
+    baseline_std_ratio: float = 1.0,
 ) -> CheckResult:
-    """Pure; fails (hard) on constant/collapsed answers: score std far below the stable's, and for a
+    """Pure; fails (hard) on constant/collapsed answers: score std below `collapse_std_ratio` times the stable's
+    (times the offline ratio `baseline_std_ratio` when the canary's model is sharper on the holdout: a
+    multiclass retrain whose top-class probability is ~1 on every row is confident, not collapsed), and for a
     classifier one label where the stable spreads, or a label entropy far below the stable's."""
     n_c, n_s = int(canary.scores.size), int(stable.scores.size)
-    threshold = f"std ratio >= {policy.collapse_std_ratio:g}"
+    floor = policy.collapse_std_ratio * min(1.0, baseline_std_ratio)
+    threshold = f"std ratio >= {floor:g}" + (
+        f" ({policy.collapse_std_ratio:g} x offline ratio {baseline_std_ratio:g})"
+        if baseline_std_ratio < 1
+        else ""
+    )
     if spec.classification:
         threshold += (
             f"; label entropy ratio >= {policy.collapse_std_ratio:g}; several labels when the stable has them"
@@ -272,7 +280,7 @@ def collapse(
         )
     std_s = float(stable.scores.std())
     ratio = float(canary.scores.std()) / std_s if std_s > 0 else math.inf
-    failed = ratio < policy.collapse_std_ratio
+    failed = ratio < floor
     detail = f"canary std {canary.scores.std():.4g} vs stable {std_s:.4g}"
     effect = 0.0
     if spec.classification and canary.labels.size and stable.labels.size:

@@ -238,7 +238,14 @@ def _shadow_checks(
         ck.shadow_errors(windows, shadow=state.shadow, policy=policy),
         ck.nonfinite(canary, stable, policy=policy, name="shadow_nonfinite"),
         ck.invalid(canary, stable, policy=policy, name="shadow_invalid"),
-        ck.collapse(canary, stable, policy=policy, spec=spec, name="shadow_collapse"),
+        ck.collapse(
+            canary,
+            stable,
+            policy=policy,
+            spec=spec,
+            name="shadow_collapse",
+            baseline_std_ratio=state.baselines.score_std_ratio,
+        ),
     ]
     if spec.classification:
         checks.append(ck.shadow_agreement(labels, policy=policy, baseline=base.agreement))
@@ -266,7 +273,7 @@ def _live_checks(
         ck.missing_entities(live, policy=policy),
         ck.nonfinite(canary, stable, policy=policy),
         ck.invalid(canary, stable, policy=policy),
-        ck.collapse(canary, stable, policy=policy, spec=spec),
+        ck.collapse(canary, stable, policy=policy, spec=spec, baseline_std_ratio=base.score_std_ratio),
         ck.latency(canary.latencies, stable.latencies, policy=policy),
         ck.shift(canary.scores, stable.scores, policy=policy, baseline=base.score_ks),
     ]

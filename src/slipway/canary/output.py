@@ -46,6 +46,7 @@ class Baselines:
     agreement: float = 1.0  # share of holdout rows where both predict the same label
     paired_median: float = 0.0  # |median| of the per-row score differences (canary - stable)
     paired_spread: float = 0.0  # regression: median |canary - stable| per row, in units of the stable's std
+    score_std_ratio: float = 1.0  # the canary's score std / the stable's (a sharper retrain: far below 1)
 
 
 BINARY = OutputSpec()  # the default spec: P(positive class) in [0, 1]
@@ -87,4 +88,7 @@ def offline_baselines(
         label_tvd=round(tvd, 4),
         agreement=round(agreement, 4),
         paired_median=round(abs(float(np.median(c_scores - s_scores))) if len(c_scores) else 0.0, 6),
+        score_std_ratio=round(min(1.0, float(np.std(c_scores)) / s_std), 6)
+        if (s_std := float(np.std(s_scores))) > 0
+        else 1.0,
     )

@@ -233,3 +233,45 @@ def test_latency_p_value_holds_its_size_against_a_small_stable_sample() -> None:
         assert p is not None
         p_values.append(p)
     assert np.mean(np.asarray(p_values) < 0.05) <= 0.06
+
+
+def test_collapse_judges_a_sharper_multiclass_retrain_by_its_offline_std() -> None:
+    """The CI case: a 3-class retrain whose top-class probability is ~1 on every row (std 0.0005 against the
+    champion's 0.08) while it predicts all three labels as the champion does. Offline, on the holdout, it is as
+    sharp: confident, not collapsed. The same live answers from a model that spread its scores offline fail."""
+    from slipway.canary.output import OutputSpec, offline_baselines
+
+    rng = np.random.default_rng(5)
+    spec = OutputSpec(task="multiclass", classes=3)
+    labels = rng.integers(0, 3, 600)
+    champion = np.clip(0.85 + rng.normal(0, 0.08, 600), 0.34, 1.0)
+    sharp = 1.0 - np.abs(rng.normal(0, 5e-4, 600))
+
+    def arm(scores: np.ndarray, rows: slice) -> ck.Pooled:
+        window = ArmWindow(
+            requests=scores[rows].size, scores=scores[rows].tolist(), labels=labels[rows].tolist()
+        )
+        return ck.pool([window], spec)
+
+    base = offline_baselines(
+        stable=(champion[:300], labels[:300]), canary=(sharp[:300], labels[:300]), spec=spec
+    )
+    assert base.score_std_ratio < 0.02
+    live = ck.collapse(arm(sharp, slice(300, 442)), arm(champion, slice(300, 600)), policy=POLICY, spec=spec)
+    assert live.failed  # without the offline evidence, this looks like a collapse
+    judged = ck.collapse(
+        arm(sharp, slice(300, 442)),
+        arm(champion, slice(300, 600)),
+        policy=POLICY,
+        spec=spec,
+        baseline_std_ratio=base.score_std_ratio,
+    )
+    assert judged.status is CheckStatus.PASSED
+    flat = np.full(142, 0.34)  # a model that spread offline answering ~1/3 everywhere live
+    assert ck.collapse(
+        arm(np.concatenate([np.zeros(300), flat]), slice(300, 442)),
+        arm(champion, slice(300, 600)),
+        policy=POLICY,
+        spec=spec,
+        baseline_std_ratio=1.0,
+    ).failed
