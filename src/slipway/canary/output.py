@@ -79,7 +79,8 @@ def offline_baselines(
     else:
         agreement = 1.0
     diff = c_scores - s_scores
-    sd = float(np.std(s_scores)) or 1.0
+    s_std = float(np.std(s_scores))
+    sd = s_std or 1.0
     return Baselines(
         paired_spread=round(float(np.median(np.abs(diff))) / sd, 6)
         if len(diff) and not spec.classification
@@ -88,7 +89,5 @@ def offline_baselines(
         label_tvd=round(tvd, 4),
         agreement=round(agreement, 4),
         paired_median=round(abs(float(np.median(c_scores - s_scores))) if len(c_scores) else 0.0, 6),
-        score_std_ratio=round(min(1.0, float(np.std(c_scores)) / s_std), 6)
-        if (s_std := float(np.std(s_scores))) > 0
-        else 1.0,
+        score_std_ratio=round(min(1.0, float(np.std(c_scores)) / s_std), 6) if s_std > 0 else 1.0,
     )

@@ -179,10 +179,14 @@ class _DirectRead:
         self.parse = Value.FromString
 
     def __call__(self, keys: Sequence[Mapping[str, Any]]) -> OnlineRows:
-        rows = check_keys(keys, join_keys=self.join_keys)
-        values = np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
+        rows, values = self.blank(keys)
         self.fill(values, rows)
         return self.answer(values, rows)
+
+    def blank(self, keys: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Pure; the checked keys and their all-NaN matrix, for `fill` to write into."""
+        rows = check_keys(keys, join_keys=self.join_keys)
+        return rows, np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
 
     def answer(self, values: np.ndarray, rows: list[dict[str, Any]]) -> OnlineRows:
         """Pure; the filled matrix as OnlineRows (an entity with any feature absent is missing, named)."""
@@ -337,8 +341,7 @@ class _RedisRead(_DirectRead):
     async def _read_async(self, keys: Sequence[Mapping[str, Any]]) -> OnlineRows:
         """Non-blocking (awaits Redis); what `__call__` answers, every HMGET pipelined on the loop's connection."""
         assert self._async is not None
-        rows = check_keys(keys, join_keys=self.join_keys)
-        values = np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
+        rows, values = self.blank(keys)
         todo = self._todo(rows)
         if todo:
             answers = await self._async.hmget_many([(key, self._fields[id(group)]) for group, _, key in todo])

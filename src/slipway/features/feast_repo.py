@@ -179,15 +179,9 @@ def redis_client(connection_string: str) -> Any:
     """Non-blocking (connects on first command); a redis-py client for Feast's `host:port,db=N,password=...`."""
     from redis import Redis
 
-    parts = connection_string.split(",")
-    host, _, port = parts[0].partition(":")
-    kwargs: dict[str, Any] = {}
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        try:
-            kwargs[key] = json.loads(value)
-        except ValueError:
-            kwargs[key] = value
+    from slipway.features.resp import split_connection_string
+
+    host, port, kwargs = split_connection_string(connection_string)
     return Redis(host=host, port=int(port or 6379), socket_timeout=5, **kwargs)
 
 

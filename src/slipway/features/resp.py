@@ -5,7 +5,7 @@ redis-py that read is a blocking socket call, so it runs on a lookup thread, and
 about as much CPU as the read itself. This client speaks RESP2 (the protocol every Redis version answers) on an
 `asyncio.Protocol` of the loop that serves: commands of concurrent requests are written as they come and the
 replies, which Redis sends in order, resolve their futures in order. It only knows what that read needs:
-`AUTH`, `SELECT`, `HMGET`; TLS, a Redis cluster or sentinel keep redis-py on the thread (`AsyncRedis.supports`).
+`AUTH`, `SELECT`, `HMGET`; TLS, a Redis cluster or sentinel keep redis-py on the thread (`parse_connection_string`).
 A lost connection fails the reads in flight (each caller answers 503) and the next read connects again.
 """
 
@@ -16,7 +16,7 @@ import json
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 CONNECT_TIMEOUT_S: Final = 5.0
 REPLY_TIMEOUT_S: Final = 5.0  # like redis-py's socket_timeout in slipway.features.feast_repo.redis_client
@@ -38,24 +38,39 @@ class RedisAddress:
     username: str | None = None
 
 
+def split_connection_string(conn: str) -> tuple[str, str, dict[str, Any]]:
+    """Pure; Feast's `host:port,key=value,...` as host, port text (may be empty) and options (JSON values decoded,
+    others kept as text): what redis-py's client and this one are built from."""
+    parts = conn.split(",")
+    host, _, port = parts[0].partition(":")
+    options: dict[str, Any] = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return host, port, options
+
+
 def parse_connection_string(conn: str) -> RedisAddress | None:
     """Pure; Feast's `host:port,db=N,password=...` as a RedisAddress, None when it asks for more than this client
     does (ssl, timeouts, any other option): the caller keeps redis-py."""
-    parts = conn.split(",")
-    host, _, port = parts[0].partition(":")
-    options: dict[str, str] = {}
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        options[key.strip()] = value.strip()
+    host, port, options = split_connection_string(conn)
     if not host or set(options) - {"db", "password", "username"}:
         return None
     try:
-        db = int(json.loads(options.get("db", "0")))
+        db = int(options.get("db", 0))
         number = int(port or 6379)
     except (ValueError, TypeError):
         return None
+    password, username = options.get("password"), options.get("username")
     return RedisAddress(
-        host=host, port=number, db=db, password=options.get("password"), username=options.get("username")
+        host=host,
+        port=number,
+        db=db,
+        password=None if password is None else str(password),
+        username=None if username is None else str(username),
     )
 
 
@@ -161,9 +176,7 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         age = loop.time() - self.waiting[0][1]
         if age >= REPLY_TIMEOUT_S:  # replies may still come: they would answer the wrong futures
-            self._fail(TimeoutError(f"Redis owes a reply for {age:.1f} s (limit {REPLY_TIMEOUT_S} s)"))
-            if self.transport is not None:
-                self.transport.close()
+            self.abort(TimeoutError(f"Redis owes a reply for {age:.1f} s (limit {REPLY_TIMEOUT_S} s)"))
             return
         self._watchdog = loop.call_later(REPLY_TIMEOUT_S - age, self._check)
 
@@ -184,14 +197,18 @@ class _Protocol(asyncio.Protocol):
                 else:
                     future.set_result(reply)
         except (RedisReplyError, ValueError) as exc:  # the stream cannot be followed any more
-            self._fail(RedisReplyError(f"unreadable reply from Redis: {exc}"))
-            if self.transport is not None:
-                self.transport.close()
+            self.abort(RedisReplyError(f"unreadable reply from Redis: {exc}"))
             return
         del self.buffer[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
+
+    def abort(self, exc: Exception) -> None:
+        """Fails every read in flight with `exc` and closes the connection (the next read opens another)."""
+        self._fail(exc)
+        if self.transport is not None:
+            self.transport.close()
 
     def _fail(self, exc: Exception) -> None:
         if self.lost is None:
@@ -231,9 +248,7 @@ class AsyncRedis:
         """Idempotent; closes the connection (reads in flight fail)."""
         protocol, self._protocol = self._protocol, None
         if protocol is not None:
-            protocol._fail(ConnectionError("Redis connection closed by the client"))
-            if protocol.transport is not None:
-                protocol.transport.close()
+            protocol.abort(ConnectionError("Redis connection closed by the client"))
 
     async def _connection(self) -> _Protocol:
         protocol = self._protocol
