@@ -213,6 +213,8 @@ async def run_open_loop(
     seed: int = 0,
 ) -> OpenLoopResult:
     """Poisson arrivals at `rate_rps` for `warmup_s + duration_s`; the requests scheduled in the last `duration_s`."""
+    if not rate_rps > 0:
+        raise ValueError(f"rate_rps must be > 0, got {rate_rps}")
     loop = asyncio.get_running_loop()
     rng = np.random.default_rng(seed)
     total = warmup_s + duration_s
